@@ -1,5 +1,12 @@
 """sktopk: top-k losses for PyTorch and scikit-learn."""
 
+from .estimators import SmoothTopKSVMClassifier, STkClassifier, STkRegressor
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "STkClassifier",
+    "STkRegressor",
+    "SmoothTopKSVMClassifier",
+    "__version__",
+]

@@ -1,0 +1,16 @@
+"""The training engine: batched members, hand-derived gradients, one loop."""
+
+from .models import ModuleAdapter, StackedMLP, to_sequential
+from .trainer import DivergenceError, TrainData, TrainResult, TrainSpec, score, train
+
+__all__ = [
+    "DivergenceError",
+    "ModuleAdapter",
+    "StackedMLP",
+    "TrainData",
+    "TrainResult",
+    "TrainSpec",
+    "score",
+    "to_sequential",
+    "train",
+]

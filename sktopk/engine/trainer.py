@@ -1,0 +1,307 @@
+"""The training loop shared by every estimator and by the batched search.
+
+It trains a grid of independent members of leading shape ``lead = (G, Mg)``:
+``G`` data groups, each with its own training/validation rows and data order
+(seeded per group), and ``Mg`` members per group that share those rows but have
+their own hyper-parameters (learning rate, C, k, delta), threshold lambda and
+early-stopping state. A single estimator is ``lead = (1, 1)``.
+
+The step is a few large tensor operations with no host synchronisation; the
+host looks at the device only at evaluation points (once per epoch by
+default) to record scores and decide which members stop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .objectives import (
+    AGGREGATES_WITH_LAMBDA,
+    aggregate_value_and_grad,
+    individual_value_and_grad,
+)
+from .optim import make_optimizer
+
+__all__ = ["TrainData", "TrainSpec", "TrainResult", "train", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass
+class TrainData:
+    """Rows on the device, shared by all groups.
+
+    ``X``, ``y`` and ``w`` hold every row once plus a final padding row
+    (weight 0); ``train_idx[g]`` and ``val_idx[g]`` index the rows of group g.
+    """
+
+    X: Tensor
+    y: Tensor
+    w: Tensor
+    train_idx: list[Tensor]
+    val_idx: list[Tensor] | None = None
+
+    @property
+    def pad(self) -> int:
+        return self.X.shape[0] - 1
+
+
+@dataclass
+class TrainSpec:
+    """What to train and how (everything that is the same for all members)."""
+
+    loss: str
+    aggregate: str
+    task: str  # "binary" | "multiclass" | "regression"
+    optimizer: str = "adagrad"
+    batch_size: int = 16
+    max_epochs: int = 200
+    early_stopping: bool = False
+    eval_every: int | None = None  # steps between evaluations; None: each epoch
+    patience: int = 10  # evaluations without improvement before stopping
+    tol: float = 1e-4
+    smoothing: str = "srelu"
+    loss_params: dict = field(default_factory=dict)
+    verbose: int = 0
+
+
+@dataclass
+class TrainResult:
+    lam: Tensor
+    n_epochs: Tensor  # (G, Mg) epochs run by each member
+    best_step: Tensor  # (G, Mg) step whose weights are kept
+    loss_curve: list[Tensor]  # per epoch, (G, Mg) mean training objective
+    validation_scores: list[Tensor]  # per evaluation, (G, Mg)
+    diverged: Tensor  # (G, Mg) bool
+    converged: Tensor  # (G, Mg) bool: stopped before max_epochs
+    steps_per_epoch: int = 0
+
+
+def train(model, data: TrainData, spec: TrainSpec, hyper: dict, seeds) -> TrainResult:
+    """Train all members of ``model`` in place; see the module docstring.
+
+    ``hyper`` maps "lr", "C", "kappa" and "delta" to tensors of shape ``lead``
+    on the data's device; ``seeds`` gives one int per group.
+    """
+    return _Loop(model, data, spec, hyper, seeds).run()
+
+
+class _Loop:
+    def __init__(self, model, data, spec, hyper, seeds):
+        self.model, self.data, self.spec, self.h = model, data, spec, hyper
+        self.lead = hyper["lr"].shape
+        # lead == (): one member, 2-D tensors and plain matrix products.
+        self.single = self.lead == ()
+        self.dev = data.X.device
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        sizes = [len(t) for t in data.train_idx]
+        self.S = math.ceil(max(sizes) / spec.batch_size)
+        self.step_mask = _step_mask(sizes, spec.batch_size, self.S, self.dev)
+        self.uses_lam = spec.aggregate in AGGREGATES_WITH_LAMBDA
+        self.lam = self._init_lambda() if self.uses_lam else None
+        extra = [self.lam] if self.uses_lam else []
+        self.opt = make_optimizer(spec.optimizer, model.params + extra)
+        self.es = _EarlyStopping(self.lead, self.dev, spec, model.params + extra)
+
+    # -- one step --------------------------------------------------------- #
+    def objective_grads(self, Xb, yb, wb):
+        spec, h = self.spec, self.h
+        f = self.model.forward(Xb)
+        losses, dl_df = individual_value_and_grad(spec.loss, f, yb, spec.loss_params)
+        lam = self.lam if self.uses_lam else h["kappa"]
+        obj, g_l, g_lam = aggregate_value_and_grad(
+            spec.aggregate, losses, wb, lam, h["kappa"], h["delta"], spec.smoothing
+        )
+        grads = self.model.backward(g_l.unsqueeze(-1) * dl_df)
+        for i in self.model.penalized:
+            W = self.model.params[i]
+            grads[i] = grads[i] + W / _view(h["C"], W)
+        return obj, grads + ([g_lam] if self.uses_lam else [])
+
+    def step(self, idx: Tensor, s: int) -> Tensor:
+        d = self.data
+        Xb, yb, wb = (self.lift(t[idx]) for t in (d.X, d.y, d.w))
+        obj, grads = self.objective_grads(Xb, yb, wb)
+        lr = self.h["lr"] * self.es.active
+        if self.step_mask is not None:
+            lr = lr * self.step_mask[s].unsqueeze(-1)
+        self.opt.step(grads, lr)
+        if self.uses_lam:
+            self.lam.clamp_(min=0.0)
+        return obj
+
+    # -- the loop --------------------------------------------------------- #
+    def run(self) -> TrainResult:
+        spec, B = self.spec, self.spec.batch_size
+        every = spec.eval_every or self.S
+        curve, step = [], 0
+        for epoch in range(spec.max_epochs):
+            order = self.epoch_order()
+            acc = torch.zeros(self.lead, device=self.dev)
+            for s in range(self.S):
+                acc += self.step(order[..., s * B : (s + 1) * B], s)
+                step += 1
+                if spec.early_stopping and step % every == 0:
+                    self.es.update(self.validation_score(), acc, step, epoch)
+            curve.append(acc / self.S + self.penalty())
+            if not spec.early_stopping:
+                self.es.update(-curve[-1], curve[-1], step, epoch)
+            self.report(epoch, curve[-1])
+            if not self.es.any_active():
+                break
+        self.es.restore(rollback=spec.early_stopping)
+        return self.result(curve)
+
+    def epoch_order(self) -> Tensor:
+        """(G, S * B) row indices; groups with fewer rows are padded at the end."""
+        B, pad = self.spec.batch_size, self.data.pad
+        rows = torch.full((len(self.gens), self.S * B), pad, dtype=torch.long)
+        for g, (gen, idx) in enumerate(zip(self.gens, self.data.train_idx, strict=True)):
+            perm = torch.randperm(len(idx), generator=gen)
+            rows[g, : len(idx)] = idx.cpu()[perm]
+        rows = rows[0] if self.single else rows
+        return rows.to(self.dev, non_blocking=True)
+
+    def lift(self, t: Tensor) -> Tensor:
+        """Rows gathered per group -> broadcastable over the group's members."""
+        return t if self.single else t.unsqueeze(1)
+
+    def padded(self, idx_list: list[Tensor]) -> Tensor:
+        idx = _padded(idx_list, self.data.pad, self.dev)
+        return idx[0] if self.single else idx
+
+    def penalty(self) -> Tensor:
+        total = torch.zeros(self.lead, device=self.dev)
+        for i in self.model.penalized:
+            sq = self.model.params[i].detach().pow(2).flatten(len(self.lead)).sum(-1)
+            total = total + sq / (2 * self.h["C"])
+        return total
+
+    @torch.no_grad()
+    def validation_score(self) -> Tensor:
+        d = self.data
+        idx = self.padded(d.val_idx)
+        f = self.model.forward(self.lift(d.X[idx]), cache=False)
+        return score(self.spec.task, f, self.lift(d.y[idx]), self.lift(d.w[idx]))
+
+    @torch.no_grad()
+    def _init_lambda(self) -> Tensor:
+        """lambda starts at the k-th largest individual loss of the initial model."""
+        d = self.data
+        idx = self.padded(d.train_idx)
+        f = self.model.forward(self.lift(d.X[idx]), cache=False).detach()
+        losses, _ = individual_value_and_grad(
+            self.spec.loss, f, self.lift(d.y[idx]), self.spec.loss_params
+        )
+        losses = losses.masked_fill(self.lift(d.w[idx]) <= 0, float("-inf"))
+        n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
+        n = n[0] if self.single else n.unsqueeze(-1)
+        k = torch.ceil(self.h["kappa"] * n - 1e-6).clamp(1).long()
+        ranked = losses.sort(-1, descending=True).values
+        lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
+        return lam.clamp_min(0.0).to(f.dtype).contiguous()
+
+    def report(self, epoch: int, loss: Tensor) -> None:
+        if self.spec.verbose and loss.numel() == 1:
+            msg = f"epoch {epoch + 1}: loss={loss.item():.6f}"
+            if self.es.history and self.spec.early_stopping:
+                msg += f" validation_score={self.es.history[-1].item():.6f}"
+            print(msg, flush=True)
+
+    def result(self, curve) -> TrainResult:
+        es = self.es
+        lam = self.lam if self.uses_lam else torch.zeros(self.lead, device=self.dev)
+        return TrainResult(
+            lam=lam.detach().cpu(),
+            n_epochs=es.n_epochs.cpu(),
+            best_step=es.best_step.cpu(),
+            loss_curve=[c.detach().cpu() for c in curve],
+            validation_scores=[v.cpu() for v in es.history],
+            diverged=es.diverged.cpu(),
+            converged=(es.n_epochs < self.spec.max_epochs).cpu() | es.stopped.cpu(),
+            steps_per_epoch=self.S,
+        )
+
+
+class _EarlyStopping:
+    """Per-member best score, patience counter and best weights."""
+
+    def __init__(self, lead, dev, spec: TrainSpec, params: list[Tensor]):
+        self.spec, self.params = spec, params
+        self.best = torch.full(lead, -math.inf, device=dev)
+        self.bad = torch.zeros(lead, dtype=torch.long, device=dev)
+        self.active = torch.ones(lead, device=dev)
+        self.stopped = torch.zeros(lead, dtype=torch.bool, device=dev)
+        self.diverged = torch.zeros(lead, dtype=torch.bool, device=dev)
+        self.n_epochs = torch.zeros(lead, dtype=torch.long, device=dev)
+        self.best_step = torch.zeros(lead, dtype=torch.long, device=dev)
+        self.best_params = [p.detach().clone() for p in params]
+        self.history: list[Tensor] = []
+
+    @torch.no_grad()
+    def update(self, score: Tensor, loss: Tensor, step: int, epoch: int) -> None:
+        was = self.active.bool()
+        self.history.append(score.detach())
+        bad = ~torch.isfinite(score) | ~torch.isfinite(loss)
+        self.diverged |= bad & was
+        better = (score > self.best) & was & ~bad
+        for p, b in zip(self.params, self.best_params, strict=True):
+            b.copy_(torch.where(_view(better, p), p.detach(), b))
+        self.best_step = torch.where(better, step, self.best_step)
+        improved = score > self.best + self.spec.tol
+        self.bad = torch.where(improved, 0, self.bad + 1)
+        self.best = torch.where(better, score, self.best)
+        stop = was & ((self.bad >= self.spec.patience) | bad)
+        self.stopped |= stop
+        self.active = (was & ~stop).to(self.active.dtype)
+        self.n_epochs = torch.where(was, epoch + 1, self.n_epochs)
+
+    def any_active(self) -> bool:
+        return bool(self.active.any())
+
+    @torch.no_grad()
+    def restore(self, rollback: bool) -> None:
+        """Keep each member's best weights (always for diverged members)."""
+        keep = self.diverged | (torch.isfinite(self.best) if rollback else self.diverged)
+        for p, b in zip(self.params, self.best_params, strict=True):
+            p.copy_(torch.where(_view(keep, p), b, p))
+
+
+def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
+    """Weighted validation score per member: accuracy, or minus the MSE."""
+    w = w.expand(f.shape[:-1])
+    if task == "regression":
+        err = -(f[..., 0] - y) ** 2
+    elif task == "binary":
+        err = ((f[..., 0] > 0) == (y > 0)).to(f.dtype)
+    else:
+        err = (f.argmax(-1) == y).to(f.dtype)
+    return (err * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
+
+
+def _view(t: Tensor, like: Tensor) -> Tensor:
+    """Broadcast per-member ``t`` against ``like`` (a single member: a scalar)."""
+    if t.numel() == 1:
+        return t.reshape(())
+    return t.reshape(t.shape + (1,) * (like.dim() - t.dim()))
+
+
+def _padded(idx_list: list[Tensor], pad: int, dev) -> Tensor:
+    n = max(len(t) for t in idx_list)
+    out = torch.full((len(idx_list), n), pad, dtype=torch.long)
+    for g, t in enumerate(idx_list):
+        out[g, : len(t)] = t.cpu()
+    return out.to(dev)
+
+
+def _step_mask(sizes, B, S, dev) -> Tensor | None:
+    if len(set(sizes)) == 1:
+        return None
+    s = torch.arange(S).unsqueeze(-1)
+    return (torch.tensor(sizes).unsqueeze(0) > s * B).float().to(dev)

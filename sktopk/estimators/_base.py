@@ -1,0 +1,241 @@
+"""Logic shared by the sktopk estimators: parameters, data, calling the engine."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from torch import nn
+
+from .._device import resolve_device
+from ..engine import (
+    DivergenceError,
+    ModuleAdapter,
+    StackedMLP,
+    TrainData,
+    TrainSpec,
+    to_sequential,
+    train,
+)
+from ._sklearn_compat import Interval, StrOptions
+
+_DTYPE = torch.float32
+
+TRAINING_PARAMETER_CONSTRAINTS: dict = {
+    "C": [Interval(Real, 0, None, closed="neither")],
+    "model": [StrOptions({"linear", "mlp"}), callable],
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "optimizer": [StrOptions({"adagrad", "adam", "sgd"})],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+}
+
+
+class _TopKEstimatorBase(BaseEstimator):
+    """Training and inference shared by all sktopk estimators.
+
+    Subclasses say what to train through ``_task_spec(y)``, which returns the
+    encoded targets, the task ("binary" | "multiclass" | "regression"), the
+    number of outputs, the individual loss and its parameters.
+    """
+
+    _aggregate_name = "average"
+
+    # -- fitting -------------------------------------------------------------- #
+    def _fit(self, X, y, sample_weight=None):
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), y_numeric=False)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self._check_hidden_sizes()
+        target, task, n_out, loss, loss_params = self._task_spec(y)
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_idx, val_idx = self._split(len(X), y, task, rng)
+        kappa, delta = self._aggregate_params(len(train_idx))
+        data = _make_data(X, target, sample_weight, train_idx, val_idx, device)
+        model = self._make_model(X.shape[1], n_out, seed, device)
+        spec = self._train_spec(loss, task, loss_params)
+        hyper = {
+            "lr": self.learning_rate, "C": self.C, "kappa": kappa, "delta": delta,
+        }
+        hyper = {k: torch.tensor(float(v), device=device) for k, v in hyper.items()}
+        result = train(model, data, spec, hyper, [seed])
+        self._store(model, result, X.shape[1], n_out)
+        return self
+
+    def _aggregate_params(self, n_train: int) -> tuple[float, float]:
+        """(kappa = k / n_train, delta) of the aggregate; overridden by STk."""
+        return 1.0, 1.0
+
+    def _train_spec(self, loss: str, task: str, loss_params: dict) -> TrainSpec:
+        return TrainSpec(
+            loss=loss,
+            aggregate=self._aggregate_name,
+            task=task,
+            optimizer=self.optimizer,
+            batch_size=int(self.batch_size),
+            max_epochs=int(self.max_epochs),
+            early_stopping=bool(self.early_stopping),
+            patience=int(self.n_iter_no_change),
+            tol=float(self.tol),
+            loss_params=loss_params,
+            verbose=int(self.verbose),
+        )
+
+    def _split(self, n, y, task, rng):
+        idx = np.arange(n)
+        if not self.early_stopping:
+            return idx, None
+        stratify = y if task != "regression" else None
+        try:
+            return train_test_split(
+                idx, test_size=self.validation_fraction, stratify=stratify,
+                random_state=rng,
+            )
+        except ValueError:  # a class too small to stratify
+            return train_test_split(
+                idx, test_size=self.validation_fraction, random_state=rng
+            )
+
+    def _make_model(self, n_features: int, n_out: int, seed: int, device):
+        if self.warm_start and hasattr(self, "module_"):
+            previous = copy.deepcopy(self.module_).to(device)
+            if self.model in ("linear", "mlp"):
+                return _stacked_from_module(previous, self._sizes(n_features, n_out))
+            return ModuleAdapter(previous)
+        gen = torch.Generator().manual_seed(seed)
+        if callable(self.model):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                module = self.model(n_features, n_out)
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    "model must be 'linear', 'mlp' or a callable returning an "
+                    f"nn.Module; the callable returned {type(module).__name__}"
+                )
+            return ModuleAdapter(module.to(device=device, dtype=_DTYPE))
+        sizes = self._sizes(n_features, n_out)
+        return StackedMLP.initialize(sizes, [gen], 1, device=device, single=True)
+
+    def _sizes(self, n_features: int, n_out: int) -> tuple[int, ...]:
+        if self.model == "linear":
+            return (n_features, n_out)
+        return (n_features, *_hidden_sizes(self.hidden_layer_sizes), n_out)
+
+    def _check_hidden_sizes(self) -> None:
+        sizes = _hidden_sizes(self.hidden_layer_sizes)
+        if any(int(h) != h or h < 1 for h in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers; got "
+                f"{self.hidden_layer_sizes!r}"
+            )
+
+    def _store(self, model, result, n_features: int, n_out: int) -> None:
+        if bool(result.diverged.any()):
+            raise DivergenceError(
+                "Training diverged: the loss became NaN or infinite at epoch "
+                f"{int(result.n_epochs)} with learning_rate={self.learning_rate}. "
+                "Try a smaller learning_rate, a smaller C penalty weight "
+                "(larger C means less penalty), or standardised features."
+            )
+        if isinstance(model, ModuleAdapter):
+            self.module_ = model.module.cpu().eval()
+        else:
+            self.module_ = to_sequential(model.sizes, model.member_state(())).eval()
+        self.n_iter_ = int(result.n_epochs)
+        self.loss_curve_ = [float(v) for v in result.loss_curve]
+        self.best_epoch_ = self._best_epoch(result)
+        self.validation_scores_ = (
+            [float(v) for v in result.validation_scores] if self.early_stopping else None
+        )
+        if self._aggregate_name in ("matk", "stk"):
+            self.lambda_ = float(result.lam)
+        if not bool(result.converged):
+            warnings.warn(
+                f"{type(self).__name__} reached max_epochs={self.max_epochs} before "
+                "converging; increase max_epochs or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _best_epoch(self, result) -> int:
+        if not self.early_stopping:
+            return self.n_iter_
+        steps = int(result.best_step)
+        return max(1, -(-steps // result.steps_per_epoch))
+
+    # -- inference ------------------------------------------------------------ #
+    def _forward(self, X) -> np.ndarray:
+        """Raw model outputs, shape (n_samples, n_outputs)."""
+        check_is_fitted(self, "module_")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        device = _inference_device(self.device)
+        module = self.module_ if device.type == "cpu" else copy.deepcopy(self.module_)
+        module = module.to(device).eval()
+        with torch.no_grad():
+            out = module(torch.as_tensor(X, dtype=_DTYPE, device=device))
+        out = out.detach().cpu().numpy().astype(np.float64)
+        return out.reshape(len(X), -1)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in state:  # always pickle CPU weights
+            state["module_"] = copy.deepcopy(state["module_"]).cpu()
+        return state
+
+
+def _store_params(estimator, values: dict) -> None:
+    """Store every ``__init__`` argument verbatim (scikit-learn's rule)."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
+def _inference_device(device) -> torch.device:
+    """The fit-time device when it is still there, else the CPU (a model
+    fitted on CUDA predicts on a CPU-only machine)."""
+    try:
+        return resolve_device(device)
+    except ValueError:
+        return torch.device("cpu")
+
+
+def _hidden_sizes(sizes) -> tuple:
+    if isinstance(sizes, Integral):
+        return (int(sizes),)
+    return tuple(sizes)
+
+
+def _make_data(X, target, weight, train_idx, val_idx, device) -> TrainData:
+    pad = lambda a, v: np.concatenate([a, np.full((1,) + a.shape[1:], v, a.dtype)])  # noqa: E731
+    Xt = torch.as_tensor(pad(np.asarray(X, np.float32), 0.0), device=device)
+    yt = torch.as_tensor(pad(target, 0), device=device)
+    wt = torch.as_tensor(pad(np.asarray(weight, np.float32), 0.0), device=device)
+    tr = [torch.as_tensor(train_idx, dtype=torch.long)]
+    va = None if val_idx is None else [torch.as_tensor(val_idx, dtype=torch.long)]
+    return TrainData(Xt, yt, wt, tr, va)
+
+
+def _stacked_from_module(module: nn.Module, sizes) -> StackedMLP:
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    params = []
+    for lin in linears:
+        params += [lin.weight.detach().T.contiguous(), lin.bias.detach().clone()]
+    return StackedMLP(sizes, params)

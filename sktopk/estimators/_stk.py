@@ -1,0 +1,299 @@
+"""STkClassifier and STkRegressor: linear models or MLPs trained with an
+aggregate (average, maximum, ATk, MATk, STk) of individual losses."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import validate_data
+
+from .._validation import k_fraction
+from ..engine.objectives import AGGREGATE_NAMES as AGGREGATES
+from ..engine.objectives import SMOOTHINGS
+from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params, _TopKEstimatorBase
+from ._classifier import _TopKClassifierBase
+from ._sklearn_compat import Interval, StrOptions, _fit_context
+
+_AGGREGATE_CONSTRAINTS = {
+    "aggregate": [StrOptions(set(AGGREGATES))],
+    "k": [
+        Interval(Integral, 1, None, closed="left"),
+        Interval(Real, 0, 1, closed="right"),
+    ],
+    "delta": [Interval(Real, 0, None, closed="neither")],
+    "smoothing": [StrOptions(set(SMOOTHINGS))],
+}
+
+
+class _STkMixin:
+    """The aggregate's parameters, shared by the classifier and the regressor."""
+
+    @property
+    def _aggregate_name(self) -> str:
+        return self.aggregate
+
+    def _aggregate_params(self, n_train: int) -> tuple[float, float]:
+        return k_fraction(self.k, n_train, "k"), float(self.delta)
+
+    def _train_spec(self, loss, task, loss_params):
+        spec = super()._train_spec(loss, task, loss_params)
+        spec.smoothing = self.smoothing
+        return spec
+
+
+_COMMON_DOC = """
+    aggregate : {"stk", "matk", "atk", "average", "maximum"}, default="stk"
+        How the individual losses of a minibatch are combined (method of
+        Xia et al. 2024 for "stk", Fan et al. 2017 for "atk"/"matk").
+    k : int or float, default=0.9
+        The "k" of the top-k aggregates: an int counts training samples
+        (``1 <= k <= n_train``), a float in (0, 1] is a fraction of them. With
+        ``k = n_train`` (or 1.0) ATk is the average; ``k = 1`` is the maximum.
+        Ignored by "average" and "maximum".
+    delta : float, default=0.01
+        Smoothing of SReLU in STk (> 0); STk tends to MATk as delta -> 0.
+    smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
+        The smooth replacement of ReLU in STk.
+    C : float, default=1000.0
+        Inverse strength of the L2 penalty ``||W||^2 / (2 C)`` on the weight
+        matrices (not biases), added to the mean-type aggregate. ``C`` here is
+        ``n_samples`` times scikit-learn's ``LogisticRegression`` C.
+    model : {"linear", "mlp"} or callable, default="linear"
+        The model: linear, an MLP with ReLU hidden layers, or a callable
+        ``model(n_features, n_outputs) -> torch.nn.Module`` (trained by
+        autograd; weight matrices of dim >= 2 are penalised).
+    hidden_layer_sizes : tuple of int, default=(10,)
+        Hidden layers of ``model="mlp"`` (the paper uses one layer of 10).
+    optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
+        The optimizer (AdaGrad in the paper).
+    learning_rate : float, default=0.1
+        Step size of the optimizer.
+    batch_size : int, default=16
+        Minibatch size (16 in the paper).
+    max_epochs : int, default=200
+        Largest number of passes over the training data.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classifiers), stop when the validation score has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, and keep the best weights.
+        Without it, training stops when the training objective has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs.
+    validation_fraction : float, default=0.1
+        Held-out fraction used by early stopping.
+    n_iter_no_change : int, default=10
+        Patience, in epochs.
+    tol : float, default=1e-4
+        Smallest improvement that resets the patience counter.
+    device : str or torch.device, default="auto"
+        Where to train: "auto" uses CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, data order and the validation split
+        (through a local ``torch.Generator``; global seeds are untouched).
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+    warm_start : bool, default=False
+        Start from the weights of the previous fit.
+"""
+
+_ATTRIBUTES_DOC = """
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (only when X has string column names).
+    lambda_ : float
+        The learned threshold of "matk"/"stk" (set only for those aggregates);
+        close to the k-th largest training loss.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Training objective (mean minibatch aggregate plus penalty) per epoch.
+    validation_scores_ : list of float or None
+        Validation score per epoch when ``early_stopping=True``.
+    best_epoch_ : int
+        Epoch whose weights are kept.
+    module_ : torch.nn.Module
+        The trained network, on the CPU.
+"""
+
+
+class STkClassifier(_STkMixin, _TopKClassifierBase):
+    __doc__ = f"""Classifier trained with a top-k aggregate loss (default: STk).
+
+    Binary problems use the margin losses of method.md (``"logistic"``,
+    ``"hinge"``) on one output; more classes use their multi-class forms
+    (softmax cross-entropy, Crammer-Singer hinge) on one output per class.
+
+    Parameters
+    ----------
+    loss : {{"logistic", "hinge"}}, default="logistic"
+        The individual loss.
+{_COMMON_DOC}
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+{_ATTRIBUTES_DOC}
+    See Also
+    --------
+    STkRegressor : The same aggregates for regression.
+    SmoothTopKSVMClassifier : Top-k classification over classes.
+
+    References
+    ----------
+    Xia, Liu, Mao. "ST_k: A Scalable Module for Solving Top-k Problems".
+    NeurIPS 2024. Fan, Lyu, Ying, Hu. "Learning with Average Top-k Loss".
+    NeurIPS 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sktopk import STkClassifier
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> clf = STkClassifier(k=0.5, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    >>> round(clf.score(X, y), 2) > 0.8
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "loss": [StrOptions({"logistic", "hinge"})],
+        **_AGGREGATE_CONSTRAINTS,
+        **TRAINING_PARAMETER_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        aggregate="stk",
+        loss="logistic",
+        k=0.9,
+        delta=0.01,
+        smoothing="srelu",
+        C=1000.0,
+        model="linear",
+        hidden_layer_sizes=(10,),
+        optimizer="adagrad",
+        learning_rate=0.1,
+        batch_size=16,
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        _store_params(self, locals())
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; the aggregates use their weighted forms.
+
+        Returns
+        -------
+        self : STkClassifier
+        """
+        return self._fit(X, y, sample_weight)
+
+    def _task_spec(self, y):
+        encoded = self._encode(y)
+        if len(self.classes_) == 2:
+            margin = np.where(encoded == 1, 1.0, -1.0).astype(np.float32)
+            return margin, "binary", 1, self.loss, {}
+        loss = "cross_entropy" if self.loss == "logistic" else "multiclass_hinge"
+        return encoded.astype(np.int64), "multiclass", len(self.classes_), loss, {}
+
+    def _has_proba(self) -> bool:
+        return self.loss == "logistic"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (sigmoid or softmax of the scores; logistic loss
+        only), shape (n_samples, n_classes)."""
+        return self._proba_from_scores(self.decision_function(X))
+
+
+class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
+    __doc__ = f"""Regressor trained with a top-k aggregate loss (default: STk).
+
+    Targets are used as given; scale them yourself if needed (for example
+    with ``sklearn.compose.TransformedTargetRegressor``).
+
+    Parameters
+    ----------
+    loss : {{"square", "absolute"}}, default="square"
+        The individual loss of the residual ``y - f(x)``.
+{_COMMON_DOC}
+    Attributes
+    ----------
+{_ATTRIBUTES_DOC}
+    See Also
+    --------
+    STkClassifier : The same aggregates for classification.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sktopk import STkRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1.0,
+    ...                        random_state=0)
+    >>> reg = STkRegressor(random_state=0).fit(X, y / y.std())
+    >>> round(reg.score(X, y / y.std()), 2) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "loss": [StrOptions({"square", "absolute"})],
+        **_AGGREGATE_CONSTRAINTS,
+        **TRAINING_PARAMETER_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        aggregate="stk",
+        loss="square",
+        k=0.9,
+        delta=0.01,
+        smoothing="srelu",
+        C=1000.0,
+        model="linear",
+        hidden_layer_sizes=(10,),
+        optimizer="adagrad",
+        learning_rate=0.1,
+        batch_size=16,
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        _store_params(self, locals())
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model (see :meth:`STkClassifier.fit`)."""
+        return self._fit(X, y, sample_weight)
+
+    def _task_spec(self, y):
+        y = np.asarray(y, dtype=np.float32).reshape(-1)
+        return y, "regression", 1, self.loss, {}
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, shape (n_samples,)."""
+        return self._forward(X)[:, 0]

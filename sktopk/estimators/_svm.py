@@ -1,0 +1,148 @@
+"""SmoothTopKSVMClassifier: top-k classification with the smooth top-k SVM."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params
+from ._classifier import _TopKClassifierBase
+from ._sklearn_compat import Interval, _fit_context
+
+
+class SmoothTopKSVMClassifier(_TopKClassifierBase):
+    """Classifier trained with the smooth top-k SVM loss (Berrada et al. 2018).
+
+    The loss only asks the true class to be among the ``k`` highest scores
+    (with margin ``alpha``), smoothed with temperature ``tau``. It helps when a
+    model can over-fit noisy labels (e.g. a wide MLP trained long on few
+    samples); with a small model cross-entropy is usually as good.
+
+    Parameters
+    ----------
+    k : int, default=5
+        The "k" of top-k; ``1 <= k < n_classes``.
+    alpha : float, default=1.0
+        Margin (>= 0).
+    tau : float, default=1.0
+        Temperature (> 0) of the smoothing; ignored when ``smooth=False``.
+    smooth : bool, default=True
+        False trains the hard (non-smooth) top-k SVM loss.
+    C, model, hidden_layer_sizes, optimizer, learning_rate, batch_size, \
+max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol, \
+device, random_state, verbose, warm_start
+        As in :class:`STkClassifier`; ``model`` defaults to "mlp" here, and
+        the individual losses are averaged.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    n_iter_ : int
+    loss_curve_ : list of float
+    validation_scores_ : list of float or None
+        Top-1 validation accuracy per epoch when ``early_stopping=True``.
+    best_epoch_ : int
+    module_ : torch.nn.Module
+        The trained network (one output per class), on the CPU.
+
+    See Also
+    --------
+    STkClassifier : Top-k aggregates over samples.
+    sktopk.losses.smooth_topk_svm : The loss function.
+
+    References
+    ----------
+    Berrada, Zisserman, Kumar. "Smooth Loss Functions for Deep Top-k
+    Classification". ICLR 2018.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sktopk import SmoothTopKSVMClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = SmoothTopKSVMClassifier(k=3, max_epochs=5, random_state=0)
+    >>> clf = clf.fit(X / 16, y)
+    >>> clf.predict_topk(X[:2] / 16).shape
+    (2, 3)
+    """
+
+    _parameter_constraints: dict = {
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "tau": [Interval(Real, 0, None, closed="neither")],
+        "smooth": ["boolean"],
+        **TRAINING_PARAMETER_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        k=5,
+        alpha=1.0,
+        tau=1.0,
+        smooth=True,
+        C=1000.0,
+        model="mlp",
+        hidden_layer_sizes=(10,),
+        optimizer="adagrad",
+        learning_rate=0.1,
+        batch_size=16,
+        max_epochs=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        _store_params(self, locals())
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model (see :meth:`STkClassifier.fit`)."""
+        return self._fit(X, y, sample_weight)
+
+    def _task_spec(self, y):
+        encoded = self._encode(y)
+        n_classes = len(self.classes_)
+        if self.k >= n_classes:
+            raise ValueError(
+                f"k={self.k} must be smaller than the number of classes "
+                f"({n_classes}): with k >= n_classes every class is always in the "
+                "top k, so the loss is constant"
+            )
+        loss = "smooth_topk_svm" if self.smooth else "topk_svm"
+        params = {"k": int(self.k), "alpha": float(self.alpha)}
+        if self.smooth:
+            params["tau"] = float(self.tau)
+        return encoded.astype(np.int64), "multiclass", n_classes, loss, params
+
+    def decision_function(self, X) -> np.ndarray:
+        """Class scores (n_samples, n_classes); for two classes the 1-D
+        difference ``score(classes_[1]) - score(classes_[0])``."""
+        out = self._forward(X)
+        return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+
+    def predict_topk(self, X, k: int | None = None) -> np.ndarray:
+        """The ``k`` most likely classes per sample, best first.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        k : int, default=None
+            How many classes; defaults to the fitted ``k``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, k)
+        """
+        k = self.k if k is None else k
+        if not isinstance(k, Integral) or not 1 <= k <= len(self.classes_):
+            raise ValueError(f"k must be an int in [1, {len(self.classes_)}]; got {k!r}")
+        out = self._forward(X)
+        order = np.argsort(-out, axis=1, kind="stable")[:, :k]
+        return self.classes_[order]
