@@ -52,8 +52,14 @@ class StackedMLP:
         generator in a fixed order, so a member's initial weights depend only
         on its group's seed. ``single=True`` gives one member with no leading
         dims (``lead = ()``)."""
+        # Every member of a group starts from the same draw, so a member trained
+        # in a batch starts where a single run with the group's seed would.
         per_group = [
-            _init_member(sizes, gen, members_per_group, dtype) for gen in generators
+            [
+                p.expand(members_per_group, *p.shape[1:])
+                for p in _init_member(sizes, gen, dtype)
+            ]
+            for gen in generators
         ]
         params = [torch.stack(p) for p in zip(*per_group, strict=True)]
         if single:
@@ -99,16 +105,18 @@ class StackedMLP:
 def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
     while t.dim() > len(shape):
         t = t.sum(0)
-    dims = [i for i, (a, b) in enumerate(zip(t.shape, shape, strict=True)) if b == 1 < a]
+    dims = [
+        i for i, (a, b) in enumerate(zip(t.shape, shape, strict=True)) if b == 1 < a
+    ]
     return t.sum(dims, keepdim=True) if dims else t
 
 
-def _init_member(sizes, gen, members, dtype) -> list[Tensor]:
+def _init_member(sizes, gen, dtype) -> list[Tensor]:
     out = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         bound = 1.0 / math.sqrt(fan_in)
-        W = torch.rand(members, fan_in, fan_out, generator=gen, dtype=dtype)
-        b = torch.rand(members, fan_out, generator=gen, dtype=dtype)
+        W = torch.rand(1, fan_in, fan_out, generator=gen, dtype=dtype)
+        b = torch.rand(1, fan_out, generator=gen, dtype=dtype)
         out += [(2 * W - 1) * bound, (2 * b - 1) * bound]
     return out
 

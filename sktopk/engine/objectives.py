@@ -159,41 +159,41 @@ SMOOTHINGS = {
 # padding); lam, kappa, delta of shape lead. Return the objective (lead), its
 # gradient w.r.t. l and w.r.t. lam.
 # --------------------------------------------------------------------------- #
-def _average(l, w, wsum, lam, kappa, delta, smoothing):
+def _average(ls, w, wsum, lam, kappa, delta, smoothing):
     g = w / wsum.unsqueeze(-1)
-    return (g * l).sum(-1), g, None
+    return (g * ls).sum(-1), g, None
 
 
-def _maximum(l, w, wsum, lam, kappa, delta, smoothing):
-    masked = l.masked_fill(w <= 0, float("-inf"))
+def _maximum(ls, w, wsum, lam, kappa, delta, smoothing):
+    masked = ls.masked_fill(w <= 0, float("-inf"))
     val, j = masked.max(-1, keepdim=True)
-    g = torch.zeros_like(l).scatter_(-1, j, 1.0)
+    g = torch.zeros_like(ls).scatter_(-1, j, 1.0)
     return val.squeeze(-1), g, None
 
 
-def _atk(l, w, wsum, lam, kappa, delta, smoothing):
+def _atk(ls, w, wsum, lam, kappa, delta, smoothing):
     # Weighted top-k of the batch: k = ceil(kappa * sum w) weight units, taken
     # from the largest losses down (integer weights act as repetitions).
     k = torch.ceil(kappa * wsum - 1e-6).clamp_min(1e-12)
-    masked = l.masked_fill(w <= 0, float("-inf"))
+    masked = ls.masked_fill(w <= 0, float("-inf"))
     order = masked.argsort(-1, descending=True)
     ws = w.gather(-1, order)
     before = ws.cumsum(-1) - ws
     take = torch.minimum(ws, (k.unsqueeze(-1) - before).clamp_min(0.0))
-    g = torch.zeros_like(l).scatter_(-1, order, take / k.unsqueeze(-1))
-    return (g * l).sum(-1), g, None
+    g = torch.zeros_like(ls).scatter_(-1, order, take / k.unsqueeze(-1))
+    return (g * ls).sum(-1), g, None
 
 
-def _matk(l, w, wsum, lam, kappa, delta, smoothing):
-    x = l - lam.unsqueeze(-1)
+def _matk(ls, w, wsum, lam, kappa, delta, smoothing):
+    x = ls - lam.unsqueeze(-1)
     wn = w / wsum.unsqueeze(-1)
-    above = (x > 0).to(l.dtype) * wn
+    above = (x > 0).to(ls.dtype) * wn
     value = (wn * x.clamp_min(0.0)).sum(-1) + kappa * lam
     return value, above, kappa - above.sum(-1)
 
 
-def _stk(l, w, wsum, lam, kappa, delta, smoothing):
-    phi, dphi = SMOOTHINGS[smoothing](l - lam.unsqueeze(-1), delta.unsqueeze(-1))
+def _stk(ls, w, wsum, lam, kappa, delta, smoothing):
+    phi, dphi = SMOOTHINGS[smoothing](ls - lam.unsqueeze(-1), delta.unsqueeze(-1))
     wn = w / wsum.unsqueeze(-1)
     g = wn * dphi
     return (wn * phi).sum(-1) + kappa * lam, g, kappa - g.sum(-1)

@@ -13,6 +13,7 @@ default) to record scores and decide which members stop.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -89,7 +90,32 @@ def train(model, data: TrainData, spec: TrainSpec, hyper: dict, seeds) -> TrainR
     ``hyper`` maps "lr", "C", "kappa" and "delta" to tensors of shape ``lead``
     on the data's device; ``seeds`` gives one int per group.
     """
-    return _Loop(model, data, spec, hyper, seeds).run()
+    loop = _Loop(model, data, spec, hyper, seeds)
+    with _threads_for(loop):
+        return loop.run()
+
+
+@contextlib.contextmanager
+def _threads_for(loop: _Loop):
+    """Small steps on the CPU run on one thread: waking a thread pool for a
+    16-row minibatch costs more than it gains, and under load from other
+    processes it can slow training down a hundredfold."""
+    sizes = getattr(loop.model, "sizes", None)
+    work = loop.spec.batch_size * max(1, math.prod(loop.lead))
+    work *= (
+        sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        if sizes
+        else 10**9
+    )
+    if loop.dev.type != "cpu" or work > 2_000_000:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Loop:
@@ -162,7 +188,9 @@ class _Loop:
         """(G, S * B) row indices; groups with fewer rows are padded at the end."""
         B, pad = self.spec.batch_size, self.data.pad
         rows = torch.full((len(self.gens), self.S * B), pad, dtype=torch.long)
-        for g, (gen, idx) in enumerate(zip(self.gens, self.data.train_idx, strict=True)):
+        for g, (gen, idx) in enumerate(
+            zip(self.gens, self.data.train_idx, strict=True)
+        ):
             perm = torch.randperm(len(idx), generator=gen)
             rows[g, : len(idx)] = idx.cpu()[perm]
         rows = rows[0] if self.single else rows
@@ -268,7 +296,9 @@ class _EarlyStopping:
     @torch.no_grad()
     def restore(self, rollback: bool) -> None:
         """Keep each member's best weights (always for diverged members)."""
-        keep = self.diverged | (torch.isfinite(self.best) if rollback else self.diverged)
+        keep = self.diverged | (
+            torch.isfinite(self.best) if rollback else self.diverged
+        )
         for p, b in zip(self.params, self.best_params, strict=True):
             p.copy_(torch.where(_view(keep, p), b, p))
 
@@ -277,7 +307,7 @@ def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """Weighted validation score per member: accuracy, or minus the MSE."""
     w = w.expand(f.shape[:-1])
     if task == "regression":
-        err = -(f[..., 0] - y) ** 2
+        err = -((f[..., 0] - y) ** 2)
     elif task == "binary":
         err = ((f[..., 0] > 0) == (y > 0)).to(f.dtype)
     else:

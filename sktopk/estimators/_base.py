@@ -12,7 +12,11 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 from torch import nn
 
 from .._device import resolve_device
@@ -60,7 +64,9 @@ class _TopKEstimatorBase(BaseEstimator):
 
     # -- fitting -------------------------------------------------------------- #
     def _fit(self, X, y, sample_weight=None):
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), y_numeric=False)
+        X, y = validate_data(
+            self, X, y, dtype=(np.float64, np.float32), y_numeric=False
+        )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         self._check_hidden_sizes()
         target, task, n_out, loss, loss_params = self._task_spec(y)
@@ -73,7 +79,10 @@ class _TopKEstimatorBase(BaseEstimator):
         model = self._make_model(X.shape[1], n_out, seed, device)
         spec = self._train_spec(loss, task, loss_params)
         hyper = {
-            "lr": self.learning_rate, "C": self.C, "kappa": kappa, "delta": delta,
+            "lr": self.learning_rate,
+            "C": self.C,
+            "kappa": kappa,
+            "delta": delta,
         }
         hyper = {k: torch.tensor(float(v), device=device) for k, v in hyper.items()}
         result = train(model, data, spec, hyper, [seed])
@@ -106,7 +115,9 @@ class _TopKEstimatorBase(BaseEstimator):
         stratify = y if task != "regression" else None
         try:
             return train_test_split(
-                idx, test_size=self.validation_fraction, stratify=stratify,
+                idx,
+                test_size=self.validation_fraction,
+                stratify=stratify,
                 random_state=rng,
             )
         except ValueError:  # a class too small to stratify
@@ -163,7 +174,9 @@ class _TopKEstimatorBase(BaseEstimator):
         self.loss_curve_ = [float(v) for v in result.loss_curve]
         self.best_epoch_ = self._best_epoch(result)
         self.validation_scores_ = (
-            [float(v) for v in result.validation_scores] if self.early_stopping else None
+            [float(v) for v in result.validation_scores]
+            if self.early_stopping
+            else None
         )
         if self._aggregate_name in ("matk", "stk"):
             self.lambda_ = float(result.lam)
@@ -187,10 +200,11 @@ class _TopKEstimatorBase(BaseEstimator):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         device = _inference_device(self.device)
-        module = self.module_ if device.type == "cpu" else copy.deepcopy(self.module_)
-        module = module.to(device).eval()
+        # Float64 inference: predictions do not depend on the row order or
+        # batch size through float32 rounding in the matrix products.
+        module = copy.deepcopy(self.module_).to(device, torch.float64).eval()
         with torch.no_grad():
-            out = module(torch.as_tensor(X, dtype=_DTYPE, device=device))
+            out = module(torch.as_tensor(X, dtype=torch.float64, device=device))
         out = out.detach().cpu().numpy().astype(np.float64)
         return out.reshape(len(X), -1)
 

@@ -8,7 +8,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import validate_data
 
 from .._validation import k_fraction
 from ..engine.objectives import AGGREGATE_NAMES as AGGREGATES

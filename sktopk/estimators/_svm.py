@@ -142,7 +142,9 @@ device, random_state, verbose, warm_start
         """
         k = self.k if k is None else k
         if not isinstance(k, Integral) or not 1 <= k <= len(self.classes_):
-            raise ValueError(f"k must be an int in [1, {len(self.classes_)}]; got {k!r}")
+            raise ValueError(
+                f"k must be an int in [1, {len(self.classes_)}]; got {k!r}"
+            )
         out = self._forward(X)
         order = np.argsort(-out, axis=1, kind="stable")[:, :k]
         return self.classes_[order]
