@@ -157,9 +157,10 @@ class _Loop:
         lr = self.h["lr"] * self.es.active
         if self.step_mask is not None:
             lr = lr * self.step_mask[s].unsqueeze(-1)
-        self.opt.step(grads, lr)
-        if self.uses_lam:
-            self.lam.clamp_(min=0.0)
+        with torch.no_grad():  # user modules' parameters require grad
+            self.opt.step(grads, lr)
+            if self.uses_lam:
+                self.lam.clamp_(min=0.0)
         return obj
 
     # -- the loop --------------------------------------------------------- #

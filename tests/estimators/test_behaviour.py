@@ -1,0 +1,161 @@
+"""Estimator behaviour against independent references."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkRegressor
+
+
+@pytest.fixture(scope="module")
+def binary_data():
+    X, y = make_classification(
+        n_samples=800, n_features=6, n_informative=4, class_sep=1.0, random_state=0
+    )
+    return train_test_split(X, y, test_size=0.5, random_state=0)
+
+
+def test_average_linear_logistic_matches_logistic_regression(binary_data):
+    Xtr, Xte, ytr, yte = binary_data
+    C = 100.0  # ours: mean loss + ||w||^2 / (2C)  <=>  sklearn: C_lr = C / n
+    ours = STkClassifier(
+        aggregate="average", C=C, max_epochs=300, random_state=0, tol=1e-6
+    ).fit(Xtr, ytr)
+    ref = LogisticRegression(C=C / len(Xtr)).fit(Xtr, ytr)
+    assert abs(ours.score(Xte, yte) - ref.score(Xte, yte)) <= 0.02
+    # The decision functions agree too (same problem, approximately solved).
+    corr = np.corrcoef(ours.decision_function(Xte), ref.decision_function(Xte))[0, 1]
+    assert corr > 0.99
+
+
+def test_atk_with_k_all_is_average(binary_data):
+    Xtr, Xte, ytr, _ = binary_data
+    kw = dict(max_epochs=20, random_state=3, model="mlp")
+    avg = STkClassifier(aggregate="average", **kw).fit(Xtr, ytr)
+    atk = STkClassifier(aggregate="atk", k=1.0, **kw).fit(Xtr, ytr)
+    np.testing.assert_allclose(
+        atk.decision_function(Xte), avg.decision_function(Xte), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("aggregate", ["stk", "matk"])
+@pytest.mark.parametrize("k", [0.1, 0.3])
+def test_lambda_close_to_kth_largest_training_loss(aggregate, k):
+    X, y = make_regression(n_samples=600, n_features=4, noise=20, random_state=0)
+    y = y / y.std()
+    reg = STkRegressor(aggregate=aggregate, k=k, delta=1e-3, random_state=0)
+    losses = (y - reg.fit(X, y).predict(X)) ** 2
+    kth = np.sort(losses)[::-1][int(k * len(y)) - 1]
+    # lambda_ sits at the k-th largest loss: the fraction above it is about k.
+    assert abs(np.mean(losses > reg.lambda_) - k) <= 0.05
+    assert abs(reg.lambda_ - kth) <= 0.2 * kth
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stk_robust_to_flipped_labels_where_maximum_fails(seed):
+    # 20 % of the training labels flipped: the maximum fits the flipped points,
+    # STk with k = 0.8 n stays as good as the average.
+    X, y = make_classification(
+        n_samples=1200, n_features=5, n_informative=3, class_sep=1.5, random_state=seed
+    )
+    noisy = y.copy()
+    flip = np.random.default_rng(1).random(800) < 0.2
+    noisy[:800][flip] = 1 - noisy[:800][flip]
+    Xtr, ytr, Xte, yte = X[:800], noisy[:800], X[800:], y[800:]
+    scores = {
+        agg: STkClassifier(aggregate=agg, k=0.8, random_state=0)
+        .fit(Xtr, ytr)
+        .score(Xte, yte)
+        for agg in ("average", "maximum", "stk")
+    }
+    assert scores["stk"] >= scores["maximum"] + 0.15
+    assert scores["stk"] >= scores["average"] - 0.02
+
+
+def test_same_random_state_gives_identical_predictions(binary_data):
+    Xtr, Xte, ytr, _ = binary_data
+    a = STkClassifier(model="mlp", max_epochs=5, random_state=7).fit(Xtr, ytr)
+    b = STkClassifier(model="mlp", max_epochs=5, random_state=7).fit(Xtr, ytr)
+    c = STkClassifier(model="mlp", max_epochs=5, random_state=8).fit(Xtr, ytr)
+    np.testing.assert_array_equal(a.decision_function(Xte), b.decision_function(Xte))
+    assert not np.array_equal(a.decision_function(Xte), c.decision_function(Xte))
+
+
+def test_early_stopping_keeps_best_epoch(binary_data):
+    Xtr, _, ytr, _ = binary_data
+    clf = STkClassifier(early_stopping=True, n_iter_no_change=3, random_state=0)
+    clf.fit(Xtr, ytr)
+    scores = clf.validation_scores_
+    assert len(scores) == clf.n_iter_
+    assert scores[clf.best_epoch_ - 1] == max(scores)
+    assert clf.n_iter_ - clf.best_epoch_ >= 3 or clf.n_iter_ == clf.max_epochs
+
+
+def test_predict_proba_only_for_logistic(binary_data):
+    Xtr, Xte, ytr, _ = binary_data
+    clf = STkClassifier(max_epochs=3, random_state=0).fit(Xtr, ytr)
+    proba = clf.predict_proba(Xte)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert np.array_equal(
+        proba.argmax(1), np.searchsorted(clf.classes_, clf.predict(Xte))
+    )
+    hinge = STkClassifier(loss="hinge", max_epochs=3, random_state=0).fit(Xtr, ytr)
+    assert not hasattr(hinge, "predict_proba")
+    assert not hasattr(SmoothTopKSVMClassifier(), "predict_proba")
+
+
+def test_multiclass_string_labels_and_shapes():
+    X, y = make_classification(
+        n_samples=300, n_classes=4, n_informative=5, random_state=0
+    )
+    labels = np.array(["a", "b", "c", "d"])[y]
+    for loss in ("logistic", "hinge"):
+        clf = STkClassifier(loss=loss, max_epochs=30, random_state=0).fit(X, labels)
+        assert clf.decision_function(X).shape == (300, 4)
+        assert set(clf.predict(X)) <= set(labels)
+        assert clf.score(X, labels) > 0.5
+
+
+def test_regressor_fits_linear_target():
+    X, y = make_regression(n_samples=300, n_features=4, noise=0.1, random_state=0)
+    y = y / y.std()
+    for loss in ("square", "absolute"):
+        reg = STkRegressor(loss=loss, k=1.0, random_state=0).fit(X, y)
+        assert reg.score(X, y) > 0.95
+
+
+def test_svm_classifier_topk():
+    X, y = make_classification(
+        n_samples=400,
+        n_classes=6,
+        n_informative=6,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
+    clf = SmoothTopKSVMClassifier(k=2, max_epochs=40, random_state=0).fit(X, y)
+    top = clf.predict_topk(X)
+    assert top.shape == (400, 2)
+    assert np.array_equal(top[:, 0], clf.predict(X))
+    assert np.mean([yi in row for yi, row in zip(y, top, strict=True)]) > 0.8
+    hard = SmoothTopKSVMClassifier(k=2, smooth=False, max_epochs=20, random_state=0)
+    assert hard.fit(X, y).score(X, y) > 0.4
+
+
+def test_callable_model_and_warm_start(binary_data):
+    Xtr, _, ytr, _ = binary_data
+
+    def build(n_in, n_out):
+        return torch.nn.Sequential(
+            torch.nn.Linear(n_in, 8), torch.nn.Tanh(), torch.nn.Linear(8, n_out)
+        )
+
+    clf = STkClassifier(model=build, max_epochs=10, random_state=0).fit(Xtr, ytr)
+    assert clf.score(Xtr, ytr) > 0.7
+    warm = STkClassifier(max_epochs=3, warm_start=True, random_state=0).fit(Xtr, ytr)
+    cold_first = warm.loss_curve_[0]
+    warm.set_params(learning_rate=0.01).fit(Xtr, ytr)
+    # The second fit starts from the trained weights, not from scratch.
+    assert warm.loss_curve_[0] < cold_first - 0.01
