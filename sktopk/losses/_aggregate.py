@@ -1,0 +1,332 @@
+"""Aggregate losses over samples: average, maximum, ATk, MATk and STk.
+
+Each function takes a 1-D tensor of individual losses ``l_1..l_n`` (and an
+optional per-sample ``weight``) and returns a scalar tensor. MATk, STk and ATk
+(at its exact threshold) evaluate one fused dual form, see ``_fused.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+from .._validation import k_fraction, resolve_k
+from ._fused import dual_form
+from ._smoothing import RELU, get_smoothing
+
+__all__ = ["average", "maximum", "atk", "matk", "stk", "kth_largest"]
+
+# --- validation -----------------------------------------------------------------
+
+
+def _check_losses(losses: Tensor) -> Tensor:
+    if not isinstance(losses, Tensor):
+        raise ValueError(
+            "losses must be a 1-D floating-point tensor of individual losses; "
+            f"got {type(losses).__name__}"
+        )
+    if not losses.is_floating_point() or losses.ndim != 1 or losses.numel() == 0:
+        raise ValueError(
+            "losses must be a non-empty 1-D floating-point tensor of individual "
+            f"losses; got dtype={losses.dtype}, shape={tuple(losses.shape)}"
+        )
+    return losses
+
+
+def _check_weight(weight: Tensor, losses: Tensor) -> tuple[Tensor, float]:
+    """Return the weight in the dtype of ``losses`` and its total ``sum(weight)``."""
+    if not isinstance(weight, Tensor) or weight.shape != losses.shape:
+        shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight)
+        raise ValueError(
+            f"weight must be a tensor of the shape of losses {tuple(losses.shape)}; "
+            f"got {shape}"
+        )
+    w = weight.detach().to(losses.dtype)
+    lowest = float(w.min())
+    if not lowest >= 0 or not torch.isfinite(w).all():
+        raise ValueError(
+            f"weight must be finite and >= 0; got a weight with minimum {lowest!r}"
+        )
+    total = float(w.sum(dtype=torch.float64))
+    if total <= 0:
+        raise ValueError("weight must have a positive sum; got sum(weight)=0")
+    return w, total
+
+
+def _check_lam(lam: Tensor | float, losses: Tensor) -> Tensor:
+    if isinstance(lam, numbers.Real) and not isinstance(lam, bool):
+        lam = torch.tensor(float(lam), dtype=losses.dtype, device=losses.device)
+    if not isinstance(lam, Tensor) or lam.numel() != 1 or not lam.is_floating_point():
+        raise ValueError(
+            f"lam must be a float or a one-element floating-point tensor; got {lam!r}"
+        )
+    return lam
+
+
+def _weighted_count(k: int | float, total: float, *, ceil: bool) -> float:
+    """``k`` in weight units: an int in ``[1, total]`` or a fraction of ``total``.
+
+    With ``ceil`` a fraction becomes ``ceil(k * total)`` (capped at ``total``), as
+    ``ceil(k * n)`` without weights, so that integer weights equal repetition.
+    """
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        if not 1 <= k <= total * (1 + 1e-9):
+            raise ValueError(
+                f"k={k} is out of range: with weights an int k counts weight "
+                f"units, in [1, sum(weight)={total:g}]"
+            )
+        return float(min(k, total))
+    kappa = k_fraction(k, 1)
+    if not ceil:
+        return kappa * total
+    return min(total, max(1.0, math.ceil(kappa * total - 1e-9 * max(1.0, total))))
+
+
+def _kappa(k: int | float, n: int, total: float | None) -> float:
+    if total is None:
+        return k_fraction(k, n)
+    return _weighted_count(k, total, ceil=False) / total
+
+
+# --- public functions -----------------------------------------------------------
+
+
+def average(losses: Tensor, weight: Tensor | None = None) -> Tensor:
+    r"""Average loss, ``(1/n) sum_i l_i`` (weighted: ``sum_i w_i l_i / sum_i w_i``).
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+        Individual losses, floating point.
+    weight : Tensor of shape (n,), optional
+        Non-negative per-sample weights (treated as constants).
+
+    Returns
+    -------
+    Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> average(torch.tensor([1.0, 2.0, 6.0]))
+    tensor(3.)
+    """
+    losses = _check_losses(losses)
+    if weight is None:
+        return losses.mean()
+    w, total = _check_weight(weight, losses)
+    return torch.dot(w, losses) / total
+
+
+def maximum(losses: Tensor, weight: Tensor | None = None) -> Tensor:
+    r"""Maximum loss ``l_[1]`` (weighted: over the samples of positive weight).
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+    weight : Tensor of shape (n,), optional
+        Non-negative weights; a zero weight removes the sample.
+
+    Returns
+    -------
+    Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> maximum(torch.tensor([1.0, 2.0, 6.0]), weight=torch.tensor([1.0, 1.0, 0.0]))
+    tensor(2.)
+    """
+    losses = _check_losses(losses)
+    if weight is None:
+        return losses.max()
+    w, _ = _check_weight(weight, losses)
+    return losses.masked_fill(w == 0, float("-inf")).max()
+
+
+def _weighted_kth(losses: Tensor, w: Tensor, count: float, total: float) -> Tensor:
+    """Index of the loss at which the sorted weights reach ``count`` units."""
+    order = torch.argsort(losses.detach(), descending=True)
+    reached = torch.cumsum(w[order].double(), 0)
+    target = torch.tensor(count - 1e-9 * max(1.0, total), dtype=torch.float64)
+    pos = torch.searchsorted(reached, target.to(reached.device))
+    return order[pos.clamp(max=losses.numel() - 1)]
+
+
+def kth_largest(losses: Tensor, k: int | float, weight: Tensor | None = None) -> Tensor:
+    """The k-th largest loss ``l_[k]`` (weighted: where the weights reach k units).
+
+    This is the optimal ``lam`` of MATk; ``k`` is read as in :func:`atk`.
+    """
+    losses = _check_losses(losses)
+    return losses.detach()[_kth_index(losses, k, weight)[0]]
+
+
+def _kth_index(losses, k, weight) -> tuple[Tensor, float, Tensor | None, float]:
+    """Index of ``l_[k]``, the count k, the validated weight and its total."""
+    n = losses.numel()
+    if weight is None:
+        count = resolve_k(k, n)
+        j = torch.kthvalue(losses.detach(), n - count + 1).indices
+        return j, float(count), None, float(n)
+    w, total = _check_weight(weight, losses)
+    count = _weighted_count(k, total, ceil=True)
+    return _weighted_kth(losses, w, count, total), count, w, total
+
+
+def atk(losses: Tensor, k: int | float, weight: Tensor | None = None) -> Tensor:
+    r"""Average of the top-k losses (ATk), Fan et al. (2017).
+
+    .. math::
+        \mathrm{ATk} = \frac{1}{k} \sum_{i=1}^{k} l_{[i]}
+        = \min_\lambda \; \lambda + \frac{1}{k} \sum_i [l_i - \lambda]_+
+
+    ``k = n`` gives the average, ``k = 1`` the maximum. It is computed from the
+    dual form at the exact threshold ``lam = l_[k]`` (found by selection, no full
+    sort), so the gradient is ``1/k`` on each of the k largest losses.
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+        Individual losses.
+    k : int or float
+        An int in ``[1, n]`` or a fraction in ``(0, 1]``: the top ``ceil(k n)``.
+        On a minibatch a fraction is the only honest form: the loss is then the
+        average of the top ``ceil(kappa |B|)`` losses *of the batch*, not an
+        unbiased estimate of the full-data ATk.
+    weight : Tensor of shape (n,), optional
+        Non-negative weights; ``k`` then counts weight units (a fraction means
+        ``ceil(k sum(w))`` units), so that integer weights equal repetition.
+
+    Returns
+    -------
+    Tensor of shape ()
+
+    References
+    ----------
+    Fan, Lyu, Ying, Hu. "Learning with Average Top-k Loss". NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> atk(torch.tensor([1.0, 5.0, 2.0, 3.0]), k=2)
+    tensor(4.)
+    """
+    losses = _check_losses(losses)
+    if weight is None and resolve_k(k, losses.numel()) == losses.numel():
+        return losses.mean()
+    j, count, w, total = _kth_index(losses, k, weight)
+    kappa = count / total
+    lam = losses.detach()[j]
+    return dual_form(losses, lam, kappa, RELU, 0.0, w, total, lam_index=j) / kappa
+
+
+def matk(
+    losses: Tensor, lam: Tensor | float, k: int | float, weight: Tensor | None = None
+) -> Tensor:
+    r"""Minimum-of-the-dual form of ATk (MATk) at a given threshold ``lam``.
+
+    .. math::
+        \mathrm{MATk}(\lambda) = \frac{1}{n} \sum_i [l_i - \lambda]_+
+        + \frac{k}{n} \lambda
+
+    Minimised over ``lam`` (jointly with the model) it equals ``(k/n) ATk``, at
+    ``lam = l_[k]``. The gradient in ``lam`` is ``k/n`` minus the fraction of
+    losses above it. Weighted: ``sum_i w_i [l_i - lam]_+ / W + (k / W) lam``,
+    ``W = sum_i w_i``, ``k`` in weight units.
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+    lam : Tensor of shape () or float
+        The threshold, usually a trainable parameter.
+    k : int or float
+        An int in ``[1, n]`` (``kappa = k / n``) or a fraction ``kappa`` in
+        ``(0, 1]``, used as is: on a minibatch the loss is then an unbiased
+        estimate of the full-data objective and ``lam`` one global threshold.
+    weight : Tensor of shape (n,), optional
+        Non-negative weights.
+
+    Returns
+    -------
+    Tensor of shape ()
+
+    References
+    ----------
+    Fan, Lyu, Ying, Hu. "Learning with Average Top-k Loss". NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> matk(torch.tensor([1.0, 5.0, 2.0, 3.0]), torch.tensor(3.0), k=2)
+    tensor(2.)
+    """
+    losses = _check_losses(losses)
+    lam = _check_lam(lam, losses)
+    w, total = (None, None) if weight is None else _check_weight(weight, losses)
+    kappa = _kappa(k, losses.numel(), total)
+    total = float(losses.numel()) if total is None else total
+    return dual_form(losses, lam, kappa, RELU, 0.0, w, total)
+
+
+def stk(
+    losses: Tensor,
+    lam: Tensor | float,
+    k: int | float,
+    delta: float = 0.01,
+    smoothing: str = "srelu",
+    weight: Tensor | None = None,
+) -> Tensor:
+    r"""Smoothed top-k loss (STk) of Xia et al. (2024) at a given ``lam``.
+
+    .. math::
+        \mathrm{STk}(\lambda) = \frac{1}{n} \sum_i \mathrm{SReLU}_\delta(l_i -
+        \lambda) + \frac{k}{n} \lambda, \qquad \mathrm{SReLU}_\delta(x) =
+        \frac{x + \sqrt{x^2 + \delta^2} - \delta}{2}
+
+    MATk with the ReLU replaced by a smooth function: ``0 <= MATk - STk <
+    delta / 2`` for every ``lam``, and STk -> MATk as ``delta -> 0``. Forward
+    and backward are fused (one streamed pass each, nothing saved but the
+    inputs), so on large inputs it costs about as much as the average.
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+    lam : Tensor of shape () or float
+        The threshold, usually a trainable parameter.
+    k : int or float
+        An int in ``[1, n]`` or a fraction in ``(0, 1]``, as in :func:`matk`.
+    delta : float, default=0.01
+        Smoothing, ``> 0`` (LeakyReLU: its negative slope, in ``(0, 1)``).
+    smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
+        The ReLU replacement; the alternatives are those compared in the paper.
+    weight : Tensor of shape (n,), optional
+        Non-negative weights: ``sum_i w_i phi(l_i - lam) / W + (k / W) lam``.
+
+    Returns
+    -------
+    Tensor of shape ()
+
+    References
+    ----------
+    Xia, Liu, Mao. "ST_k: A Scalable Module for Solving Top-k Problems".
+    NeurIPS 2024. Fan, Lyu, Ying, Hu. "Learning with Average Top-k Loss".
+    NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> l = torch.tensor([1.0, 5.0, 2.0, 3.0])
+    >>> round(stk(l, torch.tensor(3.0), k=2, delta=1e-3).item(), 3)
+    2.0
+    """
+    losses = _check_losses(losses)
+    phi = get_smoothing(smoothing, delta)
+    lam = _check_lam(lam, losses)
+    w, total = (None, None) if weight is None else _check_weight(weight, losses)
+    kappa = _kappa(k, losses.numel(), total)
+    total = float(losses.numel()) if total is None else total
+    return dual_form(losses, lam, kappa, phi, float(delta), w, total)
