@@ -1,9 +1,14 @@
 """Models the engine trains: a stack of MLPs with a hand-derived backward, and
 an adapter that trains any user ``nn.Module`` through autograd.
 
-Both expose the same small interface: ``params`` (a list of tensors),
-``penalized`` (indices of the weight matrices under the L2 penalty),
-``forward(X)`` and ``backward(grad_out)`` returning one gradient per param.
+Both expose the same small interface to the training loop:
+
+- ``attach(lam, inv_C)``: add the aggregate's threshold lambda (or ``None``) to
+  the trained state and set the L2 penalty ``||W||^2 / (2 C)``; returns the
+  tensor that holds lambda from then on;
+- ``state``: the list of tensors the optimizer updates in place;
+- ``forward(X, cache)`` and ``backward(grad_out, grad_lam)``, the latter
+  returning one gradient per ``state`` tensor, penalty included.
 """
 
 from __future__ import annotations
@@ -19,22 +24,29 @@ __all__ = ["StackedMLP", "ModuleAdapter", "to_sequential"]
 class StackedMLP:
     """Independent MLPs (or linear models) stacked along leading dims ``lead``.
 
-    Weights have shape ``lead + (in, out)`` and biases ``lead + (out,)``.
-    Inputs are either shared by all members of a group, shape ``(G, 1, B, d)``,
-    or per member, ``lead + (B, d)``.
+    All weights of a member live in one flat vector (``flat``, shape
+    ``lead + (P,)``), so an optimizer step is a few operations on one tensor.
+    ``params`` are views: weights ``lead + (in, out)``, biases ``lead + (out,)``.
+    With ``lead = ()`` (one member) the products are plain matrix products.
+    Inputs are ``(B, d)`` for one member, else ``(G, 1, B, d)`` shared by the
+    members of a group (or ``lead + (B, d)``).
 
     Parameters
     ----------
     sizes : sequence of int
         Layer sizes ``(d, h1, ..., out)``; ``(d, out)`` is a linear model.
-    params : list of Tensor
-        ``[W1, b1, W2, b2, ...]`` with the shapes above.
+    flat : Tensor of shape lead + (P,)
+        The weights, layer by layer: ``W1`` (row-major ``in x out``), ``b1``, ...
     """
 
-    def __init__(self, sizes: tuple[int, ...], params: list[Tensor]):
-        self.sizes = tuple(sizes)
-        self.params = params
-        self.penalized = list(range(0, len(params), 2))
+    def __init__(self, sizes: tuple[int, ...], flat: Tensor):
+        self.sizes = tuple(int(s) for s in sizes)
+        self.layout = _layout(self.sizes)
+        self.n_params = self.layout[-1][1]
+        self.flat = flat
+        self.lead = flat.shape[:-1]
+        self.state = [flat]
+        self._pen: Tensor | None = None
         self._cache: list[Tensor] = []
 
     @classmethod
@@ -49,76 +61,109 @@ class StackedMLP:
         single: bool = False,
     ) -> StackedMLP:
         """PyTorch's ``nn.Linear`` initialisation, drawn from each group's
-        generator in a fixed order, so a member's initial weights depend only
-        on its group's seed. ``single=True`` gives one member with no leading
-        dims (``lead = ()``)."""
-        # Every member of a group starts from the same draw, so a member trained
-        # in a batch starts where a single run with the group's seed would.
-        per_group = [
-            [
-                p.expand(members_per_group, *p.shape[1:])
-                for p in _init_member(sizes, gen, dtype)
-            ]
-            for gen in generators
+        generator. Every member of a group starts from the same draw, so a
+        member trained in a batch starts where a single run with the group's
+        seed would. ``single=True`` gives one member with ``lead = ()``."""
+        draws = torch.stack([_init_flat(sizes, g, dtype) for g in generators])
+        flat = draws.unsqueeze(1).expand(-1, members_per_group, -1)
+        flat = flat[0, 0] if single else flat
+        return cls(sizes, flat.contiguous().to(device))
+
+    @classmethod
+    def from_params(cls, sizes, params: list[Tensor]) -> StackedMLP:
+        """From ``[W1, b1, ...]`` (weights ``in x out``) of one member."""
+        return cls(sizes, torch.cat([p.reshape(-1) for p in params]).contiguous())
+
+    @property
+    def flat(self) -> Tensor:
+        return self._flat
+
+    @flat.setter
+    def flat(self, value: Tensor) -> None:
+        self._flat = value
+        # Views into the flat vector, made once: they follow in-place updates.
+        self.params = [
+            value[..., a:b].view(*value.shape[:-1], *shape)
+            for a, b, shape in self.layout
         ]
-        params = [torch.stack(p) for p in zip(*per_group, strict=True)]
-        if single:
-            params = [p[0, 0].contiguous() for p in params]
-        return cls(sizes, [p.to(device) for p in params])
+
+    def attach(self, lam: Tensor | None, inv_C: Tensor) -> Tensor | None:
+        pen = torch.zeros(self.n_params + (lam is not None), device=self.flat.device)
+        for i, (a, b, _) in enumerate(self.layout):
+            pen[a:b] = 1.0 if i % 2 == 0 else 0.0
+        self._pen = (pen * inv_C.unsqueeze(-1)).to(self.flat.dtype)
+        if lam is None:
+            return None
+        state = torch.cat([self.flat, lam.unsqueeze(-1).to(self.flat.dtype)], -1)
+        self.flat = state[..., : self.n_params]
+        self.state = [state]
+        return state[..., self.n_params]
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
         """Scores of shape ``lead + (B, out)``."""
-        a = X
-        acts = [a]
-        n_layers = len(self.params) // 2
+        params, acts = self.params, [X]
+        n_layers = len(params) // 2
         for i in range(n_layers):
-            W, b = self.params[2 * i], self.params[2 * i + 1]
-            a = torch.matmul(a, W) + b.unsqueeze(-2)
-            if i < n_layers - 1:
-                a = torch.relu(a)
-            acts.append(a)
+            W, b = params[2 * i], params[2 * i + 1]
+            if acts[-1].dim() == 2 and W.dim() == 2:
+                a = torch.addmm(b, acts[-1], W)
+            else:
+                a = torch.matmul(acts[-1], W) + b.unsqueeze(-2)
+            acts.append(torch.relu(a) if i < n_layers - 1 else a)
         if cache:
             self._cache = acts
-        return a
+        return acts[-1]
 
-    def backward(self, grad_out: Tensor) -> list[Tensor]:
-        """Gradients of ``sum(grad_out * forward(X))`` w.r.t. ``params``."""
-        acts, g = self._cache, grad_out
-        n_layers = len(self.params) // 2
-        grads: list[Tensor] = [None] * len(self.params)  # type: ignore[list-item]
-        for i in reversed(range(n_layers)):
-            a_in = acts[i]
-            W = self.params[2 * i]
-            dW = torch.matmul(a_in.transpose(-1, -2), g)
-            grads[2 * i] = _sum_to(dW, W.shape)
-            grads[2 * i + 1] = g.sum(-2)
+    def backward(
+        self, grad_out: Tensor, grad_lam: Tensor | None = None
+    ) -> list[Tensor]:
+        """Gradient of ``sum(grad_out * forward(X))`` plus the penalty, as one
+        tensor shaped like ``state[0]`` (lambda's gradient last)."""
+        acts, g, params = self._cache, grad_out, self.params
+        pieces: list[Tensor] = []
+        for i in reversed(range(len(params) // 2)):
+            pieces += [g.sum(-2), _weight_grad(acts[i], g, self.lead)]
             if i > 0:
-                g = torch.matmul(g, W.transpose(-1, -2)) * (acts[i] > 0)
+                g = torch.matmul(g, params[2 * i].transpose(-1, -2))
+                g = torch.ops.aten.threshold_backward(g, acts[i], 0.0)
         self._cache = []
-        return grads
+        pieces.reverse()
+        if grad_lam is not None:
+            pieces.append(grad_lam.unsqueeze(-1))
+        grad = torch.cat(pieces, -1)
+        return [grad.addcmul_(self.state[0], self._pen)]
 
-    def member_state(self, index: tuple[int, int]) -> list[Tensor]:
-        """The weights of one member, as CPU tensors."""
+    def penalty(self) -> Tensor:
+        """``||W||^2 / (2 C)`` of every member."""
+        return 0.5 * (self.state[0].detach().square() * self._pen).sum(-1)
+
+    def member_state(self, index: tuple = ()) -> list[Tensor]:
+        """The weights ``[W1, b1, ...]`` of one member, as CPU tensors."""
         return [p[index].detach().cpu().clone() for p in self.params]
 
 
-def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
-    while t.dim() > len(shape):
-        t = t.sum(0)
-    dims = [
-        i for i, (a, b) in enumerate(zip(t.shape, shape, strict=True)) if b == 1 < a
-    ]
-    return t.sum(dims, keepdim=True) if dims else t
+def _weight_grad(a_in: Tensor, g: Tensor, lead) -> Tensor:
+    return torch.matmul(a_in.transpose(-1, -2), g).reshape(*lead, -1)
 
 
-def _init_member(sizes, gen, dtype) -> list[Tensor]:
-    out = []
+def _layout(sizes) -> list[tuple[int, int, tuple[int, ...]]]:
+    out, start = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+        for shape in ((fan_in, fan_out), (fan_out,)):
+            n = math.prod(shape)
+            out.append((start, start + n, shape))
+            start += n
+    return out
+
+
+def _init_flat(sizes, gen, dtype) -> Tensor:
+    pieces = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         bound = 1.0 / math.sqrt(fan_in)
-        W = torch.rand(1, fan_in, fan_out, generator=gen, dtype=dtype)
-        b = torch.rand(1, fan_out, generator=gen, dtype=dtype)
-        out += [(2 * W - 1) * bound, (2 * b - 1) * bound]
-    return out
+        W = torch.rand(fan_in * fan_out, generator=gen, dtype=dtype)
+        b = torch.rand(fan_out, generator=gen, dtype=dtype)
+        pieces += [(2 * W - 1) * bound, (2 * b - 1) * bound]
+    return torch.cat(pieces)
 
 
 def to_sequential(sizes: tuple[int, ...], state: list[Tensor]) -> nn.Sequential:
@@ -142,23 +187,40 @@ class ModuleAdapter:
     Weight matrices (parameters with two or more dims) are penalised.
     """
 
+    lead = ()
+
     def __init__(self, module: nn.Module):
         self.module = module
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        self.penalized = [i for i, p in enumerate(self.params) if p.dim() >= 2]
+        self.state = [p for p in module.parameters() if p.requires_grad]
+        self._n = len(self.state)
+        self._penalized = [i for i, p in enumerate(self.state) if p.dim() >= 2]
         self._out: Tensor | None = None
+        self._inv_C: Tensor | None = None
+
+    def attach(self, lam: Tensor | None, inv_C: Tensor) -> Tensor | None:
+        self._inv_C = inv_C
+        if lam is not None:
+            self.state = self.state + [lam]
+        return lam
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
-        flat = X.reshape(-1, X.shape[-1])
         with torch.set_grad_enabled(cache):
-            out = self.module(flat)
-        if out.dim() == 1:
-            out = out.unsqueeze(-1)
+            out = self.module(X)
+        out = out.unsqueeze(-1) if out.dim() == 1 else out
         if cache:
             self._out = out
         return out
 
-    def backward(self, grad_out: Tensor) -> list[Tensor]:
+    def backward(
+        self, grad_out: Tensor, grad_lam: Tensor | None = None
+    ) -> list[Tensor]:
         out, self._out = self._out, None
-        grads = torch.autograd.grad(out, self.params, grad_out.reshape(out.shape))
-        return list(grads)
+        params = self.state[: self._n]
+        grads = list(torch.autograd.grad(out, params, grad_out.reshape(out.shape)))
+        for i in self._penalized:
+            grads[i] = grads[i] + params[i].detach() * self._inv_C
+        return grads + ([grad_lam] if grad_lam is not None else [])
+
+    def penalty(self) -> Tensor:
+        sq = sum(self.state[i].detach().square().sum() for i in self._penalized)
+        return 0.5 * sq * self._inv_C

@@ -24,8 +24,9 @@ __all__ = ["individual_value_and_grad", "aggregate_value_and_grad", "SMOOTHINGS"
 # dl/df (lead + (B, out)).
 # --------------------------------------------------------------------------- #
 def _logistic(f: Tensor, y: Tensor, params: dict) -> tuple[Tensor, Tensor]:
-    m = -y * f[..., 0]
-    return F.softplus(m), (-y * torch.sigmoid(m)).unsqueeze(-1)
+    neg_y = -y
+    m = f[..., 0] * neg_y
+    return F.softplus(m), (torch.sigmoid(m) * neg_y).unsqueeze(-1)
 
 
 def _hinge(f: Tensor, y: Tensor, params: dict) -> tuple[Tensor, Tensor]:
@@ -120,30 +121,29 @@ def individual_value_and_grad(
 # --------------------------------------------------------------------------- #
 # Smoothings phi(x) of the STk form, with derivative. delta broadcasts.
 # --------------------------------------------------------------------------- #
-def _srelu(x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    r = torch.sqrt(x * x + d * d)
-    # For x < 0 the sum x + r cancels; d^2 / (r - x) is the same number.
-    pos = x >= 0
-    val = torch.where(pos, (x + r - d) * 0.5, 0.5 * (d * d / (r - x) - d))
-    grad = torch.where(pos, 0.5 * (1.0 + x / r), 0.5 * d * d / (r * (r - x)))
-    return val, grad
+def _srelu(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
+    # The direct forms lose relative (not absolute) precision for x << 0:
+    # errors stay below |x| * eps, harmless for training. The public
+    # sktopk.losses.srelu is the exact one.
+    r = torch.hypot(x, d)
+    phi = (x + r).sub_(d).mul_(0.5) if with_value else None
+    return phi, (x / r).add_(1.0).mul_(0.5)
 
 
-def _softplus(x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    return d * F.softplus(x / d), torch.sigmoid(x / d)
+def _softplus(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
+    z = x / d
+    return (d * F.softplus(z) if with_value else None), torch.sigmoid(z)
 
 
-def _elu(x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+def _elu(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
     neg = d * torch.expm1((x / d).clamp_max(0.0))
-    return torch.where(x > 0, x, neg), torch.where(x > 0, 1.0, neg / d + 1.0)
+    phi = torch.where(x > 0, x, neg) if with_value else None
+    return phi, torch.where(x > 0, 1.0, neg / d + 1.0)
 
 
-def _leaky_relu(x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.where(x > 0, x, d * x), torch.where(x > 0, 1.0, d).expand_as(x)
-
-
-def _relu(x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    return x.clamp_min(0.0), (x > 0).to(x.dtype)
+def _leaky_relu(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
+    phi = torch.where(x > 0, x, d * x) if with_value else None
+    return phi, torch.where(x > 0, 1.0, d)
 
 
 SMOOTHINGS = {
@@ -155,48 +155,54 @@ SMOOTHINGS = {
 
 
 # --------------------------------------------------------------------------- #
-# Aggregates over the last axis: l, w of shape lead + (B,) (w >= 0, zeros mark
-# padding); lam, kappa, delta of shape lead. Return the objective (lead), its
-# gradient w.r.t. l and w.r.t. lam.
+# Aggregates over the last axis: ls of shape lead + (B,); lam, kappa, delta of
+# shape lead. ``w`` is None (all rows count once) or non-negative weights of
+# the same shape as ls (zeros mark padding) and ``wn`` the normalised weights
+# (or 1/B). Each returns the objective (lead), its gradient w.r.t. ls, and
+# w.r.t. lam (None without a threshold).
 # --------------------------------------------------------------------------- #
-def _average(ls, w, wsum, lam, kappa, delta, smoothing):
-    g = w / wsum.unsqueeze(-1)
-    return (g * ls).sum(-1), g, None
+def _average(ls, w, wn, lam, kappa, delta, smoothing, with_value):
+    g = wn * torch.ones_like(ls) if w is None else wn
+    return (_weighted_sum(ls, wn) if with_value else None), g, None
 
 
-def _maximum(ls, w, wsum, lam, kappa, delta, smoothing):
-    masked = ls.masked_fill(w <= 0, float("-inf"))
+def _maximum(ls, w, wn, lam, kappa, delta, smoothing, with_value):
+    masked = ls if w is None else ls.masked_fill(w <= 0, float("-inf"))
     val, j = masked.max(-1, keepdim=True)
     g = torch.zeros_like(ls).scatter_(-1, j, 1.0)
     return val.squeeze(-1), g, None
 
 
-def _atk(ls, w, wsum, lam, kappa, delta, smoothing):
+def _atk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     # Weighted top-k of the batch: k = ceil(kappa * sum w) weight units, taken
     # from the largest losses down (integer weights act as repetitions).
-    k = torch.ceil(kappa * wsum - 1e-6).clamp_min(1e-12)
+    w = torch.ones_like(ls) if w is None else w
+    k = torch.ceil(kappa * w.sum(-1) - 1e-6).clamp_min(1e-12).unsqueeze(-1)
     masked = ls.masked_fill(w <= 0, float("-inf"))
     order = masked.argsort(-1, descending=True)
     ws = w.gather(-1, order)
-    before = ws.cumsum(-1) - ws
-    take = torch.minimum(ws, (k.unsqueeze(-1) - before).clamp_min(0.0))
-    g = torch.zeros_like(ls).scatter_(-1, order, take / k.unsqueeze(-1))
-    return (g * ls).sum(-1), g, None
+    take = torch.minimum(ws, (k - (ws.cumsum(-1) - ws)).clamp_min(0.0))
+    g = torch.zeros_like(ls).scatter_(-1, order, take / k)
+    return ((g * ls).sum(-1) if with_value else None), g, None
 
 
-def _matk(ls, w, wsum, lam, kappa, delta, smoothing):
+def _matk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     x = ls - lam.unsqueeze(-1)
-    wn = w / wsum.unsqueeze(-1)
     above = (x > 0).to(ls.dtype) * wn
-    value = (wn * x.clamp_min(0.0)).sum(-1) + kappa * lam
+    value = torch.addcmul((above * x).sum(-1), kappa, lam) if with_value else None
     return value, above, kappa - above.sum(-1)
 
 
-def _stk(ls, w, wsum, lam, kappa, delta, smoothing):
-    phi, dphi = SMOOTHINGS[smoothing](ls - lam.unsqueeze(-1), delta.unsqueeze(-1))
-    wn = w / wsum.unsqueeze(-1)
-    g = wn * dphi
-    return (wn * phi).sum(-1) + kappa * lam, g, kappa - g.sum(-1)
+def _stk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
+    x = ls - lam.unsqueeze(-1)
+    phi, dphi = SMOOTHINGS[smoothing](x, delta.unsqueeze(-1), with_value)
+    g = dphi.mul_(wn)
+    value = torch.addcmul(_weighted_sum(phi, wn), kappa, lam) if with_value else None
+    return value, g, kappa - g.sum(-1)
+
+
+def _weighted_sum(t: Tensor, wn) -> Tensor:
+    return t.mean(-1) if isinstance(wn, float) else (t * wn).sum(-1)
 
 
 _AGGREGATES = {
@@ -215,17 +221,25 @@ INDIVIDUAL_NAMES = tuple(_INDIVIDUAL)
 def aggregate_value_and_grad(
     name: str,
     losses: Tensor,
-    weight: Tensor,
+    weight: Tensor | None,
     lam: Tensor,
     kappa: Tensor,
     delta: Tensor,
     smoothing: str = "srelu",
-) -> tuple[Tensor, Tensor, Tensor | None]:
+    with_value: bool = True,
+) -> tuple[Tensor | None, Tensor, Tensor | None]:
     """Minibatch aggregate of method.md §2 for every member.
 
     Returns ``(value, dvalue/dlosses, dvalue/dlam)``; the last is ``None`` for
-    aggregates without a threshold.
+    aggregates without a threshold, the first when ``with_value=False`` (the
+    training step needs only gradients). ``weight=None`` counts rows once.
     """
-    weight = weight.expand_as(losses)
-    wsum = weight.sum(-1).clamp_min(torch.finfo(losses.dtype).tiny)
-    return _AGGREGATES[name](losses, weight, wsum, lam, kappa, delta, smoothing)
+    if weight is None:
+        wn = 1.0 / losses.shape[-1]
+    else:
+        weight = weight.expand_as(losses)
+        wsum = weight.sum(-1, keepdim=True).clamp_min(torch.finfo(losses.dtype).tiny)
+        wn = weight / wsum
+    return _AGGREGATES[name](
+        losses, weight, wn, lam, kappa, delta, smoothing, with_value
+    )

@@ -1,7 +1,7 @@
 """Optimizers over lists of tensors with per-member learning rates.
 
-Each update is a handful of ``torch._foreach_*`` calls over all parameters,
-with no host synchronisation. The learning rate has the members' leading shape
+Each update is a handful of in-place tensor operations, with no host
+synchronisation. The learning rate has the members' leading shape
 and is broadcast to every parameter; a zero learning rate freezes a member.
 Formulas follow ``torch.optim`` (Adagrad, Adam, SGD) with default options.
 """
@@ -14,12 +14,14 @@ from torch import Tensor
 __all__ = ["make_optimizer", "OPTIMIZERS"]
 
 
-def _views(lr: Tensor, params: list[Tensor]) -> list[Tensor]:
+def _view(lr: Tensor, p: Tensor) -> Tensor:
     if lr.numel() == 1:  # one member: parameters may lack the member dims
-        return [lr.reshape(())] * len(params)
-    return [lr.reshape(lr.shape + (1,) * (p.dim() - lr.dim())) for p in params]
+        return lr.reshape(())
+    return lr.reshape(lr.shape + (1,) * (p.dim() - lr.dim()))
 
 
+# The sktopk models keep all weights in one tensor, so plain per-tensor loops
+# are as fast as the foreach kernels here and simpler.
 class _Adagrad:
     def __init__(self, params: list[Tensor], eps: float = 1e-10):
         self.params = params
@@ -27,11 +29,9 @@ class _Adagrad:
         self.eps = eps
 
     def step(self, grads: list[Tensor], lr: Tensor) -> None:
-        torch._foreach_addcmul_(self.sums, grads, grads)
-        std = torch._foreach_sqrt(self.sums)
-        torch._foreach_add_(std, self.eps)
-        scaled = torch._foreach_mul(grads, _views(-lr, self.params))
-        torch._foreach_addcdiv_(self.params, scaled, std)
+        for p, g, s in zip(self.params, grads, self.sums, strict=True):
+            s.addcmul_(g, g)
+            p.addcdiv_(g * _view(-lr, p), s.sqrt().add_(self.eps))
 
 
 class _Adam:
@@ -44,14 +44,12 @@ class _Adam:
     def step(self, grads: list[Tensor], lr: Tensor) -> None:
         b1, b2 = self.betas
         self.t += 1
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, (1 - b2**self.t) ** 0.5)
-        torch._foreach_add_(denom, self.eps)
-        step = _views(-lr / (1 - b1**self.t), self.params)
-        torch._foreach_addcdiv_(self.params, torch._foreach_mul(self.m, step), denom)
+        c1, c2 = 1 - b1**self.t, (1 - b2**self.t) ** 0.5
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = v.sqrt().div_(c2).add_(self.eps)
+            p.addcdiv_(m * _view(-lr / c1, p), denom)
 
 
 class _SGD:
@@ -59,7 +57,8 @@ class _SGD:
         self.params = params
 
     def step(self, grads: list[Tensor], lr: Tensor) -> None:
-        torch._foreach_add_(self.params, torch._foreach_mul(grads, _views(-lr, grads)))
+        for p, g in zip(self.params, grads, strict=True):
+            p.addcmul_(g, _view(-lr, p))
 
 
 OPTIMIZERS = {"adagrad": _Adagrad, "adam": _Adam, "sgd": _SGD}

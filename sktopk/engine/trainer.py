@@ -77,7 +77,7 @@ class TrainResult:
     lam: Tensor
     n_epochs: Tensor  # (G, Mg) epochs run by each member
     best_step: Tensor  # (G, Mg) step whose weights are kept
-    loss_curve: list[Tensor]  # per epoch, (G, Mg) mean training objective
+    loss_curve: list[Tensor]  # per epoch, (G, Mg) training objective
     validation_scores: list[Tensor]  # per evaluation, (G, Mg)
     diverged: Tensor  # (G, Mg) bool
     converged: Tensor  # (G, Mg) bool: stopped before max_epochs
@@ -129,39 +129,40 @@ class _Loop:
         sizes = [len(t) for t in data.train_idx]
         self.S = math.ceil(max(sizes) / spec.batch_size)
         self.step_mask = _step_mask(sizes, spec.batch_size, self.S, self.dev)
+        # One member with unit weights needs neither weights nor padding.
+        self.weighted = not (self.single and bool((data.w[:-1] == 1).all()))
         self.uses_lam = spec.aggregate in AGGREGATES_WITH_LAMBDA
-        self.lam = self._init_lambda() if self.uses_lam else None
-        extra = [self.lam] if self.uses_lam else []
-        self.opt = make_optimizer(spec.optimizer, model.params + extra)
-        self.es = _EarlyStopping(self.lead, self.dev, spec, model.params + extra)
+        lam0 = self._init_lambda() if self.uses_lam else None
+        self.lam = model.attach(lam0, 1.0 / hyper["C"])
+        self.opt = make_optimizer(spec.optimizer, model.state)
+        self.es = _EarlyStopping(self.lead, self.dev, spec, model.state)
 
     # -- one step --------------------------------------------------------- #
-    def objective_grads(self, Xb, yb, wb):
+    def step(self, batch: tuple[Tensor, Tensor, Tensor | None], s: int) -> None:
         spec, h = self.spec, self.h
+        Xb, yb, wb = batch
         f = self.model.forward(Xb)
         losses, dl_df = individual_value_and_grad(spec.loss, f, yb, spec.loss_params)
         lam = self.lam if self.uses_lam else h["kappa"]
-        obj, g_l, g_lam = aggregate_value_and_grad(
-            spec.aggregate, losses, wb, lam, h["kappa"], h["delta"], spec.smoothing
+        _, g_l, g_lam = aggregate_value_and_grad(
+            spec.aggregate,
+            losses,
+            wb,
+            lam,
+            h["kappa"],
+            h["delta"],
+            spec.smoothing,
+            with_value=False,
         )
-        grads = self.model.backward(g_l.unsqueeze(-1) * dl_df)
-        for i in self.model.penalized:
-            W = self.model.params[i]
-            grads[i] = grads[i] + W / _view(h["C"], W)
-        return obj, grads + ([g_lam] if self.uses_lam else [])
-
-    def step(self, idx: Tensor, s: int) -> Tensor:
-        d = self.data
-        Xb, yb, wb = (self.lift(t[idx]) for t in (d.X, d.y, d.w))
-        obj, grads = self.objective_grads(Xb, yb, wb)
-        lr = self.h["lr"] * self.es.active
+        grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
+        # One member stops by leaving the loop; a batch freezes stopped members.
+        lr = self.h["lr"] if self.single else self.h["lr"] * self.es.active
         if self.step_mask is not None:
             lr = lr * self.step_mask[s].unsqueeze(-1)
         with torch.no_grad():  # user modules' parameters require grad
             self.opt.step(grads, lr)
             if self.uses_lam:
                 self.lam.clamp_(min=0.0)
-        return obj
 
     # -- the loop --------------------------------------------------------- #
     def run(self) -> TrainResult:
@@ -169,48 +170,69 @@ class _Loop:
         every = spec.eval_every or self.S
         curve, step = [], 0
         for epoch in range(spec.max_epochs):
-            order = self.epoch_order()
-            acc = torch.zeros(self.lead, device=self.dev)
+            Xe, ye, we = self.epoch_rows()
             for s in range(self.S):
-                acc += self.step(order[..., s * B : (s + 1) * B], s)
+                sl = slice(s * B, (s + 1) * B)
+                wb = None if we is None else self.lift(we[..., sl])
+                self.step((self.lift(Xe[..., sl, :]), self.lift(ye[..., sl]), wb), s)
                 step += 1
                 if spec.early_stopping and step % every == 0:
-                    self.es.update(self.validation_score(), acc, step, epoch)
-            curve.append(acc / self.S + self.penalty())
+                    self.es.update(self.validation_score(), self.finite(), step, epoch)
+                    if self.single and not self.es.any_active():
+                        break
+            curve.append(self.objective())
             if not spec.early_stopping:
-                self.es.update(-curve[-1], curve[-1], step, epoch)
+                self.es.update(-curve[-1], torch.isfinite(curve[-1]), step, epoch)
             self.report(epoch, curve[-1])
             if not self.es.any_active():
                 break
         self.es.restore(rollback=spec.early_stopping)
         return self.result(curve)
 
-    def epoch_order(self) -> Tensor:
-        """(G, S * B) row indices; groups with fewer rows are padded at the end."""
-        B, pad = self.spec.batch_size, self.data.pad
-        rows = torch.full((len(self.gens), self.S * B), pad, dtype=torch.long)
-        for g, (gen, idx) in enumerate(
-            zip(self.gens, self.data.train_idx, strict=True)
-        ):
+    def finite(self) -> Tensor:
+        """Whether every weight of each member is finite."""
+        checks = [
+            torch.isfinite(t).flatten(len(self.lead)).all(-1) for t in self.model.state
+        ]
+        return torch.stack(checks).all(0)
+
+    @torch.no_grad()
+    def objective(self) -> Tensor:
+        """The training objective over all training rows with the current
+        weights (the aggregate over the whole training set, plus penalty)."""
+        spec, h, d = self.spec, self.h, self.data
+        idx = self.padded(d.train_idx)
+        f = self.model.forward(self.lift(d.X[idx]), cache=False).detach()
+        losses, _ = individual_value_and_grad(
+            spec.loss, f, self.lift(d.y[idx]), spec.loss_params
+        )
+        w = None if not self.weighted else self.lift(d.w[idx])
+        lam = self.lam if self.uses_lam else h["kappa"]
+        value, _, _ = aggregate_value_and_grad(
+            spec.aggregate, losses, w, lam, h["kappa"], h["delta"], spec.smoothing
+        )
+        return value + self.model.penalty()
+
+    def epoch_rows(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """This epoch's rows in training order, gathered once: X (.., S*B, d),
+        y and w (.., S*B); groups with fewer rows are padded at the end."""
+        B, pad, d = self.spec.batch_size, self.data.pad, self.data
+        order = torch.full((len(self.gens), self.S * B), pad, dtype=torch.long)
+        for g, (gen, idx) in enumerate(zip(self.gens, d.train_idx, strict=True)):
             perm = torch.randperm(len(idx), generator=gen)
-            rows[g, : len(idx)] = idx.cpu()[perm]
-        rows = rows[0] if self.single else rows
-        return rows.to(self.dev, non_blocking=True)
+            order[g, : len(idx)] = idx.cpu()[perm]
+        if self.single:
+            order = order[0, : len(d.train_idx[0])]
+        order = order.to(self.dev, non_blocking=True)
+        return d.X[order], d.y[order], d.w[order] if self.weighted else None
 
     def lift(self, t: Tensor) -> Tensor:
-        """Rows gathered per group -> broadcastable over the group's members."""
+        """Rows gathered per group -> broadcast over the group's members."""
         return t if self.single else t.unsqueeze(1)
 
     def padded(self, idx_list: list[Tensor]) -> Tensor:
         idx = _padded(idx_list, self.data.pad, self.dev)
         return idx[0] if self.single else idx
-
-    def penalty(self) -> Tensor:
-        total = torch.zeros(self.lead, device=self.dev)
-        for i in self.model.penalized:
-            sq = self.model.params[i].detach().pow(2).flatten(len(self.lead)).sum(-1)
-            total = total + sq / (2 * self.h["C"])
-        return total
 
     @torch.no_grad()
     def validation_score(self) -> Tensor:
@@ -247,7 +269,7 @@ class _Loop:
         es = self.es
         lam = self.lam if self.uses_lam else torch.zeros(self.lead, device=self.dev)
         return TrainResult(
-            lam=lam.detach().cpu(),
+            lam=lam.detach().cpu().clone(),
             n_epochs=es.n_epochs.cpu(),
             best_step=es.best_step.cpu(),
             loss_curve=[c.detach().cpu() for c in curve],
@@ -274,10 +296,10 @@ class _EarlyStopping:
         self.history: list[Tensor] = []
 
     @torch.no_grad()
-    def update(self, score: Tensor, loss: Tensor, step: int, epoch: int) -> None:
+    def update(self, score: Tensor, finite: Tensor, step: int, epoch: int) -> None:
         was = self.active.bool()
         self.history.append(score.detach())
-        bad = ~torch.isfinite(score) | ~torch.isfinite(loss)
+        bad = ~torch.isfinite(score) | ~finite
         self.diverged |= bad & was
         better = (score > self.best) & was & ~bad
         for p, b in zip(self.params, self.best_params, strict=True):

@@ -251,5 +251,5 @@ def _stacked_from_module(module: nn.Module, sizes) -> StackedMLP:
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     params = []
     for lin in linears:
-        params += [lin.weight.detach().T.contiguous(), lin.bias.detach().clone()]
-    return StackedMLP(sizes, params)
+        params += [lin.weight.detach().T, lin.bias.detach()]
+    return StackedMLP.from_params(sizes, params)
