@@ -10,8 +10,8 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
 from .._validation import k_fraction
-from ..engine.objectives import AGGREGATE_NAMES as AGGREGATES
-from ..engine.objectives import SMOOTHINGS
+from ..losses import AGGREGATES, SMOOTHINGS
+from ..losses._smoothing import get_smoothing
 from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params, _TopKEstimatorBase
 from ._classifier import _TopKClassifierBase
 from ._sklearn_compat import Interval, StrOptions, _fit_context
@@ -35,6 +35,7 @@ class _STkMixin:
         return self.aggregate
 
     def _aggregate_params(self, n_train: int) -> tuple[float, float]:
+        get_smoothing(self.smoothing, self.delta)  # e.g. leaky_relu needs delta < 1
         return k_fraction(self.k, n_train, "k"), float(self.delta)
 
     def _train_spec(self, loss, task, loss_params):
