@@ -46,10 +46,12 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     .. math::
         \mathrm{SReLU}_\delta(x) = \frac{x + \sqrt{x^2 + \delta^2} - \delta}{2}
 
-    For ``x < 0`` the sum ``x + sqrt(x^2 + delta^2)`` cancels; it is computed as
-    ``delta^2 / (sqrt(x^2 + delta^2) - x)`` instead, and the root as
-    ``hypot(x, delta)``, so the result is accurate in float32 for any finite
-    ``x`` and ``delta``.
+    For ``x < 0`` the sum ``x + sqrt(x^2 + delta^2)`` cancels; it equals
+    ``delta^2 / (sqrt(x^2 + delta^2) - x)``. Here both branches are written as
+    products of non-cancelling factors, with ``r = hypot(x, delta)`` and
+    ``u = |x| / (r + delta)``: ``(x / 2)(1 + u)`` for ``x >= 0``, times
+    ``delta / (r - x)`` for ``x < 0``. The result keeps full relative precision
+    in float32 for every ``x`` (no overflow up to ``|x| ~ 1e38``) and ``delta``.
 
     Properties: ``srelu(0) = 0``; ``0 <= relu(x) - srelu(x) < delta / 2``; it is
     convex with derivative ``(1 + x / sqrt(x^2 + delta^2)) / 2`` in ``(0, 1)``.
@@ -78,11 +80,12 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     """
     d = check_delta(delta)
     _check_float_tensor(x)
+    a = x.abs()
     r = torch.hypot(x, x.new_tensor(d))
-    # r + |x| >= delta > 0, so the unselected branch never divides by zero
-    # (which would poison the gradient through ``where`` with NaN).
-    tail = (d * d) / (r + x.abs())
-    return (torch.where(x >= 0, x + r, tail) - d) / 2
+    half = x / 2 * (1 + a / (r + d))
+    # r + |x| >= delta > 0: no branch divides by zero (a NaN in the unselected
+    # branch of ``where`` would still poison the gradient).
+    return torch.where(x >= 0, half, half * (d / (r + a)))
 
 
 def srelu_grad(x: Tensor, delta: float = 0.01) -> Tensor:

@@ -1,0 +1,163 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from sktopk.losses import SMOOTHINGS, srelu, srelu_grad
+from sktopk.losses._smoothing import get_smoothing
+
+DELTAS = [1e-6, 1e-3, 0.01, 1.0, 10.0]
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def _wide_grid(dtype=torch.float64):
+    mags = np.logspace(-8, 6, 141)
+    x = np.concatenate([-mags[::-1], [0.0], mags])
+    return torch.tensor(x, dtype=dtype)
+
+
+def _reference(x, d):
+    """SReLU in exact-enough arithmetic (float64 on float64 input, long form)."""
+    x = x.double()
+    r = torch.sqrt(x * x + d * d)
+    return torch.where(x >= 0, (x + r - d) / 2, (d * d / (r - x) - d) / 2)
+
+
+@pytest.mark.parametrize("d", DELTAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_srelu_at_zero_is_zero(d, dtype):
+    assert srelu(torch.zeros(3, dtype=dtype), d).eq(0).all()
+    assert srelu_grad(torch.zeros(1, dtype=dtype), d).item() == 0.5
+
+
+@pytest.mark.parametrize("d", DELTAS)
+def test_srelu_gap_to_relu_in_zero_half_delta(d):
+    x = _wide_grid() * (d if d < 1 else 1)
+    gap = torch.relu(x) - srelu(x, d)
+    assert (gap >= 0).all()
+    assert (gap < d / 2).all()
+
+
+@pytest.mark.parametrize("d", [1e-3, 0.1, 1.0])
+def test_srelu_derivative_in_open_unit_interval_and_convex(d):
+    x = torch.linspace(-50 * d, 50 * d, 2001, dtype=torch.float64)
+    g = srelu_grad(x, d)
+    assert ((g > 0) & (g < 1)).all()
+    assert (torch.diff(g) > 0).all()  # strictly increasing derivative: convex
+    v = srelu(x, d)
+    second = v[2:] - 2 * v[1:-1] + v[:-2]
+    assert (second >= -1e-15).all()
+
+
+def test_srelu_converges_uniformly_to_relu():
+    x = torch.linspace(-5, 5, 1001, dtype=torch.float64)
+    gaps = [float((torch.relu(x) - srelu(x, d)).abs().max()) for d in DELTAS[:4]]
+    assert all(g <= d / 2 for g, d in zip(gaps, DELTAS[:4], strict=True))
+    assert gaps == sorted(gaps)
+
+
+@pytest.mark.parametrize("d", [1e-3, 0.3, 2.0])
+def test_srelu_gradcheck_and_grad_matches_autograd(d):
+    x = torch.linspace(-3, 3, 25, dtype=torch.float64).requires_grad_()
+    assert gradcheck(lambda t: srelu(t, d), (x,))
+    (auto,) = torch.autograd.grad(srelu(x, d).sum(), x)
+    torch.testing.assert_close(auto, srelu_grad(x.detach(), d))
+
+
+@pytest.mark.parametrize("d", DELTAS)
+def test_srelu_float32_matches_float64(d):
+    x32 = _wide_grid(torch.float32)
+    ref = _reference(x32, d)
+    err = (srelu(x32, d).double() - ref).abs()
+    # Relative precision everywhere (the float64 reference itself is exact to
+    # about 1e-16 * d in absolute terms, near 0).
+    assert (err <= 4 * EPS32 * ref.abs() + 1e-12 * d).all(), float(err.max())
+
+
+@pytest.mark.parametrize("d", DELTAS)
+def test_srelu_grad_float32_keeps_relative_precision_in_tails(d):
+    x32 = _wide_grid(torch.float32)
+    x = x32.double()
+    r = torch.sqrt(x * x + d * d)
+    ref = torch.where(x >= 0, (1 + x / r) / 2, d * d / (2 * r * (r - x)))
+    got = srelu_grad(x32, d).double()
+    assert ((got - ref).abs() <= 8 * EPS32 * ref).all()
+
+
+def test_srelu_handles_huge_inputs_in_float32():
+    x = torch.tensor([-1e38, -1e30, 0.0, 1e30, 1e38])
+    v = srelu(x, 0.01)
+    torch.testing.assert_close(v, torch.tensor([-0.005, -0.005, 0.0, 1e30, 1e38]))
+    assert torch.isfinite(srelu(torch.tensor([-3e38, 3e38]), 0.01)).all()
+
+
+def test_srelu_relative_precision_near_zero():
+    x = torch.tensor([-1e-9, 1e-9], dtype=torch.float32)
+    torch.testing.assert_close(srelu(x, 1.0), x / 2, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", SMOOTHINGS)
+@pytest.mark.parametrize("d", [0.05, 0.5])
+def test_smoothing_grad_matches_autograd_and_is_monotone(name, d):
+    phi = get_smoothing(name, d)
+    x = torch.linspace(-4, 4, 80, dtype=torch.float64).requires_grad_()
+    (auto,) = torch.autograd.grad(phi.fn(x, d).sum(), x)
+    torch.testing.assert_close(auto, phi.grad(x.detach(), d))
+    assert ((auto >= 0) & (auto <= 1)).all()
+    assert gradcheck(lambda t: phi.fn(t, d), (x,))
+
+
+@pytest.mark.parametrize("name", SMOOTHINGS)
+def test_smoothing_tends_to_relu(name):
+    x = torch.linspace(-3, 3, 601, dtype=torch.float64)
+    gaps = []
+    for d in (0.1, 0.01, 0.001):
+        gap = float((get_smoothing(name, d).fn(x, d) - torch.relu(x)).abs().max())
+        assert gap <= 3 * d  # within a constant times delta
+        gaps.append(gap)
+    assert gaps == sorted(gaps, reverse=True)
+
+
+@pytest.mark.parametrize("name", SMOOTHINGS)
+@pytest.mark.parametrize("d", [0.01, 0.5])
+def test_inplace_kernels_match_elementwise_forms(name, d):
+    phi = get_smoothing(name, d)
+    x = torch.randn(
+        257, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    x = x * 3
+    w = torch.rand(257, dtype=torch.float64)
+    for weight in (None, w):
+        want = phi.fn(x, d) if weight is None else phi.fn(x, d) * weight
+        got = phi.sum_(x.clone(), d, weight, torch.empty_like(x))
+        torch.testing.assert_close(
+            got - phi.offset(d) * (257 if weight is None else float(w.sum())),
+            want.sum(),
+        )
+    got = phi.grad_(x.clone(), d, 0.25, torch.empty_like(x))
+    torch.testing.assert_close(got, 0.25 * phi.grad(x, d))
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1.0, math.nan, math.inf, True, "0.1", None])
+def test_bad_delta_raises(bad):
+    with pytest.raises(
+        ValueError, match=r"delta must be a finite float > 0; got delta="
+    ):
+        srelu(torch.zeros(2), bad)
+
+
+def test_leaky_relu_slope_must_be_below_one():
+    with pytest.raises(ValueError, match=r"delta=1\.5 .*negative slope, in \(0, 1\)"):
+        get_smoothing("leaky_relu", 1.5)
+
+
+def test_unknown_smoothing_lists_valid_names():
+    with pytest.raises(ValueError, match=r"smoothing='huber' is unknown.*'srelu'"):
+        get_smoothing("huber", 0.1)
+
+
+def test_srelu_rejects_integer_tensor():
+    with pytest.raises(ValueError, match="x must be a floating-point tensor; got"):
+        srelu(torch.arange(3), 0.1)
