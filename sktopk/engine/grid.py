@@ -7,6 +7,8 @@ group. This is what the reproduction and the batched search build on.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -14,7 +16,14 @@ from torch import Tensor
 from .models import StackedMLP
 from .trainer import TrainData, TrainResult, TrainSpec, score, train
 
-__all__ = ["make_data", "train_grid", "evaluate"]
+__all__ = [
+    "make_data",
+    "train_grid",
+    "evaluate",
+    "member_bytes",
+    "members_per_chunk",
+    "parse_memory",
+]
 
 
 def make_data(X, target, splits, sample_weight=None, device="cpu") -> TrainData:
@@ -84,3 +93,77 @@ def evaluate(
     rows = rows.to(data.X.device)
     f = model.forward(data.X[rows].unsqueeze(1), cache=False)
     return score(task, f, data.y[rows].unsqueeze(1), data.w[rows].unsqueeze(1)).cpu()
+
+
+def member_bytes(sizes: tuple[int, ...], n_rows: int, batch_size: int) -> int:
+    """Rough bytes one member needs while training (float32): its weights with
+    optimizer and early-stopping copies, its activations on a minibatch, and
+    its activations when the whole training set is evaluated."""
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    width = sum(sizes[1:])
+    return 4 * (8 * n_params + 6 * batch_size * width + 3 * n_rows * width)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Half of the memory free now on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 2
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        pages = 4 * 2**30
+    return pages // 2
+
+
+def members_per_chunk(
+    n_members: int,
+    n_groups: int,
+    per_member: int,
+    device: torch.device,
+    max_memory: int | None = None,
+) -> int:
+    """How many members of each group to train at once within the budget."""
+    budget = available_bytes(device)
+    if max_memory is not None:
+        budget = min(budget, int(max_memory))
+    fit = budget // max(1, per_member * n_groups)
+    if fit < 1:
+        raise MemoryError(
+            f"one member per group needs about {per_member * n_groups} bytes, more "
+            f"than the memory budget of {budget} bytes; raise max_memory"
+        )
+    return int(min(n_members, fit))
+
+
+def parse_memory(value: int | str | None) -> int | None:
+    """``"2GB"``, ``"512MiB"``, ``"1e9"`` or an int -> bytes (None stays None).
+
+    Examples
+    --------
+    >>> parse_memory("2GB"), parse_memory("512MiB"), parse_memory(1000)
+    (2000000000, 536870912, 1000)
+    """
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip().upper().replace(" ", "")
+    units = {
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "K": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "B": 1,
+    }
+    for unit, scale in units.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * scale)
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(
+            f"memory size {value!r} is not understood; use bytes or e.g. '2GB'"
+        ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -52,6 +53,22 @@ TRAINING_PARAMETER_CONSTRAINTS: dict = {
 }
 
 
+@dataclass
+class FitPlan:
+    """What a fit trains on, decided before any weights exist."""
+
+    X: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    task: str
+    n_out: int
+    spec: TrainSpec
+    seed: int
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    estimator: object = None
+
+
 class _TopKEstimatorBase(BaseEstimator):
     """Training and inference shared by all sktopk estimators.
 
@@ -64,30 +81,45 @@ class _TopKEstimatorBase(BaseEstimator):
 
     # -- fitting -------------------------------------------------------------- #
     def _fit(self, X, y, sample_weight=None):
+        plan = self._prepare(X, y, sample_weight)
+        device = resolve_device(self.device)
+        data = _make_data(
+            plan.X, plan.target, plan.weight, plan.train_idx, plan.val_idx, device
+        )
+        model = self._make_model(plan.X.shape[1], plan.n_out, plan.seed, device)
+        hyper = self._hyper(len(plan.train_idx))
+        hyper = {k: torch.tensor(v, device=device) for k, v in hyper.items()}
+        result = train(model, data, plan.spec, hyper, [plan.seed])
+        self._store(model, result, plan.X.shape[1], plan.n_out)
+        return self
+
+    def _prepare(self, X, y, sample_weight=None) -> FitPlan:
+        """Validate the data and decide everything a fit needs but the weights.
+
+        Sets ``n_features_in_`` (and ``classes_`` for classifiers). The batched
+        search calls this once per fold, then trains all configurations.
+        """
         X, y = validate_data(
             self, X, y, dtype=(np.float64, np.float32), y_numeric=False
         )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         self._check_hidden_sizes()
         target, task, n_out, loss, loss_params = self._task_spec(y)
-        device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, val_idx = self._split(len(X), y, task, rng)
-        kappa, delta = self._aggregate_params(len(train_idx))
-        data = _make_data(X, target, sample_weight, train_idx, val_idx, device)
-        model = self._make_model(X.shape[1], n_out, seed, device)
         spec = self._train_spec(loss, task, loss_params)
-        hyper = {
-            "lr": self.learning_rate,
-            "C": self.C,
-            "kappa": kappa,
-            "delta": delta,
+        return FitPlan(X, target, weight, task, n_out, spec, seed, train_idx, val_idx)
+
+    def _hyper(self, n_train: int) -> dict[str, float]:
+        """Per-member hyper-parameters of the engine for ``n_train`` rows."""
+        kappa, delta = self._aggregate_params(n_train)
+        return {
+            "lr": float(self.learning_rate),
+            "C": float(self.C),
+            "kappa": float(kappa),
+            "delta": float(delta),
         }
-        hyper = {k: torch.tensor(float(v), device=device) for k, v in hyper.items()}
-        result = train(model, data, spec, hyper, [seed])
-        self._store(model, result, X.shape[1], n_out)
-        return self
 
     def _aggregate_params(self, n_train: int) -> tuple[float, float]:
         """(kappa = k / n_train, delta) of the aggregate; overridden by STk."""

@@ -1,0 +1,70 @@
+"""STkSearchCV against GridSearchCV run one configuration at a time."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification, make_regression
+from sklearn.model_selection import GridSearchCV, KFold
+
+from sktopk import STkClassifier, STkRegressor, STkSearchCV
+
+
+@pytest.fixture(scope="module")
+def clf_data():
+    return make_classification(n_samples=240, n_features=5, random_state=0)
+
+
+def _compare(est, grid, X, y, cv, **kw):
+    ours = STkSearchCV(est, grid, cv=cv, **kw).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=cv).fit(X, y)
+    for key in ["mean_test_score"] + [f"split{i}_test_score" for i in range(3)]:
+        np.testing.assert_allclose(
+            ours.cv_results_[key], ref.cv_results_[key], atol=0.01, err_msg=key
+        )
+    assert ours.cv_results_["params"] == ref.cv_results_["params"]
+    return ours, ref
+
+
+def test_classifier_grid_equals_grid_search(clf_data):
+    X, y = clf_data
+    est = STkClassifier(model="mlp", max_epochs=15, random_state=0)
+    grid = {
+        "aggregate": ["stk", "atk"],
+        "k": [0.3, 1.0],
+        "C": [10.0, 1000.0],
+        "learning_rate": [0.1, 0.02],
+    }
+    ours, ref = _compare(est, grid, X, y, cv=3)
+    assert ours.best_params_ == ref.best_params_
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_regressor_with_early_stopping_equals_grid_search():
+    X, y = make_regression(n_samples=200, n_features=4, noise=5.0, random_state=0)
+    est = STkRegressor(
+        early_stopping=True, n_iter_no_change=3, max_epochs=30, random_state=1
+    )
+    grid = {"k": [0.2, 0.6, 1.0], "delta": [0.1, 0.001]}
+    _compare(est, grid, X, y / y.std(), cv=KFold(3, shuffle=True, random_state=0))
+
+
+def test_memory_budget_splits_batches_without_changing_results(clf_data):
+    X, y = clf_data
+    est = STkClassifier(max_epochs=5, random_state=0)
+    grid = {"k": [0.2, 0.4, 0.6, 0.8, 1.0]}
+    whole = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    small = STkSearchCV(est, grid, cv=3, refit=False, max_memory="20KB").fit(X, y)
+    assert whole.members_per_batch_ == [15]
+    assert small.members_per_batch_[0] < 15
+    np.testing.assert_allclose(
+        small.cv_results_["mean_test_score"], whole.cv_results_["mean_test_score"]
+    )
+    with pytest.raises(MemoryError, match="max_memory"):
+        STkSearchCV(est, grid, cv=3, max_memory=10).fit(X, y)
+
+
+def test_rejects_callable_model(clf_data):
+    X, y = clf_data
+    est = STkClassifier(model=lambda i, o: torch.nn.Linear(i, o))
+    with pytest.raises(ValueError, match="model='linear' or 'mlp'"):
+        STkSearchCV(est, {"k": [0.5]}).fit(X, y)
