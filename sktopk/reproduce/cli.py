@@ -1,0 +1,157 @@
+"""Command line: ``sktopk reproduce --table 3`` (or ``python -m sktopk ...``).
+
+A thin layer over :func:`sktopk.reproduce.runner.reproduce`: it parses the
+options, turns user mistakes into a one-line message and a non-zero exit
+status, and prints the side-by-side table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from .backends import BACKENDS, BackendError
+from .protocol import (
+    MODELS,
+    PRESETS,
+    SCALINGS,
+    STOPPING_UNITS,
+    make_protocol,
+    table_cells,
+)
+from .store import StoreError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "sktopk"
+#: Patience used when --patience-unit changes the preset's unit.
+DEFAULT_PATIENCE = {"step": 1, "epoch": 5}
+
+
+class UsageError(Exception):
+    """A mistake in the command line (reported without a traceback)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sktopk`` command."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    rep = sub.add_parser(
+        "reproduce",
+        help="reproduce a published table (3, 4 or 6) of Xia et al. (2024)",
+        description="Run the benchmark protocol and compare with the paper.",
+    )
+    rep.add_argument("--table", required=True, help="3 (logistic), 4 (hinge) or "
+                     "6 (regression, square and absolute)")  # fmt: skip
+    rep.add_argument("--protocol", default="quick",
+                     help=f"preset: {', '.join(PRESETS)} (default: quick)")  # fmt: skip
+    rep.add_argument("--datasets", help="comma-separated datasets (default: all of "
+                     "the table)")  # fmt: skip
+    rep.add_argument("--runs", type=int, help="random splits per cell")
+    rep.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
+    rep.add_argument("--max-epochs", type=int, help="epoch limit")
+    rep.add_argument(
+        "--patience-unit",
+        choices=STOPPING_UNITS,
+        help="early stopping every 50 steps (the paper's) or per epoch",
+    )
+    rep.add_argument("--patience", type=int, help="evaluations without improvement")
+    rep.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or linear")
+    rep.add_argument("--scaling", choices=SCALINGS, help="feature scaling")
+    rep.add_argument("--out", help="output folder (default: "
+                     "sktopk-results/table<N>-<protocol>)")  # fmt: skip
+    rep.add_argument(
+        "--jobs",
+        type=int,
+        default=-1,
+        help="local worker processes (default -1: one per core)",
+    )
+    rep.add_argument("--backend", default="local", choices=BACKENDS)
+    rep.add_argument("--scheduler", help="Dask scheduler address (--backend dask)")
+    rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its message
+        return int(exc.code or 0)
+    try:
+        return _reproduce(args, f"{PROG} {shlex.join(argv)}")
+    except (UsageError, StoreError, BackendError) as exc:
+        print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"{PROG} reproduce: interrupted; finished cells are saved, run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _reproduce(args: argparse.Namespace, command: str) -> int:
+    from .runner import format_comparison, reproduce
+
+    if (args.backend == "dask") != bool(args.scheduler):
+        raise UsageError("--backend dask and --scheduler ADDRESS go together")
+    table, datasets = _table(args.table), _datasets(args.datasets)
+    try:
+        protocol = _protocol(args)
+        table_cells(table, datasets)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out or os.path.join("sktopk-results", f"table{table}-{protocol.name}")
+    result = reproduce(
+        table, protocol, seed=args.seed, out=out, datasets=datasets,
+        backend=args.backend, jobs=_jobs(args.jobs), scheduler=args.scheduler,
+        plots=not args.no_plots, progress=not args.quiet, command=command,
+    )  # fmt: skip
+    print(format_comparison(result.comparison))
+    print(f"\nreport: {result.report}")
+    return 0
+
+
+def _table(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"unknown table {text!r}; choose one of: 3, 4, 6") from None
+
+
+def _protocol(args: argparse.Namespace):
+    if args.protocol not in PRESETS:
+        raise UsageError(
+            f"unknown protocol {args.protocol!r}; choose one of: {', '.join(PRESETS)}"
+        )
+    patience = args.patience
+    unit = args.patience_unit
+    if unit and patience is None and unit != PRESETS[args.protocol].stopping:
+        patience = DEFAULT_PATIENCE[unit]
+    return make_protocol(
+        args.protocol, runs=args.runs, max_epochs=args.max_epochs, stopping=unit,
+        patience=patience, model=args.model, scaling=args.scaling,
+    )  # fmt: skip
+
+
+def _datasets(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if not names:
+        raise UsageError("--datasets is empty; give comma-separated dataset names")
+    return names
+
+
+def _jobs(jobs: int) -> int:
+    if jobs == -1:
+        return os.cpu_count() or 1
+    if jobs < 1:
+        raise UsageError(f"--jobs must be -1 (one per core) or at least 1; got {jobs}")
+    return jobs

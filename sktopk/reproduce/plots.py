@@ -1,0 +1,71 @@
+"""Per-dataset error-bar plots, ours beside the paper's (needs matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_datasets", "have_matplotlib"]
+
+_LABELS = {"average": "Average", "maximum": "Maximum", "atk": "ATk", "matk": "MATk",
+           "stk": "STk"}  # fmt: skip
+
+
+def have_matplotlib() -> bool:
+    """Whether the ``plot`` extra (matplotlib) is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_datasets(comparison: pd.DataFrame, folder: Path, prefix: str) -> list[str]:
+    """One PNG per dataset in ``folder``; returns the file names.
+
+    Each figure has one panel per individual loss with, for every aggregate,
+    our mean ± std beside the published mean ± std.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = []
+    for dataset, rows in comparison.groupby("dataset", sort=False):
+        fig = _figure(plt, dataset, rows)
+        name = f"{prefix}_{dataset}.png"
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def _figure(plt, dataset: str, rows: pd.DataFrame):
+    losses = list(dict.fromkeys(rows["loss"]))
+    fig, axes = plt.subplots(
+        1, len(losses), figsize=(4.5 * len(losses), 3.4), squeeze=False
+    )
+    for ax, loss in zip(axes[0], losses, strict=True):
+        _panel(ax, rows[rows["loss"] == loss])
+        ax.set_title(f"{dataset}, {loss} loss")
+    axes[0][0].set_ylabel(
+        "test error (%)"
+        if rows["metric"].iloc[0] == "error_rate_percent"
+        else "test RMSE (targets in [0, 1])"
+    )
+    axes[0][-1].legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _panel(ax, rows: pd.DataFrame) -> None:
+    x = np.arange(len(rows))
+    ax.errorbar(x - 0.12, rows["mean"], yerr=rows["std"], fmt="o", capsize=3,
+                label="sktopk")  # fmt: skip
+    ax.errorbar(x + 0.12, rows["paper_mean"], yerr=rows["paper_std"], fmt="s",
+                capsize=3, label="paper")  # fmt: skip
+    ax.set_xticks(x, [_LABELS.get(a, a) for a in rows["aggregate"]])
+    ax.grid(axis="y", alpha=0.3)

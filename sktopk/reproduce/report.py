@@ -1,0 +1,176 @@
+"""Summaries of the runs, the side-by-side table and the Markdown report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .protocol import AGGREGATES, Protocol
+from .published import load_published
+
+__all__ = ["summarize", "compare", "format_table", "markdown_table", "render_report"]
+
+KEY = ["table", "dataset", "loss", "aggregate"]
+#: A difference beyond this many published stds is called out in the notes.
+THRESHOLD = 2.0
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std (numpy's, ddof=0) over runs of each cell, and its choice.
+
+    The chosen configuration is the same for every run of a cell (it is
+    selected on the mean validation score over runs).
+    """
+    if runs.empty:
+        cols = KEY + ["metric", "runs", "mean", "std", "k", "C", "lr", "delta"]
+        return pd.DataFrame(columns=cols)
+    grouped = runs.groupby(KEY, sort=False)
+    out = grouped.agg(
+        metric=("metric", "first"),
+        runs=("run", "count"),
+        mean=("value", "mean"),
+        std=("value", lambda v: float(np.std(v))),
+        k=("k", "first"),
+        C=("C", "first"),
+        lr=("lr", "first"),
+        delta=("delta", "first"),
+    )
+    return out.reset_index()
+
+
+def compare(summary: pd.DataFrame) -> pd.DataFrame:
+    """Join our summary with the published numbers of the same cells.
+
+    Adds ``paper_mean``, ``paper_std`` (NaN where the paper has no number) and
+    ``diff_std`` = (ours - paper) / paper std.
+    """
+    pub = load_published()[KEY + ["mean", "std"]]
+    pub = pub.rename(columns={"mean": "paper_mean", "std": "paper_std"})
+    summary = summary.astype({"table": int})
+    out = summary.merge(pub, on=KEY, how="left")
+    out["diff_std"] = (out["mean"] - out["paper_mean"]) / out["paper_std"]
+    order = {a: i for i, a in enumerate(AGGREGATES)}
+    out["_order"] = out["aggregate"].map(order)
+    out = out.sort_values(["table", "dataset", "loss", "_order"], kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def format_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as strings: ours and the paper's mean ± std, the
+    difference in published stds and the chosen configuration."""
+    rows = []
+    for r in comparison.itertuples(index=False):
+        digits = 2 if r.metric == "error_rate_percent" else 4
+        rows.append(
+            {
+                "dataset": r.dataset,
+                "loss": r.loss,
+                "aggregate": r.aggregate,
+                "ours": _pm(r.mean, r.std, digits),
+                "paper": _pm(r.paper_mean, r.paper_std, digits),
+                "diff / paper std": _diff(r.diff_std),
+                "chosen": _chosen(r),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _diff(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:+.1f}"
+
+
+def _chosen(r) -> str:
+    parts = []
+    if r.aggregate in ("atk", "matk", "stk"):
+        parts.append(f"k={int(r.k)}")
+    parts += [f"C={r.C:g}", f"lr={r.lr:g}"]
+    if r.aggregate == "stk":
+        parts.append(f"delta={r.delta:g}")
+    return " ".join(parts)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of the frame's string values."""
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.to_numpy()]
+    return "\n".join([header, rule, *body])
+
+
+def outliers(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Cells whose mean is more than THRESHOLD published stds from the paper's."""
+    return comparison[comparison["diff_std"].abs() > THRESHOLD]
+
+
+def render_report(
+    comparison: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    title: str,
+    command: str,
+    seed: int,
+    timing: dict[str, str],
+    plots: list[str],
+    plot_message: str | None = None,
+) -> str:
+    """The Markdown report: settings, table, timing, plots and notes."""
+    settings = {"command": f"`{command}`", "seed": str(seed)}
+    settings |= protocol.describe()
+    settings["protocol identity"] = protocol.identity(seed)
+    lines = [f"# {title}", "", "## Settings", ""]
+    lines += [f"- **{k}**: {v}" for k, v in settings.items()]
+    lines += ["", "## Results", "", _legend(comparison), ""]
+    lines += [markdown_table(format_table(comparison)), "", "## Time", ""]
+    lines += [f"- **{k}**: {v}" for k, v in timing.items()]
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p}]({p})" for p in plots] or [plot_message or "none"]
+    lines += ["", "## Notes", "", *_notes(comparison, protocol)]
+    return "\n".join(lines) + "\n"
+
+
+def _legend(comparison: pd.DataFrame) -> str:
+    if (comparison["metric"] == "error_rate_percent").all():
+        metric = "test error in %"
+    else:
+        metric = "test RMSE on targets min-max scaled to [0, 1] over the dataset"
+    return (
+        f"Mean ± std over runs of the {metric} (lower is better), for the "
+        "configuration with the best mean validation score over runs. "
+        '"diff / paper std" is (ours - paper) / paper std; "chosen" is the '
+        "selected configuration (k in samples of the training split)."
+    )
+
+
+def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
+    notes = [
+        "- Selection uses the validation split only; the test split is scored "
+        "once, for reporting.",
+        f"- Early-stopping rule of this table: {protocol.describe()['early stopping']}"
+        ".",
+    ]
+    off = outliers(comparison)
+    if off.empty:
+        notes.append(
+            f"- Every cell with a published number is within {THRESHOLD:g} "
+            "published stds of it."
+        )
+        return notes
+    cells = ", ".join(
+        f"{r.dataset}/{r.loss}/{r.aggregate} ({r.diff_std:+.1f})"
+        for r in off.itertuples(index=False)
+    )
+    notes.append(f"- More than {THRESHOLD:g} published stds from the paper: {cells}.")
+    notes.append(
+        "  Likely causes, in general: this protocol's smaller grids, runs and epoch "
+        "limit; the early-stopping rule (the paper's step rule stops at the first "
+        "evaluation without improvement); preprocessing the paper does not state "
+        "(feature scaling, splits); and, for the maximum loss, that early stopping "
+        "rolls back to the best validation point, so it cannot end near chance."
+    )
+    return notes

@@ -1,0 +1,149 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sktopk.reproduce import backends
+from sktopk.reproduce.cli import main
+
+TINY = ["--table", "3", "--datasets", "appendicitis", "--runs", "2",
+        "--max-epochs", "2", "--jobs", "1", "--quiet"]  # fmt: skip
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(out, *extra):
+    return main(["reproduce", *TINY, "--out", str(out), *extra])
+
+
+def _runs(out) -> pd.DataFrame:
+    frame = pd.read_csv(Path(out) / "runs.csv", dtype={"identity": str})
+    key = ["dataset", "loss", "aggregate", "run"]
+    return frame.drop(columns="seconds").sort_values(key).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    out = tmp_path_factory.mktemp("first")
+    assert _run(out) == 0
+    return out
+
+
+def test_end_to_end_writes_csv_report_and_plots(first, capsys):
+    names = {p.name for p in first.iterdir()}
+    assert {"runs.csv", "table3.md", "table3_comparison.csv"} <= names
+    assert "table3_appendicitis.png" in names
+    assert len(_runs(first)) == 5 * 2
+    report = (first / "table3.md").read_text()
+    for text in ("sktopk reproduce --table 3", "early stopping", "| appendicitis |",
+                 "## Notes", "protocol identity"):  # fmt: skip
+        assert text in report
+
+
+def test_printed_table_has_ours_and_the_paper(tmp_path, capsys):
+    assert _run(tmp_path, "--no-plots") == 0
+    printed = capsys.readouterr().out
+    assert "ours" in printed and "paper" in printed and "13.78 ± 6.60" in printed
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_resume_skips_finished_cells_and_gives_the_same_table(first, tmp_path):
+    out = tmp_path / "resumed"
+    out.mkdir()
+    csv = (first / "runs.csv").read_text().splitlines(keepends=True)
+    (out / "runs.csv").write_text("".join(csv[:5]))  # header + 2 cells of 5
+    assert _run(out) == 0
+    assert "3 / 2" in (out / "table3.md").read_text()  # run now / resumed
+    assert _runs(out).equals(_runs(first))
+    before = (out / "runs.csv").read_bytes()
+    assert _run(out) == 0
+    assert (out / "runs.csv").read_bytes() == before
+    assert "0 / 5" in (out / "table3.md").read_text()
+    a = pd.read_csv(first / "table3_comparison.csv")
+    b = pd.read_csv(out / "table3_comparison.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_same_seed_same_runs_across_processes(first, tmp_path):
+    assert _run(tmp_path, "--jobs", "2") == 0
+    assert _runs(tmp_path).equals(_runs(first))
+
+
+def test_other_seed_other_runs(first, tmp_path):
+    assert _run(tmp_path, "--seed", "1") == 0
+    assert not _runs(tmp_path)["value"].equals(_runs(first)["value"])
+
+
+def _bad_cases(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "runs.csv").write_text("name,age\nann,3\n")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "runs.csv").write_bytes(b"\x00\xff\xfe garbage")
+    base = ["reproduce", "--table", "3", "--quiet", "--out", str(tmp_path / "o")]
+    return {
+        "table": (["reproduce", "--table", "9"], "unknown table"),
+        "table-word": (["reproduce", "--table", "three"], "unknown table"),
+        "dataset": (base + ["--datasets", "nope"], "not in table 3"),
+        "dataset-other-table": (base + ["--datasets", "sinc"], "not in table 3"),
+        "protocol": (base + ["--protocol", "slow"], "unknown protocol"),
+        "runs": (base + ["--runs", "0"], "runs must be at least 1"),
+        "jobs": (base + ["--jobs", "0"], "--jobs"),
+        "out-is-file": (TINY_BASE + ["--out", str(a_file)], "not a folder"),
+        "foreign": (TINY_BASE + ["--out", str(foreign)], "columns"),
+        "corrupt": (TINY_BASE + ["--out", str(corrupt)], "left as it is"),
+        "dask-no-scheduler": (base + ["--backend", "dask"], "--scheduler"),
+        "command": (["frobnicate"], "invalid choice"),
+        "no-table": (["reproduce"], "--table"),
+    }, {
+        "a_file": a_file,
+        "foreign": foreign / "runs.csv",
+        "corrupt": corrupt / "runs.csv",
+    }
+
+
+TINY_BASE = ["reproduce", *TINY]
+CASES = ["table", "table-word", "dataset", "dataset-other-table", "protocol", "runs",
+         "jobs", "out-is-file", "foreign", "corrupt", "dask-no-scheduler", "command",
+         "no-table"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_exits_nonzero_with_a_message(case, tmp_path, capsys):
+    cases, files = _bad_cases(tmp_path)
+    before = {k: p.read_bytes() for k, p in files.items()}
+    argv, message = cases[case]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert {k: p.read_bytes() for k, p in files.items()} == before
+
+
+def test_unreachable_scheduler(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", "1s")
+    argv = TINY_BASE + ["--out", str(tmp_path), "--backend", "dask",
+                        "--scheduler", "tcp://127.0.0.1:9"]  # fmt: skip
+    assert main(argv) == 2
+    assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["sktopk", "sktopk.reproduce"])
+def test_module_entry_points_report_without_traceback(module):
+    args = (
+        ["--table", "9"]
+        if module.endswith("reproduce")
+        else ["reproduce", "--table", "9"]
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True,
+        env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "unknown table" in proc.stderr and "Traceback" not in proc.stderr
