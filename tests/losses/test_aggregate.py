@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from torch.autograd import gradcheck
 
@@ -381,3 +383,77 @@ def test_bad_input_raises_a_clear_value_error(call, match):
 def test_k_of_wrong_type_raises_type_error():
     with pytest.raises(TypeError, match="k must be an int"):
         atk(L, "2")
+
+
+# --- properties (hypothesis) ----------------------------------------------------
+
+_losses = st.lists(
+    st.floats(0, 100, allow_nan=False, allow_subnormal=False), min_size=1, max_size=30
+)
+_settings = settings(max_examples=60, deadline=None)
+
+
+@_settings
+@given(values=_losses, lam=st.floats(0, 100))
+def test_property_monotone_in_k(values, lam):
+    ls = torch.tensor(values, dtype=F64)
+    n = len(values)
+    a = [atk(ls, k).item() for k in range(1, n + 1)]
+    assert (np.diff(a) <= 1e-9).all()  # ATk decreases with k
+    for fn in (matk, stk):  # lam >= 0: the dual forms increase with k
+        v = [fn(ls, lam, k).item() for k in range(1, n + 1)]
+        assert (np.diff(v) >= -1e-9).all()
+
+
+@_settings
+@given(values=_losses, lam=st.floats(0, 100), data=st.data())
+def test_property_permutation_invariant(values, lam, data):
+    ls = torch.tensor(values, dtype=F64)
+    n = len(values)
+    k = data.draw(st.integers(1, n))
+    perm = torch.tensor(data.draw(st.permutations(range(n))))
+    calls = [
+        average,
+        maximum,
+        lambda x: atk(x, k),
+        lambda x: matk(x, lam, k),
+        lambda x: stk(x, lam, k, 0.1),
+    ]
+    for fn in calls:
+        assert fn(ls[perm]).item() == pytest.approx(fn(ls).item(), rel=1e-12)
+    # the gradient permutes with the losses (tie-free values only)
+    if len(set(values)) == n:
+        g = torch.autograd.grad(stk(ls.requires_grad_(), lam, k, 0.1), ls)[0]
+        x = ls.detach()[perm].requires_grad_()
+        (gp,) = torch.autograd.grad(stk(x, lam, k, 0.1), x)
+        torch.testing.assert_close(gp, g[perm])
+
+
+@_settings
+@given(values=_losses, lam=st.floats(0, 100), c=st.floats(0.01, 100), data=st.data())
+def test_property_scale_equivariant(values, lam, c, data):
+    ls = torch.tensor(values, dtype=F64)
+    k = data.draw(st.integers(1, len(values)))
+    pairs = [
+        (atk(c * ls, k), c * atk(ls, k)),
+        (matk(c * ls, c * lam, k), c * matk(ls, lam, k)),
+        (stk(c * ls, c * lam, k, delta=0.1 * c), c * stk(ls, lam, k, delta=0.1)),
+    ]
+    for a, b in pairs:
+        assert a.item() == pytest.approx(b.item(), rel=1e-9, abs=1e-12)
+
+
+@_settings
+@given(values=_losses, c=st.floats(0.01, 100), data=st.data())
+def test_property_weights_scale_free_for_fractions(values, c, data):
+    ls = torch.tensor(values, dtype=F64)
+    w = torch.tensor(
+        data.draw(
+            st.lists(st.floats(0.1, 10), min_size=len(values), max_size=len(values))
+        ),
+        dtype=F64,
+    )
+    kappa = data.draw(st.floats(0.01, 1.0))
+    for fn in (matk, stk):
+        a, b = fn(ls, 1.0, kappa, weight=c * w), fn(ls, 1.0, kappa, weight=w)
+        assert a.item() == pytest.approx(b.item(), rel=1e-9)
