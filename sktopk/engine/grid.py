@@ -69,8 +69,9 @@ def train_grid(
     dev = data.X.device
     G, Mg = len(seeds), len(next(iter(grid.values())))
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    # Its params are views into one contiguous flat vector that the optimizer
+    # updates in place; replacing them with copies would freeze the model.
     model = StackedMLP.initialize(sizes, gens, Mg, device=dev)
-    model.params = [p.contiguous() for p in model.params]
     hyper = {
         k: torch.as_tensor(np.asarray(v, np.float32), device=dev)
         .expand(G, Mg)

@@ -88,3 +88,11 @@ def test_member_chunks_cover_the_grid(monkeypatch):
     whole = experiment.run_cell(cell, TINY, seed=0)
     cols = ["value", "val_score", "C", "lr"]
     assert chunked[cols].equals(whole[cols])
+
+
+@pytest.mark.parametrize("aggregate", ["average", "maximum", "atk", "matk", "stk"])
+def test_every_aggregate_learns_in_a_grid(aggregate):
+    """Several configurations per run train (wisconsin is easy: ~3% error)."""
+    protocol = make_protocol("quick", runs=2, max_epochs=5, k=(0.5, 1.0), C=(1e3,))
+    rows = experiment.run_cell(Cell(3, "wisconsin", "logistic", aggregate), protocol, 0)
+    assert rows["value"].mean() < 10
