@@ -104,11 +104,7 @@ class StackedMLP:
         params, acts = self.params, [X]
         n_layers = len(params) // 2
         for i in range(n_layers):
-            W, b = params[2 * i], params[2 * i + 1]
-            if acts[-1].dim() == 2 and W.dim() == 2:
-                a = torch.addmm(b, acts[-1], W)
-            else:
-                a = torch.matmul(acts[-1], W) + b.unsqueeze(-2)
+            a = _linear(acts[-1], params[2 * i], params[2 * i + 1])
             acts.append(torch.relu(a) if i < n_layers - 1 else a)
         if cache:
             self._cache = acts
@@ -124,7 +120,7 @@ class StackedMLP:
         for i in reversed(range(len(params) // 2)):
             pieces += [g.sum(-2), _weight_grad(acts[i], g, self.lead)]
             if i > 0:
-                g = torch.matmul(g, params[2 * i].transpose(-1, -2))
+                g = _input_grad(g, params[2 * i])
                 g = torch.ops.aten.threshold_backward(g, acts[i], 0.0)
         self._cache = []
         pieces.reverse()
@@ -142,8 +138,43 @@ class StackedMLP:
         return [p[index].detach().cpu().clone() for p in self.params]
 
 
+# Stacked members multiply many tiny matrices, which batched matrix products do
+# slowly. Two shapes get faster forms: an input shared by a group's members
+# (one large product against all members' weights side by side), and a single
+# output (an elementwise product and a sum).
+def _shared(a: Tensor, W: Tensor) -> bool:
+    return a.dim() == 4 and a.shape[1] == 1 and W.dim() == 4 and W.shape[1] > 1
+
+
+def _linear(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    if a.dim() == 2 and W.dim() == 2:
+        return torch.addmm(b, a, W)
+    if _shared(a, W):
+        G, M, d, h = W.shape
+        side = W.permute(0, 2, 1, 3).reshape(G, d, M * h)
+        z = torch.bmm(a[:, 0], side).view(G, -1, M, h).transpose(1, 2)
+        return z + b.unsqueeze(-2)
+    if W.shape[-1] == 1 and W.dim() > 2:
+        return (a * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(-2)
+    return torch.matmul(a, W) + b.unsqueeze(-2)
+
+
 def _weight_grad(a_in: Tensor, g: Tensor, lead) -> Tensor:
+    if _shared(a_in, g):
+        G, M, B, h = g.shape
+        side = torch.bmm(
+            a_in[:, 0].transpose(1, 2), g.transpose(1, 2).reshape(G, B, -1)
+        )
+        return side.view(G, -1, M, h).transpose(1, 2).reshape(*lead, -1)
+    if g.shape[-1] == 1 and g.dim() > 2:
+        return (a_in * g).sum(-2).reshape(*lead, -1)
     return torch.matmul(a_in.transpose(-1, -2), g).reshape(*lead, -1)
+
+
+def _input_grad(g: Tensor, W: Tensor) -> Tensor:
+    if W.shape[-1] == 1 and W.dim() > 2:
+        return g * W.transpose(-1, -2)
+    return torch.matmul(g, W.transpose(-1, -2))
 
 
 def _layout(sizes) -> list[tuple[int, int, tuple[int, ...]]]:

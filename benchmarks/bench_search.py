@@ -1,0 +1,111 @@
+"""Grid search on phoneme: GridSearchCV (n_jobs=2) against STkSearchCV.
+
+Both search the same grid of STkClassifier(model="mlp", hidden_layer_sizes=(10,),
+batch_size=16) configurations with the same folds and seeds, in one run; prints
+the wall times, the speed-up and the agreement of the two searches.
+
+    python benchmarks/bench_search.py [--grid small|medium|large] [--folds 3]
+        [--max-epochs 30] [--sample N]
+
+``--sample N`` times GridSearchCV on N random configurations of the grid only
+and extrapolates its time linearly to the whole grid (said so in the output);
+the batched search always runs the whole grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from sktopk import STkClassifier, STkSearchCV
+from sktopk.datasets import load_dataset
+
+GRIDS = {
+    "small": {"k": [0.2, 0.6, 1.0], "C": [10.0, 1000.0], "learning_rate": [0.1, 0.01]},
+    "medium": {
+        "k": [0.1, 0.3, 0.5, 0.7, 0.9, 1.0],
+        "C": [10.0, 1000.0],
+        "learning_rate": [0.1, 0.05, 0.01],
+        "delta": [0.1, 0.01],
+    },
+    "large": {
+        "k": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        "C": [1.0, 10.0, 100.0, 1e3, 1e4, 1e5],
+        "learning_rate": [0.1, 0.05, 0.01, 0.005, 0.001],
+        "delta": [0.1, 0.01, 0.001, 1e-4],
+    },
+}
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="medium")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--sample", type=int, default=None)
+    args = parser.parse_args(argv)
+    X, y = load_dataset("phoneme", return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = STkClassifier(
+        model="mlp", max_epochs=args.max_epochs, device="cpu", random_state=0
+    )
+    grid, cv = (
+        GRIDS[args.grid],
+        StratifiedKFold(args.folds, shuffle=True, random_state=0),
+    )
+    n_configs = len(ParameterGrid(grid))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        ours = STkSearchCV(est, grid, cv=cv, refit=False).fit(X, y)
+        t_ours = time.perf_counter() - start
+        ref_grid = _sample(grid, args.sample)
+        start = time.perf_counter()
+        ref = GridSearchCV(est, ref_grid, cv=cv, n_jobs=2, refit=False).fit(X, y)
+        t_ref = (time.perf_counter() - start) * n_configs / len(ref_grid)
+    diff = _agreement(ours, ref)
+    rows = [
+        ("GridSearchCV (n_jobs=2)", t_ref, 1.0),
+        ("STkSearchCV (batched)", t_ours, t_ref / t_ours),
+    ]
+    table = pd.DataFrame(rows, columns=["search", "wall time (s)", "speed-up"])
+    note = "" if args.sample is None else f" (GridSearchCV timed on {len(ref_grid)} "
+    note += "" if args.sample is None else "configurations, extrapolated)"
+    print(f"phoneme, {n_configs} configurations x {args.folds} folds{note}")
+    print(table.round(2).to_string(index=False))
+    print(f"largest |mean test score difference| over compared configs: {diff:.4f}")
+    return table
+
+
+def _sample(grid: dict, n: int | None) -> list[dict]:
+    configs = list(ParameterGrid(grid))
+    if n is None or n >= len(configs):
+        return [{k: [v] for k, v in c.items()} for c in configs]
+    pick = np.random.default_rng(0).choice(len(configs), n, replace=False)
+    return [{k: [v] for k, v in configs[i].items()} for i in sorted(pick)]
+
+
+def _agreement(ours, ref) -> float:
+    lookup = {
+        tuple(sorted(p.items())): s
+        for p, s in zip(
+            ours.cv_results_["params"], ours.cv_results_["mean_test_score"], strict=True
+        )
+    }
+    return max(
+        abs(lookup[tuple(sorted(p.items()))] - s)
+        for p, s in zip(
+            ref.cv_results_["params"], ref.cv_results_["mean_test_score"], strict=True
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
