@@ -43,28 +43,36 @@ def _wsum(v: Tensor, weight: Tensor | None) -> Tensor:
     return (v if weight is None else v * weight).sum(dtype=torch.float64)
 
 
+def _weighted(g: Tensor, weight: Tensor | None) -> Tensor:
+    return g if weight is None else g * weight
+
+
+# Forward kernels return sum w phi(x) (+ offset) and sum w phi'(x), so that the
+# backward kernel is a pure elementwise store: (x = l - lam).
+
+
 def _relu_fwd(losses, lam, d, weight):
-    return _wsum(torch.clamp(losses - lam, min=0), weight)
+    x = losses - lam
+    return _wsum(torch.clamp(x, min=0), weight), _wsum((x > 0).to(x.dtype), weight)
 
 
 def _relu_bwd(losses, lam, d, scale, weight):
-    g = (losses > lam).to(losses.dtype) * scale
-    g = g if weight is None else g * weight
-    return g, g.sum(dtype=torch.float64)
+    return _weighted((losses > lam).to(losses.dtype) * scale, weight)
 
 
 def _srelu_fwd(losses, lam, d, weight):
     x = losses - lam
-    # srelu(x) + d/2 = relu(x) + d^2 / (2 (hypot(x, d) + |x|)): no cancellation.
-    v = torch.clamp(x, min=0) + (d * d / 2) / (torch.hypot(x, d) + x.abs())
-    return _wsum(v, weight)
+    # sqrt, not hypot (which inductor does not vectorise); an overflow of r for
+    # |x| > 1e19 in float32 still gives the right limits here.
+    r = torch.sqrt(x * x + d * d)
+    # srelu(x) + d/2 = relu(x) + d^2 / (2 (r + |x|)): no cancellation.
+    v = torch.clamp(x, min=0) + (d * d / 2) / (r + x.abs())
+    return _wsum(v, weight), _wsum((1 + x / r) / 2, weight)
 
 
 def _srelu_bwd(losses, lam, d, scale, weight):
-    x = losses - lam
-    g = (1 + x / torch.hypot(x, d)) * (scale / 2)
-    g = g if weight is None else g * weight
-    return g, g.sum(dtype=torch.float64)
+    x = torch.clamp(losses - lam, -1e18, 1e18)  # keeps x * x finite
+    return _weighted((1 + x / torch.sqrt(x * x + d * d)) * (scale / 2), weight)
 
 
 _KERNELS = {
@@ -117,6 +125,12 @@ def _work_buffers(losses: Tensor, count: int) -> list[Tensor]:
     return [losses.new_empty(size) for _ in range(count)]
 
 
+def _total(parts: list[Tensor]) -> Tensor:
+    if len(parts) == 1:
+        return parts[0].double()
+    return torch.stack(parts).sum(dtype=torch.float64)
+
+
 def _sum_chunked(losses, lam, weight, phi, delta) -> Tensor:
     buf, scratch = _work_buffers(losses, 2)
     parts = []
@@ -124,7 +138,7 @@ def _sum_chunked(losses, lam, weight, phi, delta) -> Tensor:
         x = torch.sub(losses[s:e], lam, out=buf[: e - s])
         w = None if weight is None else weight[s:e]
         parts.append(phi.sum_(x, delta, w, scratch[: e - s]))
-    return torch.stack(parts).sum(dtype=torch.float64)
+    return _total(parts)
 
 
 def _grad_chunked(losses, lam, weight, phi, delta, scale) -> tuple[Tensor, Tensor]:
@@ -136,30 +150,31 @@ def _grad_chunked(losses, lam, weight, phi, delta, scale) -> tuple[Tensor, Tenso
         if weight is not None:
             o.mul_(weight[s:e])
         parts.append(o.sum())
-    return out, torch.stack(parts).sum(dtype=torch.float64)
+    return out, _total(parts)
 
 
 # --- the autograd function ------------------------------------------------------
 
 
-def _forward_sum(losses, lam, weight, phi, delta) -> Tensor:
-    """``sum_i w_i (phi(l_i - lam) + offset)`` in float64."""
+def _forward_sum(losses, lam, weight, phi, delta):
+    """``sum_i w_i (phi(l_i - lam) + offset)`` in float64, and ``sum w phi'``
+    when the compiled kernel gives it for free (else None)."""
     if _use_compiled(losses, phi):
         d = torch.tensor(delta or 1.0, dtype=losses.dtype)
         out = _run_compiled(phi, 0, losses, lam, d, weight)
         if out is not None:
             return out
-    return _sum_chunked(losses, lam, weight, phi, delta)
+    return _sum_chunked(losses, lam, weight, phi, delta), None
 
 
-def _backward_grad(losses, lam, weight, phi, delta, scale):
+def _backward_grad(losses, lam, weight, phi, delta, scale, dsum):
     """``scale * w_i * phi'(l_i - lam)`` for every i, and its sum (float64)."""
-    if _use_compiled(losses, phi):
+    if dsum is not None and _use_compiled(losses, phi):
         d = torch.tensor(delta or 1.0, dtype=losses.dtype)
         s = torch.tensor(scale, dtype=losses.dtype)
         out = _run_compiled(phi, 1, losses, lam, d, s, weight)
         if out is not None:
-            return out
+            return out, dsum * scale
     return _grad_chunked(losses, lam, weight, phi, delta, scale)
 
 
@@ -177,21 +192,20 @@ class DualForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, losses, lam, weight, total, kappa, phi, delta, lam_index):
         lam_t = _threshold(lam, losses)
-        acc = _forward_sum(losses.detach(), lam_t, weight, phi, delta)
+        acc, dsum = _forward_sum(losses.detach(), lam_t, weight, phi, delta)
         mean = (acc - phi.offset(delta) * total) / total
         ctx.save_for_backward(losses, lam, weight)
-        ctx.args = (total, kappa, phi, delta, lam_index)
+        ctx.args = (total, kappa, phi, delta, lam_index, dsum)
         return (mean + kappa * lam_t.double()).to(losses.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         losses, lam, weight = ctx.saved_tensors
-        total, kappa, phi, delta, lam_index = ctx.args
+        total, kappa, phi, delta, lam_index, dsum = ctx.args
         scale = float(grad) / total
-        out, acc = _backward_grad(
-            losses, _threshold(lam, losses), weight, phi, delta, scale
-        )
+        lam_t = _threshold(lam, losses)
+        out, acc = _backward_grad(losses, lam_t, weight, phi, delta, scale, dsum)
         grad_lam = (grad.double() * kappa - acc.to(grad.device)).to(losses.dtype)
         nones = (None,) * 6
         if lam_index is not None:

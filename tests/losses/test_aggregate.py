@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from torch.autograd import gradcheck
 
+import sktopk.losses._aggregate as aggregate
 import sktopk.losses._fused as fused
 from sktopk.losses import SMOOTHINGS, atk, average, kth_largest, matk, maximum, stk
 from sktopk.losses import srelu as srelu_fn
@@ -34,15 +35,23 @@ def _kth(ls, k):
 # --- ATk -------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["topk", "selection"])
+def atk_path(request, monkeypatch):
+    """Run a test on both ATk paths: small inputs use torch.topk."""
+    if request.param == "selection":
+        monkeypatch.setattr(aggregate, "_SMALL", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 10])
-def test_atk_equals_brute_force_over_all_k_subsets(rng, n, device):
+def test_atk_equals_brute_force_over_all_k_subsets(rng, n, device, atk_path):
     ls = _distinct(rng, n)
     for k in range(1, n + 1):
         got = atk(ls.to(device), k).item()
         assert got == pytest.approx(_brute_atk(ls, k), rel=1e-12, abs=1e-12)
 
 
-def test_atk_gradient_is_one_over_k_on_the_top_k(rng):
+def test_atk_gradient_is_one_over_k_on_the_top_k(rng, atk_path):
     ls = _distinct(rng, 9).requires_grad_()
     atk(ls, 4).backward()
     top = torch.topk(ls.detach(), 4).indices
@@ -51,7 +60,7 @@ def test_atk_gradient_is_one_over_k_on_the_top_k(rng):
     torch.testing.assert_close(ls.grad, want)
 
 
-def test_atk_with_ties_gives_a_subgradient(rng):
+def test_atk_with_ties_gives_a_subgradient(rng, atk_path):
     ls = torch.tensor([3.0, 1.0, 2.0, 2.0, 2.0, 0.5], dtype=F64, requires_grad=True)
     value = atk(ls, 3)
     assert value.item() == pytest.approx((3 + 2 + 2) / 3)
@@ -62,7 +71,7 @@ def test_atk_with_ties_gives_a_subgradient(rng):
 
 
 @pytest.mark.parametrize("k, count", [(0.1, 1), (0.3, 3), (0.25, 3), (1.0, 10)])
-def test_atk_fraction_takes_ceil_k_n(rng, k, count):
+def test_atk_fraction_takes_ceil_k_n(rng, k, count, atk_path):
     ls = _distinct(rng, 10)
     assert atk(ls, k).item() == pytest.approx(_brute_atk(ls, count))
 
@@ -167,7 +176,7 @@ def test_matk_and_stk_k_conventions(rng):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_gradcheck_atk_matk_stk(rng, weighted):
+def test_gradcheck_atk_matk_stk(rng, weighted, atk_path):
     ls = _distinct(rng, 9).requires_grad_()
     w = torch.tensor(rng.uniform(0.5, 2, 9), dtype=F64) if weighted else None
     lam = torch.tensor(1.234, dtype=F64, requires_grad=True)  # tie-free
@@ -225,10 +234,38 @@ def test_compiled_kernels_match_chunked(rng, monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_compilation_is_never_used_on_small_inputs():
+def test_compilation_is_never_used_on_small_inputs(monkeypatch):
+    def forbidden(*args):
+        raise AssertionError("compiled kernel called on a small input")
+
+    monkeypatch.setattr(fused, "_run_compiled", forbidden)
     assert fused._COMPILE_MIN_SIZE >= 1 << 16
-    stk(torch.rand(1000), 0.5, 0.1)
-    assert not any(callable(key) for key in fused._compile_state)
+    x = torch.rand(5000, requires_grad=True)
+    (stk(x, 0.5, 0.1) + matk(x, 0.5, 0.1) + atk(x, 0.1)).backward()
+
+
+def test_failed_compilation_falls_back_to_chunks(monkeypatch, rng):
+    ls = torch.tensor(rng.exponential(1.0, 3000), dtype=torch.float32)
+    lam = torch.tensor(0.9)
+    want = _value_and_grads(lambda x, t: stk(x, t, 0.1), ls, lam)
+
+    def broken(kernel, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(fused, "_compile_state", {"failed": False})
+    monkeypatch.setattr(fused, "_COMPILE_MIN_SIZE", 0)
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="using the chunked implementation"):
+        got = _value_and_grads(lambda x, t: stk(x, t, 0.1), ls, lam)
+    assert fused._compile_state["failed"]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_compilation_can_be_disabled(monkeypatch):
+    monkeypatch.setenv("SKTOPK_COMPILE", "0")
+    monkeypatch.setattr(fused, "_COMPILE_MIN_SIZE", 0)
+    assert not fused._use_compiled(torch.rand(10), fused.RELU)
 
 
 # --- precision ------------------------------------------------------------------
