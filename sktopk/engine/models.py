@@ -94,10 +94,22 @@ class StackedMLP:
         self._pen = (pen * inv_C.unsqueeze(-1)).to(self.flat.dtype)
         if lam is None:
             return None
-        state = torch.cat([self.flat, lam.unsqueeze(-1).to(self.flat.dtype)], -1)
-        self.flat = state[..., : self.n_params]
+        return self.rebind(
+            torch.cat([self.flat, lam.unsqueeze(-1).to(self.flat.dtype)], -1)
+        )
+
+    def rebind(self, state: Tensor) -> Tensor | None:
+        """Train ``state`` (weights, then lambda if any) from now on; returns
+        the view holding lambda."""
         self.state = [state]
-        return state[..., self.n_params]
+        self.flat = state[..., : self.n_params]
+        self.lead = state.shape[:-1]
+        return state[..., self.n_params] if state.shape[-1] > self.n_params else None
+
+    def select(self, keep: Tensor) -> Tensor | None:
+        """Keep only the members ``keep`` (indices along the member dim)."""
+        self._pen = self._pen[:, keep].contiguous()
+        return self.rebind(self.state[0][:, keep].contiguous())
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
         """Scores of shape ``lead + (B, out)``."""

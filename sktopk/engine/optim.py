@@ -22,7 +22,20 @@ def _view(lr: Tensor, p: Tensor) -> Tensor:
 
 # The sktopk models keep all weights in one tensor, so plain per-tensor loops
 # are as fast as the foreach kernels here and simpler.
-class _Adagrad:
+class _Buffers:
+    """Optimizer state buffers that follow a selection of members."""
+
+    buffers: tuple[str, ...] = ()
+
+    def select(self, keep: Tensor, params: list[Tensor]) -> None:
+        self.params = params
+        for name in self.buffers:
+            setattr(self, name, [b[:, keep].contiguous() for b in getattr(self, name)])
+
+
+class _Adagrad(_Buffers):
+    buffers = ("sums",)
+
     def __init__(self, params: list[Tensor], eps: float = 1e-10):
         self.params = params
         self.sums = [torch.zeros_like(p) for p in params]
@@ -34,7 +47,9 @@ class _Adagrad:
             p.addcdiv_(g * _view(-lr, p), s.sqrt().add_(self.eps))
 
 
-class _Adam:
+class _Adam(_Buffers):
+    buffers = ("m", "v")
+
     def __init__(self, params: list[Tensor], betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = params
         self.m = [torch.zeros_like(p) for p in params]
@@ -52,7 +67,7 @@ class _Adam:
             p.addcdiv_(m * _view(-lr / c1, p), denom)
 
 
-class _SGD:
+class _SGD(_Buffers):
     def __init__(self, params: list[Tensor]):
         self.params = params
 

@@ -70,6 +70,7 @@ class TrainSpec:
     smoothing: str = "srelu"
     loss_params: dict = field(default_factory=dict)
     verbose: int = 0
+    compact: bool = True  # drop finished members from the batch
 
 
 @dataclass
@@ -136,6 +137,8 @@ class _Loop:
         self.lam = model.attach(lam0, 1.0 / hyper["C"])
         self.opt = make_optimizer(spec.optimizer, model.state)
         self.es = _EarlyStopping(self.lead, self.dev, spec, model.state)
+        self.archive = _Archive(self.lead, self.dev, model.state)
+        self.history: list[Tensor] = []
 
     # -- one step --------------------------------------------------------- #
     def step(self, batch: tuple[Tensor, Tensor, Tensor | None], s: int) -> None:
@@ -177,17 +180,42 @@ class _Loop:
                 self.step((self.lift(Xe[..., sl, :]), self.lift(ye[..., sl]), wb), s)
                 step += 1
                 if spec.early_stopping and step % every == 0:
-                    self.es.update(self.validation_score(), self.finite(), step, epoch)
-                    if self.single and not self.es.any_active():
+                    self.evaluate(self.validation_score(), self.finite(), step, epoch)
+                    if not self.es.any_active():
                         break
-            curve.append(self.objective())
+            curve.append(self.archive.widen(self.objective()))
             if not spec.early_stopping:
-                self.es.update(-curve[-1], torch.isfinite(curve[-1]), step, epoch)
+                loss = curve[-1][:, self.archive.cols] if not self.single else curve[-1]
+                self.evaluate(-loss, torch.isfinite(loss), step, epoch)
             self.report(epoch, curve[-1])
             if not self.es.any_active():
                 break
-        self.es.restore(rollback=spec.early_stopping)
+        self.retire(torch.ones(self.lead[1:] or (), dtype=torch.bool))
         return self.result(curve)
+
+    def evaluate(self, score: Tensor, finite: Tensor, step: int, epoch: int) -> None:
+        """Early-stopping bookkeeping; drops finished members from the batch
+        once they are at least half of it."""
+        self.es.update(score, finite, step, epoch)
+        self.history.append(self.archive.widen(score))
+        if self.single or not self.spec.compact:
+            return
+        live = self.es.active.bool().any(0).cpu()
+        if 0 < int(live.sum()) <= live.numel() // 2:
+            self.retire(~live)
+            keep = live.nonzero().squeeze(1).to(self.dev)
+            self.lam = self.model.select(keep)
+            self.opt.select(keep, self.model.state)
+            self.es.select(keep, self.model.state)
+            self.h = {k: v[:, keep] for k, v in self.h.items()}
+            self.archive.cols = self.archive.cols[live]
+            self.lead = self.h["lr"].shape
+
+    def retire(self, done: Tensor) -> None:
+        """Store the final (best, where rolled back) weights of members ``done``
+        (a mask over the batch's member columns)."""
+        self.es.restore(self.spec.early_stopping, done)
+        self.archive.store(done, self.model.state, self.es)
 
     def finite(self) -> Tensor:
         """Whether every weight of each member is finite."""
@@ -261,23 +289,68 @@ class _Loop:
     def report(self, epoch: int, loss: Tensor) -> None:
         if self.spec.verbose and loss.numel() == 1:
             msg = f"epoch {epoch + 1}: loss={loss.item():.6f}"
-            if self.es.history and self.spec.early_stopping:
-                msg += f" validation_score={self.es.history[-1].item():.6f}"
+            if self.history and self.spec.early_stopping:
+                msg += f" validation_score={self.history[-1].item():.6f}"
             print(msg, flush=True)
 
     def result(self, curve) -> TrainResult:
-        es = self.es
-        lam = self.lam if self.uses_lam else torch.zeros(self.lead, device=self.dev)
+        a = self.archive
+        self.lam = self.model.rebind(a.state[0]) if a.is_stacked else self.lam
+        lam = self.lam if self.uses_lam else torch.zeros(a.lead, device=self.dev)
         return TrainResult(
             lam=lam.detach().cpu().clone(),
-            n_epochs=es.n_epochs.cpu(),
-            best_step=es.best_step.cpu(),
+            n_epochs=a.n_epochs.cpu(),
+            best_step=a.best_step.cpu(),
             loss_curve=[c.detach().cpu() for c in curve],
-            validation_scores=[v.cpu() for v in es.history],
-            diverged=es.diverged.cpu(),
-            converged=(es.n_epochs < self.spec.max_epochs).cpu() | es.stopped.cpu(),
+            validation_scores=[v.cpu() for v in self.history],
+            diverged=a.diverged.cpu(),
+            converged=(a.n_epochs < self.spec.max_epochs).cpu() | a.stopped.cpu(),
             steps_per_epoch=self.S,
         )
+
+
+class _Archive:
+    """Full-size record of every member, filled as members leave the batch.
+
+    ``cols`` maps the batch's member columns to the original ones.
+    """
+
+    def __init__(self, lead, dev, state: list[Tensor]):
+        self.lead, self.dev = lead, dev
+        self.is_stacked = len(lead) == 2
+        self.cols = torch.arange(lead[1]) if self.is_stacked else None
+        self.state = [t.detach().clone() for t in state]
+        self.n_epochs = torch.zeros(lead, dtype=torch.long, device=dev)
+        self.best_step = torch.zeros(lead, dtype=torch.long, device=dev)
+        self.diverged = torch.zeros(lead, dtype=torch.bool, device=dev)
+        self.stopped = torch.zeros(lead, dtype=torch.bool, device=dev)
+
+    def widen(self, t: Tensor) -> Tensor:
+        """A per-member tensor of the batch -> full size (NaN where retired)."""
+        if not self.is_stacked:
+            return t.detach()
+        full = torch.full(self.lead, math.nan, device=self.dev, dtype=t.dtype)
+        full[:, self.cols.to(self.dev)] = t.detach().to(full.dtype)
+        return full
+
+    @torch.no_grad()
+    def store(self, done: Tensor, state: list[Tensor], es) -> None:
+        if not self.is_stacked:
+            for a, t in zip(self.state, state, strict=True):
+                a.copy_(t.detach())
+            src = {
+                k: getattr(es, k)
+                for k in ("n_epochs", "best_step", "diverged", "stopped")
+            }
+            for k, v in src.items():
+                setattr(self, k, v.clone())
+            return
+        cols = self.cols[done].to(self.dev)
+        sel = done.to(self.dev)
+        for a, t in zip(self.state, state, strict=True):
+            a[:, cols] = t.detach()[:, sel]
+        for k in ("n_epochs", "best_step", "diverged", "stopped"):
+            getattr(self, k)[:, cols] = getattr(es, k)[:, sel]
 
 
 class _EarlyStopping:
@@ -293,12 +366,25 @@ class _EarlyStopping:
         self.n_epochs = torch.zeros(lead, dtype=torch.long, device=dev)
         self.best_step = torch.zeros(lead, dtype=torch.long, device=dev)
         self.best_params = [p.detach().clone() for p in params]
-        self.history: list[Tensor] = []
+
+    def select(self, keep: Tensor, params: list[Tensor]) -> None:
+        """Keep only the members ``keep``; ``params`` is the new model state."""
+        self.params = params
+        self.best_params = [b[:, keep].contiguous() for b in self.best_params]
+        for k in (
+            "best",
+            "bad",
+            "active",
+            "stopped",
+            "diverged",
+            "n_epochs",
+            "best_step",
+        ):
+            setattr(self, k, getattr(self, k)[:, keep])
 
     @torch.no_grad()
     def update(self, score: Tensor, finite: Tensor, step: int, epoch: int) -> None:
         was = self.active.bool()
-        self.history.append(score.detach())
         bad = ~torch.isfinite(score) | ~finite
         self.diverged |= bad & was
         better = (score > self.best) & was & ~bad
@@ -317,11 +403,11 @@ class _EarlyStopping:
         return bool(self.active.any())
 
     @torch.no_grad()
-    def restore(self, rollback: bool) -> None:
-        """Keep each member's best weights (always for diverged members)."""
-        keep = self.diverged | (
-            torch.isfinite(self.best) if rollback else self.diverged
-        )
+    def restore(self, rollback: bool, done: Tensor) -> None:
+        """Give members ``done`` (a mask over member columns) their best
+        weights where rolled back (always for diverged members)."""
+        keep = self.diverged | (torch.isfinite(self.best) & rollback)
+        keep = keep & done.to(keep.device)
         for p, b in zip(self.params, self.best_params, strict=True):
             p.copy_(torch.where(_view(keep, p), b, p))
 

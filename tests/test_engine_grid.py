@@ -1,0 +1,89 @@
+"""The batched engine: members equal single runs; compaction changes nothing."""
+
+import numpy as np
+import pytest
+import torch
+
+from sktopk.engine import StackedMLP, TrainData, TrainSpec, train
+from sktopk.engine.grid import evaluate, make_data, parse_memory, train_grid
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=300) > 0, 1.0, -1.0)
+    splits = [(rng.permutation(300)[:n], rng.permutation(300)[:80]) for n in (200, 190)]
+    return X, y.astype(np.float32), splits
+
+
+GRID = {
+    "lr": np.array([0.1, 0.05, 0.01, 0.1, 0.2, 0.001]),
+    "C": np.array([1e3, 10.0, 1e3, 1e5, 1e3, 1e3]),
+    "kappa": np.array([0.5, 1.0, 0.2, 0.8, 0.3, 0.5]),
+    "delta": np.array([0.01, 0.1, 0.01, 0.001, 0.01, 0.5]),
+}
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_compaction_changes_nothing(problem, early_stopping, monkeypatch):
+    X, y, splits = problem
+    calls = []
+    select = StackedMLP.select
+    monkeypatch.setattr(
+        StackedMLP,
+        "select",
+        lambda self, keep: calls.append(len(keep)) or select(self, keep),
+    )
+    out = []
+    for compact in (False, True):
+        spec = TrainSpec(
+            loss="logistic",
+            aggregate="stk",
+            task="binary",
+            max_epochs=25,
+            early_stopping=early_stopping,
+            eval_every=7,
+            patience=2,
+            tol=1e-3,
+            compact=compact,
+        )
+        data = make_data(X, y, splits)
+        model, res = train_grid(data, spec, (4, 6, 1), GRID, seeds=[3, 4])
+        out.append((model.flat.clone(), res))
+    (w0, r0), (w1, r1) = out
+    torch.testing.assert_close(w1, w0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r1.lam, r0.lam, rtol=1e-5, atol=1e-6)
+    assert torch.equal(r1.n_epochs, r0.n_epochs)
+    assert torch.equal(r1.best_step, r0.best_step)
+    assert calls and min(calls) < len(GRID["lr"])  # the batch did shrink
+
+
+def test_member_equals_single_run(problem):
+    X, y, splits = problem
+    spec = TrainSpec(
+        loss="hinge", aggregate="matk", task="binary", max_epochs=8, patience=100
+    )
+    data = make_data(X, y, splits[:1])
+    model, res = train_grid(data, spec, (4, 1), GRID, seeds=[5])
+    for m in (0, 3):
+        one = StackedMLP.initialize(
+            (4, 1), [torch.Generator().manual_seed(5)], 1, single=True
+        )
+        hyper = {k: torch.tensor(float(v[m])) for k, v in GRID.items()}
+        single = TrainData(data.X, data.y, data.w, data.train_idx)
+        r = train(one, single, spec, hyper, [5])
+        torch.testing.assert_close(model.flat[0, m], one.flat, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(res.lam[0, m], r.lam, rtol=1e-4, atol=1e-5)
+
+
+def test_evaluate_and_memory_sizes(problem):
+    X, y, splits = problem
+    data = make_data(X, y, splits)
+    spec = TrainSpec(loss="logistic", aggregate="average", task="binary", max_epochs=3)
+    model, _ = train_grid(data, spec, (4, 1), GRID, seeds=[0, 1])
+    acc = evaluate(model, data, [torch.as_tensor(v) for _, v in splits], "binary")
+    assert acc.shape == (2, 6) and bool(((acc >= 0) & (acc <= 1)).all())
+    assert parse_memory("1.5KiB") == 1536
+    with pytest.raises(ValueError, match="not understood"):
+        parse_memory("lots")
