@@ -1,0 +1,244 @@
+"""Elementary symmetric polynomials (ESP) for the smooth top-k SVM loss.
+
+The degree-j elementary symmetric polynomial of ``x_1..x_m`` is
+``e_j(x) = sum over j-subsets S of prod_{i in S} x_i``, the coefficient of
+``t^j`` in ``prod_i (1 + x_i t)``. The smooth top-k SVM loss (Berrada et al.,
+2018) needs ``log e_{k-1}`` and ``log e_k`` of ``exp(z)`` for each row of a
+score matrix. Two routes live here:
+
+- :func:`log_esp`: exact, general, log-space divide and conquer (pairwise
+  products of truncated polynomials over ``log2 m`` levels, batched over rows).
+  Differentiable by autograd; the reference route and the fallback for large k.
+- The pieces of the fast route used by ``_topk_svm``: :func:`power_sums`,
+  :func:`esp_from_power_sums` (Newton's identities), :func:`lagged_products`
+  and :func:`polyval`. They are only accurate for values in ``[0, 1]`` and
+  small ``k``, the setting that ``_topk_svm`` arranges by normalising at the
+  k-th largest score.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "esp_from_power_sums",
+    "lagged_products",
+    "log_esp",
+    "power_sums",
+    "xpolyval",
+]
+
+
+def log_esp(z: Tensor, k: int) -> Tensor:
+    """Log elementary symmetric polynomials of ``exp(z)`` along the last axis.
+
+    Computes ``log e_j(exp(z_1), ..., exp(z_m))`` for ``j = 0..k``, where
+    ``e_j = sum over j-subsets S of exp(sum_{i in S} z_i)``, by divide and
+    conquer in log-space: the polynomial ``prod_i (1 + exp(z_i) t)`` truncated
+    at degree ``k`` is built from pairwise products of halves, ``log2 m`` levels
+    of batched tensor operations and ``O(k m)`` work per row. Entries are taken
+    relative to the row maximum, so the result is exact up to rounding for any
+    finite input, and differentiable by autograd (``dlog e_j / dz_i`` is the
+    probability that ``i`` belongs to a random j-subset drawn with weight
+    ``exp(sum of its z)``).
+
+    Parameters
+    ----------
+    z : Tensor of shape (..., m)
+        Log-values. ``-inf`` entries stand for zeros and are allowed.
+    k : int
+        Highest degree, ``k >= 0``.
+
+    Returns
+    -------
+    Tensor of shape (..., k + 1)
+        ``log e_0 = 0``, ..., ``log e_k``; ``-inf`` where ``e_j = 0`` (fewer than
+        ``j`` non-zero entries).
+
+    Notes
+    -----
+    Entries more than ``finfo.max / (8 (k + 1))`` below their row maximum
+    (about ``1e36`` in float32) count as zeros. Internally they are held at that
+    finite floor, which keeps the gradients free of ``inf - inf``.
+
+    References
+    ----------
+    Berrada, Zisserman, Kumar. "Smooth Loss Functions for Deep Top-k
+    Classification". ICLR 2018, section 4 (divide and conquer in log-space).
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.log(torch.tensor([[1.0, 2.0, 3.0]]))
+    >>> log_esp(z, 3).exp().round()  # e_0..e_3 of (1, 2, 3)
+    tensor([[ 1.,  6., 11.,  6.]])
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0; got {k}")
+    if z.shape[-1] == 0:
+        out = torch.full(
+            (*z.shape[:-1], k + 1), -math.inf, dtype=z.dtype, device=z.device
+        )
+        out[..., 0] = 0.0
+        return out
+    floor = torch.finfo(z.dtype).min / 4  # stands for log 0; 2 * floor is finite
+    zmax = z.detach().amax(-1, keepdim=True)
+    zmax = torch.where(torch.isfinite(zmax), zmax, torch.zeros_like(zmax))
+    # A degree-j coefficient adds up j leaves, so it stays above floor / 2.
+    leaf_floor = floor / (2 * (k + 1))
+    leaves = (z - zmax).clamp_min(leaf_floor)
+    poly = torch.stack([torch.zeros_like(leaves), leaves], -1)[..., : k + 1]
+    while poly.shape[-2] > 1:
+        if poly.shape[-2] % 2:
+            one = torch.full_like(poly[..., :1, :], floor)
+            one[..., 0] = 0.0
+            poly = torch.cat([poly, one], -2)
+        poly = _log_polymul(poly[..., 0::2, :], poly[..., 1::2, :], k, floor)
+    out = torch.nn.functional.pad(
+        poly[..., 0, :], (0, k + 1 - poly.shape[-1]), value=floor
+    )
+    degree = torch.arange(k + 1, dtype=z.dtype, device=z.device)
+    # A coefficient at or below the leaf floor is dominated by a zero entry.
+    return torch.where(out > leaf_floor, out + degree * zmax, -math.inf)
+
+
+def _log_polymul(p: Tensor, q: Tensor, k: int, floor: float) -> Tensor:
+    """Log-space product of polynomials ``p`` and ``q`` truncated at degree k.
+
+    ``out_s = logsumexp_i (p_i + q_{s-i})``. The windows of the padded ``q``
+    form a Hankel view, so one broadcast add and one logsumexp do all pairs.
+    """
+    d = p.shape[-1] - 1
+    deg = min(2 * d, k)
+    q_pad = torch.nn.functional.pad(q, (d, deg - d), value=floor)
+    windows = q_pad.unfold(-1, deg + 1, 1)  # [..., i', s] = q[s - d + i']
+    terms = p.flip(-1)[..., :, None] + windows  # p[d - i'] + q[s - (d - i')]
+    return torch.logsumexp(terms, -2).clamp_min(floor)
+
+
+def power_sums(x: Tensor, k: int) -> Tensor:
+    """Power sums ``p_j = sum_i x_i^j`` for ``j = 1..k`` along the last axis.
+
+    Parameters
+    ----------
+    x : Tensor of shape (..., m)
+    k : int
+        Highest power, ``k >= 1``.
+
+    Returns
+    -------
+    Tensor of shape (..., k)
+
+    Examples
+    --------
+    >>> power_sums(torch.tensor([[1.0, 2.0]]), 3)
+    tensor([[3., 5., 9.]])
+    """
+    sums = [x.sum(-1)]
+    if k > 1:
+        xp = x * x
+        sums.append(xp.sum(-1))
+        for _ in range(k - 2):
+            sums.append(xp.mul_(x).sum(-1))
+    return torch.stack(sums, -1)
+
+
+def esp_from_power_sums(p: Tensor) -> Tensor:
+    """ESP ``e_0..e_k`` from power sums ``p_1..p_k`` by Newton's identities.
+
+    Solves ``j e_j = sum_{i=1..j} (-1)^(i-1) p_i e_{j-i}`` (``e_0 = 1``) as one
+    batched lower-triangular Toeplitz system. The alternating signs make this
+    ill-conditioned in general; it is accurate when the values lie in
+    ``[0, 1]``, ``k`` is small (about 10 or less) and ``p`` is in float64,
+    which is how the smooth top-k SVM uses it.
+
+    Parameters
+    ----------
+    p : Tensor of shape (..., k)
+
+    Returns
+    -------
+    Tensor of shape (..., k + 1)
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    >>> esp_from_power_sums(power_sums(x, 3))
+    tensor([[ 1.,  6., 11.,  6.]], dtype=torch.float64)
+    """
+    k = p.shape[-1]
+    diag, rhs, sign = _newton_constants(k, p.dtype, p.device)
+    # q = [0 (k + 1 times), s_1..s_k] with s_i = (-1)^(i-1) p_i; its windows,
+    # reversed, give the Toeplitz matrix [j, l] -> s_{j-l} (0 unless j > l).
+    q = torch.nn.functional.pad(p * sign, (k + 1, 0))
+    system = diag - q.unfold(-1, k + 1, 1).flip(-1)
+    rhs = rhs.expand(*p.shape[:-1], k + 1, 1)
+    return torch.linalg.solve_triangular(system, rhs, upper=False)[..., 0]
+
+
+@functools.lru_cache(maxsize=64)
+def _newton_constants(
+    k: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Diagonal ``diag(1, 1, 2, .., k)``, right-hand side ``e_0`` and signs."""
+    j = torch.arange(k + 1, device=device)
+    diag = torch.diag(j.clamp_min(1).to(dtype))
+    rhs = torch.zeros(k + 1, 1, dtype=dtype, device=device)
+    rhs[0] = 1.0
+    sign = 1.0 - 2.0 * (j[:-1] % 2).to(dtype)  # (-1)^(i-1) for i = 1..k
+    return diag, rhs, sign
+
+
+def lagged_products(a: Tensor, b: Tensor) -> Tensor:
+    """``g_d = sum_i a_{i+d} b_i`` for ``d = 0..k`` (indices outside ``0..k`` are 0).
+
+    With ``a`` and ``b`` the ESP of two sets (``a`` of the k largest values,
+    inverted), ``g_0`` and ``g_1`` are the scaled ``e_k`` and ``e_{k-1}`` of their
+    union and the other lags give its gradient (see ``_topk_svm``).
+
+    Parameters
+    ----------
+    a, b : Tensor of shape (..., k + 1)
+
+    Returns
+    -------
+    Tensor of shape (..., k + 1)
+
+    Examples
+    --------
+    >>> lagged_products(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 1.0, 1.0]))
+    tensor([6., 5., 3.])
+    """
+    k = a.shape[-1] - 1
+    windows = torch.nn.functional.pad(a, (0, k)).unfold(-1, k + 1, 1)  # a_{d+i}
+    return (windows @ b[..., None])[..., 0]
+
+
+def xpolyval(coef: Tensor, x: Tensor) -> Tensor:
+    """``sum_l coef[:, l] * x^(l + 1)`` by Horner's rule, one polynomial per row.
+
+    The polynomial has no constant term: the gradients of the top-k SVM are of
+    the form ``x * q(x)``. Costs ``2 d + 1`` passes over ``x`` and one buffer.
+
+    Parameters
+    ----------
+    coef : Tensor of shape (n, d + 1)
+    x : Tensor of shape (n, m)
+
+    Returns
+    -------
+    Tensor of shape (n, m)
+
+    Examples
+    --------
+    >>> xpolyval(torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.0, 1.0, 2.0]]))
+    tensor([[ 0.,  3., 18.]])
+    """
+    out = x * coef[:, -1:]
+    for deg in range(coef.shape[1] - 2, -1, -1):
+        out.add_(coef[:, deg : deg + 1]).mul_(x)
+    return out

@@ -1,0 +1,112 @@
+"""Elementary symmetric polynomials: log-space divide and conquer, fast pieces."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sktopk.losses._esp import (
+    esp_from_power_sums,
+    lagged_products,
+    log_esp,
+    power_sums,
+    xpolyval,
+)
+
+
+def brute_log_esp(z, k):
+    """log e_0..log e_k of exp(z) by enumerating subsets (float64, autograd)."""
+    m = z.shape[-1]
+    out = [torch.zeros_like(z[..., 0])]
+    for j in range(1, k + 1):
+        subsets = list(itertools.combinations(range(m), j))
+        if not subsets:
+            out.append(torch.full_like(z[..., 0], -math.inf))
+            continue
+        sums = z[..., torch.tensor(subsets)].sum(-1)
+        out.append(torch.logsumexp(sums, -1))
+    return torch.stack(out, -1)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 9])
+def test_log_esp_matches_brute_force(m, rng):
+    z = torch.tensor(rng.normal(scale=3.0, size=(4, m)))
+    for k in range(0, m + 2):  # k > m gives -inf for the missing degrees
+        got, want = log_esp(z, k), brute_log_esp(z, k)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_log_esp_gradient_is_inclusion_probability(rng):
+    # d log e_j / dz_i is the probability that i is in a weighted j-subset:
+    # it matches the brute force and sums to j over i.
+    z = torch.tensor(rng.normal(size=(3, 7)), requires_grad=True)
+    zb = z.detach().clone().requires_grad_()
+    for j in range(1, 6):
+        (g,) = torch.autograd.grad(log_esp(z, 5)[:, j].sum(), z)
+        (gb,) = torch.autograd.grad(brute_log_esp(zb, 5)[:, j].sum(), zb)
+        torch.testing.assert_close(g, gb, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(g.sum(1), torch.full((3,), float(j), dtype=g.dtype))
+
+
+def test_log_esp_zero_entries():
+    z = torch.tensor([[0.0, -math.inf, math.log(2.0)], [-math.inf] * 3])
+    got = log_esp(z, 3)
+    want = torch.tensor(
+        [
+            [0.0, math.log(3.0), math.log(2.0), -math.inf],
+            [0.0, -math.inf, -math.inf, -math.inf],
+        ]
+    )
+    torch.testing.assert_close(got, want)
+    z.requires_grad_(True)
+    (g,) = torch.autograd.grad(log_esp(z, 2)[0, 1], z)
+    assert torch.isfinite(g).all()
+
+
+def test_log_esp_float32_huge_spread(rng):
+    # Row maximum removed first: values of size 1e4 neither overflow nor underflow.
+    z64 = torch.tensor(rng.normal(scale=1e4, size=(5, 40)))
+    got = log_esp(z64.float(), 6).double()
+    want = log_esp(z64.float().double(), 6)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0.0)
+
+
+def test_log_esp_empty_rows():
+    out = log_esp(torch.zeros(2, 0), 2)
+    assert out.tolist() == [[0.0, -math.inf, -math.inf]] * 2
+
+
+def test_power_sums_and_newton(rng):
+    x = torch.tensor(rng.uniform(size=(3, 9)))
+    p = power_sums(x, 6)
+    want_p = torch.stack([(x**j).sum(1) for j in range(1, 7)], 1)
+    torch.testing.assert_close(p, want_p)
+    e = esp_from_power_sums(p)
+    want_e = brute_log_esp(x.log(), 6).exp()
+    torch.testing.assert_close(e, want_e, rtol=1e-11, atol=1e-13)
+
+
+def test_newton_batched_shapes():
+    p = torch.rand(2, 3, 4, dtype=torch.float64)
+    assert esp_from_power_sums(p).shape == (2, 3, 5)
+    assert esp_from_power_sums(p)[..., 0].eq(1).all()
+
+
+def test_lagged_products(rng):
+    a, b = (torch.tensor(rng.normal(size=(2, 6))) for _ in range(2))
+    want = torch.zeros(2, 6, dtype=a.dtype)
+    for d in range(6):
+        for i in range(d, 6):
+            want[:, d] += a[:, i] * b[:, i - d]
+    torch.testing.assert_close(lagged_products(a, b), want)
+
+
+def test_xpolyval(rng):
+    coef = rng.normal(size=(3, 4))
+    x = rng.uniform(size=(3, 5))
+    got = xpolyval(torch.tensor(coef), torch.tensor(x)).numpy()
+    want = np.stack([x[i] * np.polyval(coef[i, ::-1], x[i]) for i in range(3)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
