@@ -47,7 +47,7 @@ def _check_weight(weight: Tensor, losses: Tensor) -> tuple[Tensor, float]:
             f"weight must be a tensor of the shape of losses {tuple(losses.shape)}; "
             f"got {shape}"
         )
-    w = weight.detach().to(losses.dtype)
+    w = weight.detach().to(device=losses.device, dtype=losses.dtype)
     lowest = float(w.min())
     if not lowest >= 0 or not torch.isfinite(w).all():
         raise ValueError(
@@ -160,9 +160,26 @@ def _weighted_kth(losses: Tensor, w: Tensor, count: float, total: float) -> Tens
 
 
 def kth_largest(losses: Tensor, k: int | float, weight: Tensor | None = None) -> Tensor:
-    """The k-th largest loss ``l_[k]`` (weighted: where the weights reach k units).
+    """The k-th largest loss ``l_[k]``, the optimal ``lam`` of MATk.
 
-    This is the optimal ``lam`` of MATk; ``k`` is read as in :func:`atk`.
+    Parameters
+    ----------
+    losses : Tensor of shape (n,)
+    k : int or float
+        As in :func:`atk`: an int in ``[1, n]`` or a fraction, ``ceil(k n)``.
+    weight : Tensor of shape (n,), optional
+        Non-negative weights: the loss at which the weights, summed from the
+        largest loss down, reach ``k`` units.
+
+    Returns
+    -------
+    Tensor of shape (), detached
+
+    Examples
+    --------
+    >>> import torch
+    >>> kth_largest(torch.tensor([1.0, 5.0, 2.0, 3.0]), k=0.5)
+    tensor(3.)
     """
     losses = _check_losses(losses)
     return losses.detach()[_kth_index(losses, k, weight)[0]]

@@ -62,16 +62,16 @@ def _relu_bwd(losses, lam, d, scale, weight):
 
 def _srelu_fwd(losses, lam, d, weight):
     x = losses - lam
-    # sqrt, not hypot (which inductor does not vectorise); an overflow of r for
-    # |x| > 1e19 in float32 still gives the right limits here.
-    r = torch.sqrt(x * x + d * d)
+    xc = torch.clamp(x, -1e18, 1e18)  # keeps x * x finite in float32
+    # sqrt, not hypot: inductor does not vectorise hypot.
+    r = torch.sqrt(xc * xc + d * d)
     # srelu(x) + d/2 = relu(x) + d^2 / (2 (r + |x|)): no cancellation.
     v = torch.clamp(x, min=0) + (d * d / 2) / (r + x.abs())
-    return _wsum(v, weight), _wsum((1 + x / r) / 2, weight)
+    return _wsum(v, weight), _wsum((1 + xc / r) / 2, weight)
 
 
 def _srelu_bwd(losses, lam, d, scale, weight):
-    x = torch.clamp(losses - lam, -1e18, 1e18)  # keeps x * x finite
+    x = torch.clamp(losses - lam, -1e18, 1e18)
     return _weighted((1 + x / torch.sqrt(x * x + d * d)) * (scale / 2), weight)
 
 
