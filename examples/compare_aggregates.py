@@ -161,6 +161,8 @@ def plot_boxes(scores: dict[str, pd.DataFrame], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.fast:
+        print("Fast mode: a smoke test; the numbers mean nothing.")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     datasets = ["appendicitis", "wisconsin"] if args.fast else DATASETS
     n_splits, repeats = (3, 1) if args.fast else (5, args.repeats)

@@ -154,6 +154,8 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.fast:
+        print("Fast mode: a smoke test; the numbers mean nothing.")
     # Runs stopped by max_epochs (all of them in fast mode) are still fine here.
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     X, y = load_dataset(DATASET, return_X_y=True)
