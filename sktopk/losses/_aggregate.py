@@ -329,6 +329,8 @@ def stk(
         Smoothing, ``> 0`` (LeakyReLU: its negative slope, in ``(0, 1)``).
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The ReLU replacement; the alternatives are those compared in the paper.
+        With "leaky_relu" the objective is bounded below in ``lam`` only when
+        ``k / n > delta`` (the slope of the loss in ``lam`` is then positive).
     weight : Tensor of shape (n,), optional
         Non-negative weights: ``sum_i w_i phi(l_i - lam) / W + (k / W) lam``.
 
