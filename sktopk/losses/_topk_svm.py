@@ -18,6 +18,7 @@ back to an exact log-space divide and conquer (:func:`._esp.log_esp`).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -124,9 +125,7 @@ def smooth_topk_svm(
     """
     _check_hyper(k, alpha, tau, reduction)
     scores, labels = _check_data(scores, labels, k)
-    work = scores
-    if work.dtype not in (torch.float32, torch.float64) or k * tau < 1.2e-38:
-        work = work.to(torch.float64 if k * tau < 1.2e-38 else torch.float32)
+    work = scores.to(_compute_dtype(scores.dtype, k * tau))
     if k <= _FAST_MAX_K:
         loss = _SmoothTopKSVM.apply(work, labels, k, float(alpha), float(tau))
     else:
@@ -239,8 +238,7 @@ def _fast_loss(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Per-sample loss (float64) from the top k, true score and power sums."""
     u = ((small[:, k - 1 : k] - small[:, :k]) / (k * tau)).exp()  # in (0, 1]
-    exps = torch.arange(k + 1, dtype=u.dtype, device=u.device)
-    u_pow = u[:, :, None] ** exps
+    u_pow = F.pad(u[:, :, None].expand(-1, k, k).cumprod(-1), (1, 0), value=1.0)
     esp = esp_from_power_sums(torch.stack([u_pow[:, :, 1:].sum(1), p_rest.double()]))
     lags = lagged_products(esp, esp.flip(0))  # g = lags[0], h = lags[1]
     # e_k / e_{k-1} of the wrong classes is exp(c / (k tau)) g_0 / g_1.
@@ -263,13 +261,19 @@ def _fast_grad_coefs(
     """
     k = u_pow.shape[1]
     (a, b), (g, h) = esp, lags
-    sign = scale * (1.0 - 2.0 * (torch.arange(k, device=g.device) % 2))
+    sign = scale * _signs(k, g.device)
     inv_a, inv_b = 1.0 / g[:, :1], 1.0 / g[:, 1:2]
     coef = sign * (g[:, 1:] * inv_a - F.pad(g[:, 2:], (0, 1)) * inv_b)
     h_rest = h[:, :k] - b[:, k:] * a.flip(1)[:, :k]  # h without the b_k term
     coef_top = sign * (h[:, 1:] * inv_a - h_rest * inv_b)
     grad_top = (u_pow[:, :, 1:] @ coef_top[:, :, None])[:, :, 0].neg_()
     return coef, grad_top
+
+
+@functools.lru_cache(maxsize=64)
+def _signs(k: int, device: torch.device) -> Tensor:
+    """``(-1)^l`` for ``l = 0..k-1``, in float64."""
+    return 1.0 - 2.0 * (torch.arange(k, dtype=torch.float64, device=device) % 2)
 
 
 def _smooth_topk_svm_logspace(
@@ -284,6 +288,13 @@ def _smooth_topk_svm_logspace(
     margin = alpha + (kth[:, 0] - s.gather(1, y)[:, 0]) / k
     margin = margin + tau * (log_e[:, k] - log_e[:, k - 1])
     return tau * torch.logaddexp(torch.zeros_like(margin), margin / tau)
+
+
+def _compute_dtype(dtype: torch.dtype, k_tau: float) -> torch.dtype:
+    """float32 or float64; float64 where ``1 / (k tau)`` overflows float32."""
+    if k_tau < torch.finfo(torch.float32).tiny or dtype == torch.float64:
+        return torch.float64
+    return torch.float32
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -323,10 +334,15 @@ def _check_data(scores: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]
     if n_classes < 2:
         raise ValueError(f"scores must have at least 2 classes; got {n_classes}")
     if not 1 <= k <= n_classes - 1:
+        why = (
+            " k = n_classes is meaningless: the only k-subset, all the classes, "
+            "contains the true class, so the loss would be identically zero "
+            "(and a larger k has no k-subsets at all)."
+            if k >= n_classes
+            else ""
+        )
         raise ValueError(
-            f"k must be in [1, n_classes - 1] = [1, {n_classes - 1}]; got {k}. "
-            "With k = n_classes every k-subset contains the true class, so the "
-            "loss is identically zero and there is nothing to learn."
+            f"k must be in [1, n_classes - 1] = [1, {n_classes - 1}]; got {k}.{why}"
         )
     labels = torch.as_tensor(labels, device=scores.device)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -335,14 +351,15 @@ def _check_data(scores: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]
         raise ValueError(
             f"labels must have shape (n_samples,) = ({n},); got {tuple(labels.shape)}"
         )
-    if n and not bool(torch.isfinite(scores.sum())):
-        if not bool(torch.isfinite(scores).all()):  # the sum may just overflow
-            raise ValueError("scores must be finite; got NaN or infinite values")
-    if n:
-        low, high = torch.aminmax(labels)
-        if low < 0 or high >= n_classes:
-            raise ValueError(
-                f"labels must be in [0, n_classes - 1] = [0, {n_classes - 1}]; "
-                f"got values in [{int(low)}, {int(high)}]"
-            )
+    if n == 0:
+        return scores, labels.long()
+    # One reduction instead of a full isfinite pass; the sum may also overflow.
+    if not math.isfinite(scores.sum().item()) and not torch.isfinite(scores).all():
+        raise ValueError("scores must be finite; got NaN or infinite values")
+    low, high = torch.stack(torch.aminmax(labels)).tolist()
+    if low < 0 or high >= n_classes:
+        raise ValueError(
+            f"labels must be in [0, n_classes - 1] = [0, {n_classes - 1}]; "
+            f"got values in [{low}, {high}]"
+        )
     return scores, labels.long()

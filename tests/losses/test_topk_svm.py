@@ -173,10 +173,10 @@ def test_huge_scores_float32(rng):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_tau_to_zero_converges_to_hard_loss(dtype, rng):
+@pytest.mark.parametrize("k", [3, _FAST_MAX_K + 1])
+def test_tau_to_zero_converges_to_hard_loss(dtype, k, rng):
     scores, labels = random_problem(rng, 64, 12, scale=2.0)
     scores = scores.to(dtype)
-    k = 3
     hard = topk_svm(scores, labels, k, 0.8, reduction="none")
     log_n_subsets = math.log(math.comb(12, k))
     for tau in (1.0, 1e-1, 1e-2, 1e-4, 1e-8, 1e-20, 1e-45):
@@ -384,7 +384,8 @@ BAD_INPUTS = [
     (dict(labels=torch.tensor([0, 1, 2])), r"labels must have shape \(n_samples,\)"),
     (dict(labels=torch.tensor([[0, 1, 2, 3]])), r"labels must have shape"),
     (dict(k=0), r"k must be in \[1, n_classes - 1\] = \[1, 4\]"),
-    (dict(k=5), "every k-subset contains the true class"),
+    (dict(k=5), "k = n_classes is meaningless"),
+    (dict(k=7), r"\[1, 4\]; got 7. k = n_classes is meaningless"),
     (dict(k=2.0), "k must be an integer"),
     (dict(k=True), "k must be an integer"),
     (dict(alpha=-0.1), "alpha must be a finite number >= 0"),
