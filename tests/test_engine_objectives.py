@@ -90,6 +90,14 @@ def test_aggregates_match_library(name, smoothing, weighted):
         np.testing.assert_allclose(g_lam, lam_leaf.grad, rtol=1e-9, atol=1e-12)
 
 
+def test_weighted_atk_with_fractional_weights_matches_library():
+    ls = torch.tensor([0.5, 2.0, 1.0, 3.0], dtype=torch.float64)
+    w = torch.tensor([0.1, 0.2, 0.05, 0.15], dtype=torch.float64)  # sum 0.5 < 1
+    kappa = torch.tensor(0.5, dtype=torch.float64)
+    value, _, _ = aggregate_value_and_grad("atk", ls, w, kappa, kappa, kappa)
+    np.testing.assert_allclose(value, L.atk(ls, 0.5, weight=w), rtol=1e-12)
+
+
 def test_aggregates_batched_over_members_with_padding():
     g = torch.Generator().manual_seed(3)
     ls = torch.rand(2, 3, 10, generator=g, dtype=torch.float64)

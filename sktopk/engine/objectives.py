@@ -177,7 +177,9 @@ def _atk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     # Weighted top-k of the batch: k = ceil(kappa * sum w) weight units, taken
     # from the largest losses down (integer weights act as repetitions).
     w = torch.ones_like(ls) if w is None else w
-    k = torch.ceil(kappa * w.sum(-1) - 1e-6).clamp_min(1e-12).unsqueeze(-1)
+    wsum = w.sum(-1)
+    k = torch.minimum(torch.ceil(kappa * wsum - 1e-6), wsum)
+    k = k.clamp_min(1e-12).unsqueeze(-1)
     masked = ls.masked_fill(w <= 0, float("-inf"))
     order = masked.argsort(-1, descending=True)
     ws = w.gather(-1, order)

@@ -91,6 +91,7 @@ class _TopKEstimatorBase(BaseEstimator):
         hyper = {k: torch.tensor(v, device=device) for k, v in hyper.items()}
         result = train(model, data, plan.spec, hyper, [plan.seed])
         self._store(model, result, plan.X.shape[1], plan.n_out)
+        self.device_ = str(device)
         return self
 
     def _prepare(self, X, y, sample_weight=None) -> FitPlan:

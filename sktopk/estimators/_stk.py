@@ -52,6 +52,8 @@ _COMMON_DOC = """
         The "k" of the top-k aggregates: an int counts training samples
         (``1 <= k <= n_train``), a float in (0, 1] is a fraction of them. With
         ``k = n_train`` (or 1.0) ATk is the average; ``k = 1`` is the maximum.
+        Mind the type: ``k=1`` is one sample, ``k=1.0`` all of them (a pandas
+        column built from a grid holding both shows them as the same 1.0).
         Ignored by "average" and "maximum".
     delta : float, default=0.01
         Smoothing of SReLU in STk (> 0); STk tends to MATk as delta -> 0.
@@ -116,6 +118,8 @@ _ATTRIBUTES_DOC = """
         Epoch whose weights are kept.
     module_ : torch.nn.Module
         The trained network, on the CPU.
+    device_ : str
+        The device the model was trained on (e.g. "cpu" or "cuda:0").
 """
 
 

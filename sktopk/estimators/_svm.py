@@ -47,6 +47,8 @@ device, random_state, verbose, warm_start
     best_epoch_ : int
     module_ : torch.nn.Module
         The trained network (one output per class), on the CPU.
+    device_ : str
+        The device the model was trained on.
 
     See Also
     --------
