@@ -169,8 +169,11 @@ def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
     notes.append(
         "  Likely causes, in general: this protocol's smaller grids, runs and epoch "
         "limit; the early-stopping rule (the paper's step rule stops at the first "
-        "evaluation without improvement); preprocessing the paper does not state "
-        "(feature scaling, splits); and, for the maximum loss, that early stopping "
-        "rolls back to the best validation point, so it cannot end near chance."
+        "evaluation without improvement); what the paper does not state (feature "
+        "and target scaling, splits, initialisation); for the maximum loss, that "
+        "it is the maximum over each minibatch of 16 and that early stopping rolls "
+        "back to the best validation point, so it cannot end near chance. The "
+        "committed results of the sktopk repository (docs/results/README.md) "
+        "discuss each such cell."
     )
     return notes
