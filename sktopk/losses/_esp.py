@@ -8,7 +8,10 @@ score matrix. Two routes live here:
 
 - :func:`log_esp`: exact, general, log-space divide and conquer (pairwise
   products of truncated polynomials over ``log2 m`` levels, batched over rows).
-  Differentiable by autograd; the reference route and the fallback for large k.
+  Differentiable by autograd; the reference, and the route of last resort.
+- :func:`esp_unit`: the same divide and conquer in linear space for values in
+  ``[0, 1]`` (no cancellation, no underflow that matters), with a backward pass
+  through the stored product tree; the route for large k.
 - The pieces of the fast route used by ``_topk_svm``: :func:`power_sums`,
   :func:`esp_from_power_sums` (Newton's identities), :func:`lagged_products`
   and :func:`polyval`. They are only accurate for values in ``[0, 1]`` and
@@ -26,6 +29,7 @@ from torch import Tensor
 
 __all__ = [
     "esp_from_power_sums",
+    "esp_unit",
     "lagged_products",
     "log_esp",
     "power_sums",
@@ -118,6 +122,95 @@ def _log_polymul(p: Tensor, q: Tensor, k: int, floor: float) -> Tensor:
     windows = q_pad.unfold(-1, deg + 1, 1)  # [..., i', s] = q[s - d + i']
     terms = p.flip(-1)[..., :, None] + windows  # p[d - i'] + q[s - (d - i')]
     return torch.logsumexp(terms, -2).clamp_min(floor)
+
+
+def esp_unit(x: Tensor, k: int) -> Tensor:
+    """Elementary symmetric polynomials ``e_0..e_k`` of values in ``[0, 1]``.
+
+    Divide and conquer in linear space: the coefficients of
+    ``prod_i (1 + x_i t)`` truncated at degree ``k``, from pairwise products of
+    halves over ``log2 m`` levels, ``O(k m)`` work. With ``0 <= x_i <= 1`` every
+    partial product is a sum of non-negative terms bounded by ``C(m, j)``, so
+    each coefficient is accurate to a few ulps (float64 holds ``C(m, j)`` up
+    to about ``1e308``). The backward pass runs through the stored product
+    tree, so gradients are as accurate (no deflation, no cancellation).
+
+    Parameters
+    ----------
+    x : Tensor of shape (..., m)
+        Values in ``[0, 1]``.
+    k : int
+        Highest degree, ``k >= 1``.
+
+    Returns
+    -------
+    Tensor of shape (..., k + 1)
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 0.5, 0.25]], dtype=torch.float64)
+    >>> esp_unit(x, 3)
+    tensor([[1.0000, 1.7500, 0.8750, 0.1250]], dtype=torch.float64)
+    """
+    if x.shape[-1] == 0:
+        return torch.nn.functional.pad(x.new_ones(*x.shape[:-1], 1), (0, k))
+    return _UnitESP.apply(x, k)
+
+
+class _UnitESP(torch.autograd.Function):
+    """Product tree of ``(1 + x_i t)``; coefficients first, so slices are blocks."""
+
+    @staticmethod
+    def forward(ctx, x, k):
+        poly = torch.stack([torch.ones_like(x), x])  # (degree + 1, ..., m)
+        tree, sizes = [], []
+        while poly.shape[-1] > 1:
+            sizes.append(poly.shape[-1])
+            if poly.shape[-1] % 2:
+                one = torch.zeros_like(poly[..., :1])
+                one[0] = 1.0
+                poly = torch.cat([poly, one], -1)
+            half = poly.shape[-1] // 2
+            tree += [poly[..., :half], poly[..., half:]]
+            poly = _polymul(tree[-2], tree[-1], k)
+        ctx.save_for_backward(*tree)
+        ctx.sizes = sizes
+        out = poly[..., 0].movedim(0, -1)
+        return torch.nn.functional.pad(out, (0, k + 1 - out.shape[-1]))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        tree = ctx.saved_tensors
+        k = grad.shape[-1] - 1
+        g = grad.movedim(-1, 0)[..., None]
+        for level in range(len(ctx.sizes) - 1, -1, -1):
+            p, q = tree[2 * level], tree[2 * level + 1]
+            g = g[: min(2 * (p.shape[0] - 1), k) + 1]
+            g = torch.cat(_polymul_backward(g, p, q), -1)[..., : ctx.sizes[level]]
+        return g[1], None
+
+
+def _polymul(p: Tensor, q: Tensor, k: int) -> Tensor:
+    """Coefficients (first axis) of ``p * q`` truncated at degree ``k``."""
+    d = p.shape[0] - 1
+    deg = min(2 * d, k)
+    out = p.new_zeros(deg + 1, *p.shape[1:])
+    for i in range(d + 1):
+        n = min(d, deg - i) + 1
+        out[i : i + n].addcmul_(p[i], q[:n])
+    return out
+
+
+def _polymul_backward(g: Tensor, p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of :func:`_polymul` with respect to ``p`` and ``q``."""
+    d, deg = p.shape[0] - 1, g.shape[0] - 1
+    grad_p, grad_q = torch.empty_like(p), torch.zeros_like(q)
+    for i in range(d + 1):
+        n = min(d, deg - i) + 1
+        torch.sum(g[i : i + n] * q[:n], 0, out=grad_p[i])
+        grad_q[:n].addcmul_(p[i], g[i : i + n])
+    return grad_p, grad_q
 
 
 def power_sums(x: Tensor, k: int) -> Tensor:

@@ -1,8 +1,8 @@
 """Top-k multi-class SVM losses over classes (Berrada, Zisserman, Kumar, 2018).
 
 The smooth loss is computed from elementary symmetric polynomials (ESP) of the
-exponentiated wrong-class scores. Fast route (``k <= _FAST_MAX_K``): with
-``c`` the k-th largest wrong-class score, split the wrong classes into the top
+exponentiated wrong-class scores. With ``c`` the k-th largest wrong-class
+score, split the wrong classes into the top
 k (``u_i = exp((c - s_i) / (k tau))`` in ``(0, 1]``) and the rest
 (``x_r = exp((s_r - c) / (k tau))`` in ``[0, 1]``). With ``a = ESP(u)`` and
 ``b = ESP(x)``, the scaled ``e_k`` and ``e_{k-1}`` of all wrong classes are
@@ -11,9 +11,11 @@ k (``u_i = exp((c - s_i) / (k tau))`` in ``(0, 1]``) and the rest
 
 so ``log e_k - log e_{k-1} = c / (k tau) + log(A / B)`` with no overflow,
 underflow or cancellation, whatever the spread of the scores or the size of
-``tau``. ``b`` needs only the k power sums of ``x`` (k passes over the scores);
-the gradient is a degree-k polynomial in ``x`` (k more passes). Large k falls
-back to an exact log-space divide and conquer (:func:`._esp.log_esp`).
+``tau``. For ``k <= _FAST_MAX_K``, ``b`` comes from the k power sums of ``x``
+(k passes over the scores) and the gradient is a degree-k polynomial in ``x``
+(k more passes). Larger k uses
+exact product trees (:func:`._esp.esp_unit`) and, where ``C(C - 1, k)``
+overflows float64, log-space ones (:func:`._esp.log_esp`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._esp import esp_from_power_sums, lagged_products, log_esp, power_sums, xpolyval
+from ._esp import (
+    esp_from_power_sums,
+    esp_unit,
+    lagged_products,
+    log_esp,
+    power_sums,
+    xpolyval,
+)
 
 __all__ = ["smooth_topk_svm", "topk_svm"]
 
 # Newton's identities and the polynomial gradient lose accuracy as k grows;
 # up to k = 10 float32 gradients stay within ~1e-5 of float64 (tests).
 _FAST_MAX_K = 10
+# Above, linear-space products of values in [0, 1], bounded by C(C - 1, k),
+# in float64 while that fits; log-space beyond.
+_LINEAR_MAX_LOG = 650.0
 _REDUCTIONS = ("none", "mean", "sum")
 
 
@@ -98,11 +110,17 @@ def smooth_topk_svm(
 
     Notes
     -----
-    For ``k <= 10`` the loss uses power sums and Newton's identities on values
-    normalised to ``[0, 1]`` (float32 forward and backward within about 1e-5 of
-    float64); larger ``k`` uses an exact log-space divide and conquer in
-    float64, which is slower. The fast route is a custom autograd function with
-    first derivatives only.
+    Computation: the wrong classes are split at the k-th largest wrong score
+    ``c``, which maps every value into ``[0, 1]`` and makes the loss exact for
+    any spread of scores and any ``tau``. For ``k <= 10``, the elementary
+    symmetric polynomials come from power sums by Newton's identities and the
+    backward pass is analytic (a custom autograd function, first derivatives
+    only): about ``3 k`` passes over the scores plus a ``topk``; float32
+    gradients agree with float64 to about 1e-6. Larger ``k`` uses exact product
+    trees in float64 (several times slower), and log-space products once
+    ``C(n_classes - 1, k)`` exceeds float64. Half-precision scores are
+    computed in float32, and float64 is used where ``1 / (k tau)`` would
+    overflow float32.
 
     References
     ----------
@@ -128,6 +146,8 @@ def smooth_topk_svm(
     work = scores.to(_compute_dtype(scores.dtype, k * tau))
     if k <= _FAST_MAX_K:
         loss = _SmoothTopKSVM.apply(work, labels, k, float(alpha), float(tau))
+    elif _log_binom(scores.shape[1] - 1, k) < _LINEAR_MAX_LOG:
+        loss = _smooth_topk_svm_tree(work, labels, k, float(alpha), float(tau))
     else:
         loss = _smooth_topk_svm_logspace(work, labels, k, float(alpha), float(tau))
     return _reduce(loss.to(scores.dtype), reduction)
@@ -274,6 +294,32 @@ def _fast_grad_coefs(
 def _signs(k: int, device: torch.device) -> Tensor:
     """``(-1)^l`` for ``l = 0..k-1``, in float64."""
     return 1.0 - 2.0 * (torch.arange(k, dtype=torch.float64, device=device) % 2)
+
+
+def _smooth_topk_svm_tree(
+    scores: Tensor, labels: Tensor, k: int, alpha: float, tau: float
+) -> Tensor:
+    """Per-sample loss for large k: the same split, ESP by product trees.
+
+    Float64 throughout; autograd through :func:`._esp.esp_unit`.
+    """
+    s = scores.to(torch.float64)
+    y = labels[:, None]
+    wrong = s.scatter(1, y, -math.inf)
+    top_idx = wrong.detach().topk(k, dim=1).indices
+    kth = wrong.detach().gather(1, top_idx[:, -1:])
+    z = (wrong - kth) / (k * tau)
+    # -inf before exp, not 0 after: exp(inf) * 0 would make the gradient NaN.
+    x = z.scatter(1, top_idx, -math.inf).exp()  # in [0, 1], 0 on the top k
+    a = esp_unit(torch.exp(-z.gather(1, top_idx)), k)  # u in (0, 1]
+    b = esp_unit(x, k)
+    log_ratio = torch.log((a * b).sum(1) / (a[:, 1:] * b[:, :-1]).sum(1))
+    margin = alpha + (kth[:, 0] - s.gather(1, y)[:, 0]) / k + tau * log_ratio
+    return tau * torch.logaddexp(torch.zeros_like(margin), margin / tau)
+
+
+def _log_binom(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 def _smooth_topk_svm_logspace(

@@ -9,6 +9,7 @@ import torch
 
 from sktopk.losses._esp import (
     esp_from_power_sums,
+    esp_unit,
     lagged_products,
     log_esp,
     power_sums,
@@ -110,3 +111,25 @@ def test_xpolyval(rng):
     got = xpolyval(torch.tensor(coef), torch.tensor(x)).numpy()
     want = np.stack([x[i] * np.polyval(coef[i, ::-1], x[i]) for i in range(3)])
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 16, 33])
+def test_esp_unit_matches_log_esp(m, rng):
+    x = torch.tensor(rng.uniform(size=(3, m)) ** 3, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    weights = torch.tensor(rng.normal(size=(3, 13)))
+    for k in (1, 2, 5, 12):
+        got = esp_unit(x, k)
+        want = log_esp(x_ref.log(), k).exp()
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-300)
+        (g,) = torch.autograd.grad((got * weights[:, : k + 1]).sum(), x)
+        (gw,) = torch.autograd.grad((want * weights[:, : k + 1]).sum(), x_ref)
+        torch.testing.assert_close(g, gw, rtol=1e-10, atol=1e-12)
+
+
+def test_esp_unit_gradcheck_and_edges(rng):
+    x = torch.tensor(rng.uniform(size=(2, 9)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: esp_unit(v, 4), (x,))
+    zeros = torch.zeros(2, 3, dtype=torch.float64)
+    assert esp_unit(zeros, 2).tolist() == [[1.0, 0.0, 0.0]] * 2
+    assert esp_unit(torch.zeros(2, 0), 2).tolist() == [[1.0, 0.0, 0.0]] * 2

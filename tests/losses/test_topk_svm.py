@@ -13,6 +13,7 @@ from sktopk.losses._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
 from sktopk.losses._topk_svm import (
     _FAST_MAX_K,
     _smooth_topk_svm_logspace,
+    _smooth_topk_svm_tree,
     smooth_topk_svm,
     topk_svm,
 )
@@ -35,6 +36,7 @@ def brute_force(scores, labels, k, alpha, tau):
 SMOOTH = functools.partial(smooth_topk_svm, reduction="none")
 HARD = functools.partial(topk_svm, reduction="none")
 LOGSPACE = _smooth_topk_svm_logspace
+TREE = _smooth_topk_svm_tree
 
 
 def loss_and_grad(fn, scores, labels, *args):
@@ -70,11 +72,14 @@ def test_matches_brute_force(n_classes, rng):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("route", [TREE, LOGSPACE], ids=["tree", "logspace"])
 @pytest.mark.parametrize("n_classes", [2, 5, 9])
-def test_logspace_route_matches_brute_force(n_classes, rng):
+def test_large_k_routes_match_brute_force(route, n_classes, rng):
+    # The routes smooth_topk_svm takes for k > _FAST_MAX_K (product trees) and
+    # for C(n_classes - 1, k) beyond float64 (log-space), on small problems.
     for k in range(1, n_classes):
         scores, labels = random_problem(rng, 4, n_classes, scale=2.0)
-        got = loss_and_grad(LOGSPACE, scores, labels, k, 0.7, 0.3)
+        got = loss_and_grad(route, scores, labels, k, 0.7, 0.3)
         want = loss_and_grad(brute_force, scores, labels, k, 0.7, 0.3)
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
@@ -91,12 +96,26 @@ def test_large_k_route_float32(k, rng):
     assert row_rel_error(got[1], want[1]) < 1e-5
 
 
-def test_fast_and_logspace_routes_agree(rng):
+def test_routes_agree(rng):
     scores, labels = random_problem(rng, 16, 60, scale=4.0)
-    for k in (1, 3, _FAST_MAX_K):
-        got = loss_and_grad(SMOOTH, scores, labels, k, 0.5, 0.1)
+    for k in (1, 3, _FAST_MAX_K, 20):
         want = loss_and_grad(LOGSPACE, scores, labels, k, 0.5, 0.1)
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-13)
+        for route in (SMOOTH, TREE):
+            got = loss_and_grad(route, scores, labels, k, 0.5, 0.1)
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-13)
+
+
+def test_huge_k_logspace_route():
+    # C(1199, 600) ~ 1e359 overflows float64: the log-space route takes over.
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(3, 1200, generator=gen, dtype=F64)
+    labels = torch.tensor([0, 5, 1199])
+    loss, grad = loss_and_grad(SMOOTH, scores, labels, 600, 1.0, 1.0)
+    assert torch.isfinite(loss).all() and (loss > 0).all()
+    assert grad.sum(1).abs().max() < 1e-12
+    loss32, grad32 = loss_and_grad(SMOOTH, scores.float(), labels, 600, 1.0, 1.0)
+    torch.testing.assert_close(loss32.double(), loss, rtol=1e-6, atol=0.0)
+    assert row_rel_error(grad32, grad) < 1e-6
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
