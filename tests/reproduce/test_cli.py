@@ -147,3 +147,15 @@ def test_module_entry_points_report_without_traceback(module):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "unknown table" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_matplotlib_plots_are_skipped_with_a_message(
+    tmp_path, capsys, monkeypatch
+):
+    from sktopk.reproduce import runner
+
+    monkeypatch.setattr(runner, "have_matplotlib", lambda: False)
+    assert _run(tmp_path) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
+    assert "skipped: matplotlib" in (tmp_path / "table3.md").read_text()
