@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sktopk.losses._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
 from sktopk.losses._topk_svm import (
@@ -70,6 +72,41 @@ def test_matches_brute_force(n_classes, rng):
         got = loss_and_grad(SMOOTH, scores, labels, k, alpha, tau)
         want = loss_and_grad(brute_force, scores, labels, k, alpha, tau)
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n_classes=st.integers(2, 6),
+    tau=st.floats(1e-3, 10.0),
+    alpha=st.floats(0.0, 3.0),
+    ties=st.booleans(),
+)
+def test_brute_force_property(data, n_classes, tau, alpha, ties):
+    # Wide spreads and exact ties, every k: value and gradient as defined.
+    k = data.draw(st.integers(1, n_classes - 1))
+    values = st.integers(-3, 3) if ties else st.floats(-300.0, 300.0)
+    rows = data.draw(
+        st.lists(
+            st.lists(values, min_size=n_classes, max_size=n_classes),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    scores = torch.tensor(rows, dtype=F64)
+    labels = torch.tensor(
+        data.draw(
+            st.lists(
+                st.integers(0, n_classes - 1), min_size=len(rows), max_size=len(rows)
+            )
+        )
+    )
+    loss, grad = loss_and_grad(SMOOTH, scores, labels, k, alpha, tau)
+    want_loss, want_grad = loss_and_grad(brute_force, scores, labels, k, alpha, tau)
+    scale = 1.0 + scores.abs().max() / k  # the loss is of the size of the margin
+    torch.testing.assert_close(loss, want_loss, rtol=1e-9, atol=1e-12 * scale)
+    torch.testing.assert_close(grad, want_grad, rtol=1e-7, atol=1e-9)
+    assert grad.sum(1).abs().max() < 1e-12
 
 
 @pytest.mark.parametrize("route", [TREE, LOGSPACE], ids=["tree", "logspace"])
