@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_topk_svm.py                # C in 10..10000
     python benchmarks/bench_topk_svm.py --quick        # fewer repeats
     python benchmarks/bench_topk_svm.py --markdown     # also a Markdown table
+    python benchmarks/bench_topk_svm.py --markdown t.md  # ... written to t.md
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "--classes", type=int, nargs="+", default=[10, 100, 1000, 10000]
     )
     parser.add_argument(
-        "--markdown", action="store_true", help="print a Markdown table"
+        "--markdown",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="also write the table as Markdown, to PATH or (without one) stdout",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -177,9 +182,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     with pd.option_context("display.width", 120, "display.max_rows", 200):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    if args.markdown:
+    if args.markdown == "-":
         print()
         print(to_markdown(df))
+    elif args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(to_markdown(df) + "\n")
     return df
 
 
