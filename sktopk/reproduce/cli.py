@@ -12,7 +12,9 @@ import os
 import shlex
 import sys
 
+from ..engine.grid import parse_memory
 from .backends import BACKENDS, BackendError
+from .experiment import members_at_once
 from .protocol import (
     MODELS,
     PRESETS,
@@ -68,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=-1,
         help="local worker processes (default -1: one per core)",
     )
+    rep.add_argument(
+        "--max-memory",
+        help="memory budget of the members trained at once, e.g. 2GB (default 1GB); "
+        "larger grids are trained in several batches",
+    )
     rep.add_argument("--backend", default="local", choices=BACKENDS)
     rep.add_argument("--scheduler", help="Dask scheduler address (--backend dask)")
     rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -104,8 +111,9 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
     table, datasets = _table(args.table), _datasets(args.datasets)
     try:
         protocol = _protocol(args)
-        table_cells(table, datasets)
-    except ValueError as exc:
+        for cell in table_cells(table, datasets):
+            members_at_once(cell, protocol)  # the budget holds one member per run
+    except (ValueError, MemoryError) as exc:
         raise UsageError(str(exc)) from None
     out = args.out or os.path.join("sktopk-results", f"table{table}-{protocol.name}")
     result = reproduce(
@@ -137,6 +145,7 @@ def _protocol(args: argparse.Namespace):
     return make_protocol(
         args.protocol, runs=args.runs, max_epochs=args.max_epochs, stopping=unit,
         patience=patience, model=args.model, scaling=args.scaling,
+        max_memory=parse_memory(args.max_memory),
     )  # fmt: skip
 
 

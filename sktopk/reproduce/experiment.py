@@ -17,16 +17,26 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..datasets import dataset_info
 from ..engine import TrainSpec
-from ..engine.grid import evaluate, make_data, train_grid
+from ..engine.grid import (
+    evaluate,
+    make_data,
+    member_bytes,
+    members_per_chunk,
+    train_grid,
+)
 from .protocol import Cell, Protocol
 from .splits import Prepared, prepare
 
-__all__ = ["run_cell", "select_configuration", "RUN_COLUMNS", "RUN_DTYPES", "METRICS"]
-
-#: Memory allowed for one batched evaluation (activations of every member on
-#: every validation row); bigger grids are trained in member chunks.
-MEMORY_BUDGET = 1 << 30
+__all__ = [
+    "run_cell",
+    "select_configuration",
+    "members_at_once",
+    "RUN_COLUMNS",
+    "RUN_DTYPES",
+    "METRICS",
+]
 
 METRICS = {
     "classification": "error_rate_percent",
@@ -111,10 +121,10 @@ def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict):
     task = "binary" if prep.task == "classification" else "regression"
     val_idx = [torch.as_tensor(v) for v in prep.val]
     test_idx = [torch.as_tensor(t) for t in prep.test]
-    n_rows = max(len(prep.val[0]), len(prep.test[0]))
+    size = members_at_once(cell, protocol) // protocol.runs
     parts = []
-    for a, b in _chunks(len(grid["lr"]), len(splits), n_rows, max(sizes[1:])):
-        sub = {key: values[a:b] for key, values in grid.items()}
+    for a in range(0, len(grid["lr"]), size):
+        sub = {key: values[a : a + size] for key, values in grid.items()}
         model, res = train_grid(data, spec, sizes, sub, prep.seeds)
         parts.append(
             (
@@ -125,6 +135,20 @@ def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict):
             )
         )
     return tuple(np.concatenate(p, axis=1) for p in zip(*parts, strict=True))
+
+
+def members_at_once(cell: Cell, protocol: Protocol) -> int:
+    """Members (runs x configurations) of ``cell`` trained together within
+    ``protocol.max_memory``; the rest of the grid follows in further batches."""
+    info = dataset_info(cell.dataset)
+    n_configs = len(protocol.grid(cell.aggregate, info.n_samples)["lr"])
+    per_member = member_bytes(
+        protocol.sizes(info.n_features), info.n_samples // 2 + 1, protocol.batch_size
+    )
+    per_run = members_per_chunk(
+        n_configs, protocol.runs, per_member, torch.device("cpu"), protocol.max_memory
+    )
+    return per_run * protocol.runs
 
 
 def _spec(cell: Cell, protocol: Protocol, task: str) -> TrainSpec:
@@ -141,14 +165,6 @@ def _spec(cell: Cell, protocol: Protocol, task: str) -> TrainSpec:
         patience=protocol.patience,
         tol=protocol.tol,
     )
-
-
-def _chunks(members: int, groups: int, rows: int, width: int):
-    """Member ranges small enough for one evaluation within MEMORY_BUDGET."""
-    per_member = 3 * 4 * groups * rows * (width + 1)
-    size = max(1, min(members, MEMORY_BUDGET // per_member))
-    for a in range(0, members, size):
-        yield a, min(a + size, members)
 
 
 @contextlib.contextmanager

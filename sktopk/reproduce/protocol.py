@@ -69,6 +69,9 @@ class Protocol:
         Features standardised on each run's training split, or left as they are.
     batch_size : int
         Minibatch size.
+    max_memory : int or None
+        Memory budget in bytes for the members trained at once (default 1 GiB;
+        None: half of the free memory).
     """
 
     name: str
@@ -86,10 +89,14 @@ class Protocol:
     scaling: str = "standard"
     batch_size: int = 16
     hidden: int = field(default=10)
+    #: Memory budget (bytes) of the members trained at once; it changes how
+    #: the work is cut, not the numbers, so it is not part of the identity.
+    max_memory: int | None = field(default=1 << 30, compare=False)
 
     def identity(self, seed: int) -> str:
         """Short hash of every setting that changes the numbers, and the seed."""
-        text = json.dumps([asdict(self), int(seed)], sort_keys=True, default=str)
+        settings = {k: v for k, v in asdict(self).items() if k != "max_memory"}
+        text = json.dumps([settings, int(seed)], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def sizes(self, n_features: int) -> tuple[int, ...]:

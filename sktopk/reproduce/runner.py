@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..datasets import dataset_info
 from .backends import run_cells
+from .experiment import members_at_once
 from .plots import have_matplotlib, plot_datasets
 from .protocol import TABLES, Cell, Protocol, table_cells
 from .report import compare, format_table, render_report, summarize
@@ -107,7 +108,9 @@ def _run(todo, store, protocol, seed, backend, jobs, scheduler, progress) -> Non
     with bar:
         for cell, rows in results:
             store.append(rows)
-            bar.set_postfix_str(cell.label, refresh=False)
+            members = members_at_once(cell, protocol)
+            text = f"{cell.label}, {members} members at once"
+            bar.set_postfix_str(text, refresh=False)
             bar.update()
 
 

@@ -159,3 +159,29 @@ def test_without_matplotlib_plots_are_skipped_with_a_message(
     assert "matplotlib is not installed" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.png"))
     assert "skipped: matplotlib" in (tmp_path / "table3.md").read_text()
+
+
+def test_max_memory_splits_the_grid_without_changing_results(tmp_path, capsys):
+    from sktopk.reproduce import cli
+    from sktopk.reproduce.experiment import members_at_once
+    from sktopk.reproduce.protocol import make_protocol, table_cells
+
+    args = ["reproduce", "--table", "3", "--datasets", "wisconsin", "--runs", "2",
+            "--max-epochs", "2", "--no-plots", "--quiet"]  # fmt: skip
+    assert cli.main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert cli.main(args + ["--out", str(tmp_path / "b"), "--max-memory", "200KB"]) == 0
+    keys = ["aggregate", "run"]
+    a, b = (
+        pd.read_csv(tmp_path / d / "runs.csv").sort_values(keys).reset_index(drop=True)
+        for d in "ab"
+    )
+    pd.testing.assert_frame_equal(  # the same runs, but for the timing column
+        a.drop(columns="seconds"), b.drop(columns="seconds"), rtol=1e-4
+    )
+    small = make_protocol("quick", runs=2, max_memory=200_000)
+    cell = table_cells(3, ["wisconsin"])[-1]
+    assert members_at_once(cell, small) < members_at_once(
+        cell, make_protocol("quick", runs=2)
+    )
+    assert cli.main(args + ["--out", str(tmp_path / "c"), "--max-memory", "10"]) != 0
+    assert "max_memory" in capsys.readouterr().err

@@ -1,4 +1,7 @@
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from sktopk.reproduce import experiment, make_protocol, select_configuration
@@ -79,15 +82,15 @@ def test_targets_and_scaling():
     assert 0.0 <= prep.target.min() and prep.target.max() == 1.0
 
 
-def test_member_chunks_cover_the_grid(monkeypatch):
-    monkeypatch.setattr(experiment, "MEMORY_BUDGET", 1)
-    assert list(experiment._chunks(3, 2, 10, 10)) == [(0, 1), (1, 2), (2, 3)]
+def test_member_chunks_cover_the_grid():
     cell = Cell(3, "appendicitis", "logistic", "average")
-    chunked = experiment.run_cell(cell, TINY, seed=0)
-    monkeypatch.undo()
+    tight = dataclasses.replace(TINY, max_memory=30_000)  # one member per run
+    assert experiment.members_at_once(cell, tight) == TINY.runs
+    chunked = experiment.run_cell(cell, tight, seed=0)
     whole = experiment.run_cell(cell, TINY, seed=0)
+    assert experiment.members_at_once(cell, TINY) > TINY.runs
     cols = ["value", "val_score", "C", "lr"]
-    assert chunked[cols].equals(whole[cols])
+    pd.testing.assert_frame_equal(chunked[cols], whole[cols], rtol=1e-6)
 
 
 @pytest.mark.parametrize("aggregate", ["average", "maximum", "atk", "matk", "stk"])
