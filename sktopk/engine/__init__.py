@@ -1,7 +1,15 @@
 """The training engine: batched members, hand-derived gradients, one loop."""
 
 from .models import ModuleAdapter, StackedMLP, to_sequential
-from .trainer import DivergenceError, TrainData, TrainResult, TrainSpec, score, train
+from .trainer import (
+    DivergenceError,
+    TrainData,
+    TrainResult,
+    TrainSpec,
+    one_thread,
+    score,
+    train,
+)
 
 __all__ = [
     "DivergenceError",
@@ -10,6 +18,7 @@ __all__ = [
     "TrainData",
     "TrainResult",
     "TrainSpec",
+    "one_thread",
     "score",
     "to_sequential",
     "train",

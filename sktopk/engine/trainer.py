@@ -27,7 +27,14 @@ from .objectives import (
 )
 from .optim import make_optimizer
 
-__all__ = ["TrainData", "TrainSpec", "TrainResult", "train", "DivergenceError"]
+__all__ = [
+    "TrainData",
+    "TrainSpec",
+    "TrainResult",
+    "train",
+    "one_thread",
+    "DivergenceError",
+]
 
 
 class DivergenceError(FloatingPointError):
@@ -111,6 +118,13 @@ def _threads_for(loop: _Loop):
     if loop.dev.type != "cpu" or work > 2_000_000:
         yield
         return
+    with one_thread():
+        yield
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one torch thread, then restore the thread count."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

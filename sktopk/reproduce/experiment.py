@@ -9,7 +9,6 @@ protocol, the seed and the cell.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 
 from ..datasets import dataset_info
-from ..engine import TrainSpec
+from ..engine import TrainSpec, one_thread
 from ..engine.grid import (
     evaluate,
     make_data,
@@ -77,7 +76,10 @@ def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
     start = time.perf_counter()
     prep = prepare(cell.dataset, protocol.runs, seed, protocol.scaling)
     grid = protocol.grid(cell.aggregate, prep.n_train)
-    with _one_thread():
+    # One thread per cell: the steps are tiny, parallelism comes from running
+    # cells side by side, and a fixed thread count keeps the floating-point
+    # results the same on every machine and backend.
+    with one_thread():
         val, test, epochs, diverged = _train_all(cell, protocol, prep, grid)
     best = select_configuration(val)
     rows = pd.DataFrame(
@@ -165,16 +167,3 @@ def _spec(cell: Cell, protocol: Protocol, task: str) -> TrainSpec:
         patience=protocol.patience,
         tol=protocol.tol,
     )
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Cells run on one thread each: the steps are tiny, parallelism comes from
-    running cells side by side, and a fixed thread count keeps the floating-
-    point results the same on every machine and backend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
