@@ -40,6 +40,8 @@ from ._individual import (
 )
 from ._smoothing import SMOOTHINGS as _SMOOTHING_TABLE
 from ._smoothing import srelu, srelu_grad
+from ._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
+from ._topk_svm import smooth_topk_svm, topk_svm
 from .modules import ATkLoss, AverageLoss, MATkLoss, MaximumLoss, STkLoss
 
 __all__ = [
@@ -62,6 +64,11 @@ __all__ = [
     "absolute",
     "cross_entropy",
     "multiclass_hinge",
+    # over classes
+    "smooth_topk_svm",
+    "topk_svm",
+    "SmoothTopKSVMLoss",
+    "TopKSVMLoss",
     # smoothing
     "srelu",
     "srelu_grad",
@@ -118,7 +125,11 @@ def _entries() -> dict[str, LossInfo]:
         LossInfo(f.__name__, "individual", f)
         for f in (logistic, hinge, square, absolute, cross_entropy, multiclass_hinge)
     ]
-    # The top-k SVM losses over classes join here as "individual" entries.
+    # The top-k SVM losses over classes (per-sample with reduction="none").
+    ind += [
+        LossInfo("smooth_topk_svm", "individual", smooth_topk_svm, SmoothTopKSVMLoss),
+        LossInfo("topk_svm", "individual", topk_svm, TopKSVMLoss),
+    ]
     return {info.name: info for info in agg + ind}
 
 

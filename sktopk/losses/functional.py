@@ -8,7 +8,8 @@ The public functional surface of :mod:`sktopk.losses`, in the spirit of
 
 Over **samples**: ``average``, ``maximum``, ``atk``, ``matk``, ``stk`` take a 1-D
 tensor of individual losses and return a scalar. Individual losses return one
-value per sample.
+value per sample. Over **classes**: ``smooth_topk_svm`` and ``topk_svm`` take a
+score matrix and labels (reduced like torch's losses).
 """
 
 from ._aggregate import atk, average, kth_largest, matk, maximum, stk
@@ -21,6 +22,7 @@ from ._individual import (
     square,
 )
 from ._smoothing import srelu, srelu_grad
+from ._topk_svm import smooth_topk_svm, topk_svm
 
 __all__ = [
     "absolute",
@@ -33,8 +35,10 @@ __all__ = [
     "matk",
     "maximum",
     "multiclass_hinge",
+    "smooth_topk_svm",
     "square",
     "srelu",
     "srelu_grad",
     "stk",
+    "topk_svm",
 ]
