@@ -25,11 +25,11 @@ from ..engine import (
     DivergenceError,
     ModuleAdapter,
     StackedMLP,
-    TrainData,
     TrainSpec,
     to_sequential,
     train,
 )
+from ..engine.grid import make_data
 from ._sklearn_compat import Interval, StrOptions
 
 _DTYPE = torch.float32
@@ -83,14 +83,13 @@ class _TopKEstimatorBase(BaseEstimator):
     def _fit(self, X, y, sample_weight=None):
         plan = self._prepare(X, y, sample_weight)
         device = resolve_device(self.device)
-        data = _make_data(
-            plan.X, plan.target, plan.weight, plan.train_idx, plan.val_idx, device
-        )
+        split = [(plan.train_idx, plan.val_idx)]
+        data = make_data(plan.X, plan.target, split, plan.weight, device)
         model = self._make_model(plan.X.shape[1], plan.n_out, plan.seed, device)
         hyper = self._hyper(len(plan.train_idx))
         hyper = {k: torch.tensor(v, device=device) for k, v in hyper.items()}
         result = train(model, data, plan.spec, hyper, [plan.seed])
-        self._store(model, result, plan.X.shape[1], plan.n_out)
+        self._store(model, result)
         self.device_ = str(device)
         return self
 
@@ -191,7 +190,7 @@ class _TopKEstimatorBase(BaseEstimator):
                 f"{self.hidden_layer_sizes!r}"
             )
 
-    def _store(self, model, result, n_features: int, n_out: int) -> None:
+    def _store(self, model, result) -> None:
         if bool(result.diverged.any()):
             raise DivergenceError(
                 "Training diverged: the loss became NaN or infinite at epoch "
@@ -268,16 +267,6 @@ def _hidden_sizes(sizes) -> tuple:
     if isinstance(sizes, Integral):
         return (int(sizes),)
     return tuple(sizes)
-
-
-def _make_data(X, target, weight, train_idx, val_idx, device) -> TrainData:
-    pad = lambda a, v: np.concatenate([a, np.full((1,) + a.shape[1:], v, a.dtype)])  # noqa: E731
-    Xt = torch.as_tensor(pad(np.asarray(X, np.float32), 0.0), device=device)
-    yt = torch.as_tensor(pad(target, 0), device=device)
-    wt = torch.as_tensor(pad(np.asarray(weight, np.float32), 0.0), device=device)
-    tr = [torch.as_tensor(train_idx, dtype=torch.long)]
-    va = None if val_idx is None else [torch.as_tensor(val_idx, dtype=torch.long)]
-    return TrainData(Xt, yt, wt, tr, va)
 
 
 def _stacked_from_module(module: nn.Module, sizes) -> StackedMLP:

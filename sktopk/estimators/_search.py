@@ -22,7 +22,12 @@ from tqdm.auto import tqdm
 
 from .._device import resolve_device
 from ..engine import StackedMLP, TrainData, train
-from ..engine.grid import member_bytes, members_per_chunk, parse_memory
+from ..engine.grid import (
+    make_data,
+    member_bytes,
+    members_per_chunk,
+    parse_memory,
+)
 from ._base import FitPlan
 
 BATCHED_PARAMS = ("k", "delta", "C", "learning_rate")
@@ -204,26 +209,16 @@ def _fold_plan(base, X, y, sample_weight, train_rows) -> FitPlan:
 
 
 def _stack_plans(plans: list[FitPlan], device) -> TrainData:
-    """All folds' training rows one after another, plus a padding row."""
+    """All folds' training rows one after another (one group per fold)."""
     offsets = np.cumsum([0] + [len(p.X) for p in plans])
-    X = np.vstack([p.X for p in plans] + [np.zeros((1, plans[0].X.shape[1]))])
-    y = np.concatenate([p.target for p in plans] + [np.zeros(1, plans[0].target.dtype)])
-    w = np.concatenate([p.weight for p in plans] + [[0.0]])
-    tr = [
-        torch.as_tensor(o + p.train_idx) for o, p in zip(offsets, plans, strict=False)
+    splits = [
+        (o + p.train_idx, None if p.val_idx is None else o + p.val_idx)
+        for o, p in zip(offsets, plans, strict=False)
     ]
-    va = None
-    if plans[0].val_idx is not None:
-        va = [
-            torch.as_tensor(o + p.val_idx) for o, p in zip(offsets, plans, strict=False)
-        ]
-    return TrainData(
-        torch.as_tensor(X, dtype=torch.float32, device=device),
-        torch.as_tensor(y, device=device),
-        torch.as_tensor(w, dtype=torch.float32, device=device),
-        tr,
-        va,
-    )
+    X = np.vstack([p.X for p in plans])
+    target = np.concatenate([p.target for p in plans])
+    weight = np.concatenate([p.weight for p in plans])
+    return make_data(X, target, splits, weight, device)
 
 
 def _hyper_grid(base, configs, plans, device) -> dict[str, torch.Tensor]:
