@@ -172,6 +172,8 @@ def _linear(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
 
 
 def _weight_grad(a_in: Tensor, g: Tensor, lead) -> Tensor:
+    if a_in.dim() == 2 and g.dim() == 2:
+        return torch.mm(a_in.t(), g).view(-1)
     if _shared(a_in, g):
         G, M, B, h = g.shape
         side = torch.bmm(
@@ -184,6 +186,8 @@ def _weight_grad(a_in: Tensor, g: Tensor, lead) -> Tensor:
 
 
 def _input_grad(g: Tensor, W: Tensor) -> Tensor:
+    if g.dim() == 2 and W.dim() == 2:
+        return torch.mm(g, W.t())
     if W.shape[-1] == 1 and W.dim() > 2:
         return g * W.transpose(-1, -2)
     return torch.matmul(g, W.transpose(-1, -2))

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .optim import _const
+
 __all__ = ["individual_value_and_grad", "aggregate_value_and_grad", "SMOOTHINGS"]
 
 
@@ -121,13 +123,15 @@ def individual_value_and_grad(
 # --------------------------------------------------------------------------- #
 # Smoothings phi(x) of the STk form, with derivative. delta broadcasts.
 # --------------------------------------------------------------------------- #
-def _srelu(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
+def _srelu(x: Tensor, d: Tensor, with_value: bool, scale: float = 1.0):
     # The direct forms lose relative (not absolute) precision for x << 0:
     # errors stay below |x| * eps, harmless for training. The public
-    # sktopk.losses.srelu is the exact one.
+    # sktopk.losses.srelu is the exact one. The derivative comes multiplied
+    # by ``scale`` (saves one operation in the training step).
     r = torch.hypot(x, d)
-    phi = (x + r).sub_(d).mul_(0.5) if with_value else None
-    return phi, (x / r).add_(1.0).mul_(0.5)
+    half = 0.5 * scale
+    phi = (x + r).sub_(d).mul_(_const(0.5, x)) if with_value else None
+    return phi, torch.addcdiv(_const(half, x), x, r, value=half)
 
 
 def _softplus(x: Tensor, d: Tensor, with_value: bool) -> tuple[Tensor | None, Tensor]:
@@ -191,16 +195,24 @@ def _atk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
 def _matk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     x = ls - lam.unsqueeze(-1)
     above = (x > 0).to(ls.dtype) * wn
-    value = torch.addcmul((above * x).sum(-1), kappa, lam) if with_value else None
+    value = (above * x).sum(-1) + kappa * lam if with_value else None
     return value, above, kappa - above.sum(-1)
 
 
 def _stk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     x = ls - lam.unsqueeze(-1)
-    phi, dphi = SMOOTHINGS[smoothing](x, delta.unsqueeze(-1), with_value)
-    g = dphi.mul_(wn)
-    value = torch.addcmul(_weighted_sum(phi, wn), kappa, lam) if with_value else None
+    if smoothing == "srelu" and isinstance(wn, float):
+        phi, g = _srelu(x, _column(delta), with_value, scale=wn)
+    else:
+        phi, dphi = SMOOTHINGS[smoothing](x, _column(delta), with_value)
+        g = dphi.mul_(wn)
+    value = _weighted_sum(phi, wn) + kappa * lam if with_value else None
     return value, g, kappa - g.sum(-1)
+
+
+def _column(t):
+    """Per-member values against a batch axis (a Python number as it is)."""
+    return t.unsqueeze(-1) if isinstance(t, Tensor) else t
 
 
 def _weighted_sum(t: Tensor, wn) -> Tensor:

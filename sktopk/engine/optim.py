@@ -14,7 +14,9 @@ from torch import Tensor
 __all__ = ["make_optimizer", "OPTIMIZERS"]
 
 
-def _view(lr: Tensor, p: Tensor) -> Tensor:
+def _view(lr, p: Tensor):
+    if not isinstance(lr, Tensor):  # one member, a Python number
+        return lr
     if lr.numel() == 1:  # one member: parameters may lack the member dims
         return lr.reshape(())
     return lr.reshape(lr.shape + (1,) * (p.dim() - lr.dim()))
@@ -22,6 +24,17 @@ def _view(lr: Tensor, p: Tensor) -> Tensor:
 
 # The sktopk models keep all weights in one tensor, so plain per-tensor loops
 # are as fast as the foreach kernels here and simpler.
+def _const(value: float, like: Tensor) -> Tensor:
+    """A cached 0-dim tensor: Python numbers in tiny operations cost more."""
+    key = (value, like.dtype, like.device)
+    if key not in _CONSTS:
+        _CONSTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+    return _CONSTS[key]
+
+
+_CONSTS: dict = {}
+
+
 class _Buffers:
     """Optimizer state buffers that follow a selection of members."""
 
@@ -41,10 +54,14 @@ class _Adagrad(_Buffers):
         self.sums = [torch.zeros_like(p) for p in params]
         self.eps = eps
 
-    def step(self, grads: list[Tensor], lr: Tensor) -> None:
+    def step(self, grads: list[Tensor], lr: Tensor | float) -> None:
         for p, g, s in zip(self.params, grads, self.sums, strict=True):
             s.addcmul_(g, g)
-            p.addcdiv_(g * _view(-lr, p), s.sqrt().add_(self.eps))
+            denom = s.sqrt().add_(_const(self.eps, s))
+            if isinstance(lr, Tensor):
+                p.addcdiv_(g * _view(-lr, p), denom)
+            else:
+                p.addcdiv_(g, denom, value=-lr)
 
 
 class _Adam(_Buffers):
@@ -73,7 +90,7 @@ class _SGD(_Buffers):
 
     def step(self, grads: list[Tensor], lr: Tensor) -> None:
         for p, g in zip(self.params, grads, strict=True):
-            p.addcmul_(g, _view(-lr, p))
+            p.add_(g * _view(-lr, p))
 
 
 OPTIMIZERS = {"adagrad": _Adagrad, "adam": _Adam, "sgd": _SGD}

@@ -133,9 +133,15 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+_ROW_BLOCK = 512  # rows per block when evaluating the whole training set
+
+
 class _Loop:
     def __init__(self, model, data, spec, hyper, seeds):
         self.model, self.data, self.spec, self.h = model, data, spec, hyper
+        # One member's step size as a Python number (an argument of the update,
+        # not one more tensor operation).
+        self.lr_single = float(hyper["lr"]) if not hyper["lr"].shape else None
         self.lead = hyper["lr"].shape
         # lead == (): one member, 2-D tensors and plain matrix products.
         self.single = self.lead == ()
@@ -173,13 +179,13 @@ class _Loop:
         )
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
         # One member stops by leaving the loop; a batch freezes stopped members.
-        lr = self.h["lr"] if self.single else self.h["lr"] * self.es.active
+        lr = self.lr_single if self.single else h["lr"] * self.es.active
         if self.step_mask is not None:
             lr = lr * self.step_mask[s].unsqueeze(-1)
         with torch.no_grad():  # user modules' parameters require grad
             self.opt.step(grads, lr)
             if self.uses_lam:
-                self.lam.clamp_(min=0.0)
+                self.lam.clamp_min_(0.0)
 
     # -- the loop --------------------------------------------------------- #
     def run(self) -> TrainResult:
@@ -241,17 +247,27 @@ class _Loop:
     @torch.no_grad()
     def objective(self) -> Tensor:
         """The training objective over all training rows with the current
-        weights (the aggregate over the whole training set, plus penalty)."""
+        weights (the aggregate over the whole training set, plus penalty).
+        Rows go through the model in blocks that stay in cache."""
         spec, h, d = self.spec, self.h, self.data
         idx = self.padded(d.train_idx)
-        f = self.model.forward(self.lift(d.X[idx]), cache=False).detach()
-        losses, _ = individual_value_and_grad(
-            spec.loss, f, self.lift(d.y[idx]), spec.loss_params
-        )
+        losses = []
+        for rows in idx.split(_ROW_BLOCK, dim=-1):
+            f = self.model.forward(self.lift(d.X[rows]), cache=False)
+            loss, _ = individual_value_and_grad(
+                spec.loss, f, self.lift(d.y[rows]), spec.loss_params
+            )
+            losses.append(loss)
         w = None if not self.weighted else self.lift(d.w[idx])
         lam = self.lam if self.uses_lam else h["kappa"]
         value, _, _ = aggregate_value_and_grad(
-            spec.aggregate, losses, w, lam, h["kappa"], h["delta"], spec.smoothing
+            spec.aggregate,
+            torch.cat(losses, -1),
+            w,
+            lam,
+            h["kappa"],
+            h["delta"],
+            spec.smoothing,
         )
         return value + self.model.penalty()
 
