@@ -277,8 +277,9 @@ shapes = {}
 for name in list_datasets():
     bunch = load_dataset(name)
     shapes[name] = list(bunch.data.shape)
+from sktopk.reproduce.published import load_published
 print(json.dumps({"module": sktopk.__file__, "data_dir": str(_data_dir()),
-                  "shapes": shapes}))
+                  "shapes": shapes, "published": len(load_published())}))
 """
 
 
@@ -319,3 +320,4 @@ def test_wheel_ships_the_data(tmp_path):
     assert Path(report["module"]).resolve().is_relative_to(venv.resolve())
     assert Path(report["data_dir"]).parts[-3:] == ("sktopk", "datasets", "_data")
     assert report["shapes"] == {name: list(SHAPES[name]) for name in SHAPES}
+    assert report["published"] == 94  # the published numbers ship too
