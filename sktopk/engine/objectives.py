@@ -206,7 +206,7 @@ def _stk(ls, w, wn, lam, kappa, delta, smoothing, with_value):
     else:
         phi, dphi = SMOOTHINGS[smoothing](x, _column(delta), with_value)
         g = dphi.mul_(wn)
-    value = _weighted_sum(phi, wn) + kappa * lam if with_value else None
+    value = torch.addcmul(_weighted_sum(phi, wn), kappa, lam) if with_value else None
     return value, g, kappa - g.sum(-1)
 
 
@@ -216,7 +216,9 @@ def _column(t):
 
 
 def _weighted_sum(t: Tensor, wn) -> Tensor:
-    return t.mean(-1) if isinstance(wn, float) else (t * wn).sum(-1)
+    if isinstance(wn, float):  # (a small tensor's mean is slow; this is not)
+        return t.sum(-1).mul_(_const(wn, t))
+    return (t * wn).sum(-1)
 
 
 _AGGREGATES = {

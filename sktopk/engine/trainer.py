@@ -86,7 +86,7 @@ class TrainResult:
     lam: Tensor
     n_epochs: Tensor  # (G, Mg) epochs run by each member
     best_step: Tensor  # (G, Mg) step whose weights are kept
-    loss_curve: list[Tensor]  # per epoch, (G, Mg) training objective
+    loss_curve: list[Tensor]  # per epoch, (G, Mg) mean minibatch objective
     validation_scores: list[Tensor]  # per evaluation, (G, Mg)
     diverged: Tensor  # (G, Mg) bool
     converged: Tensor  # (G, Mg) bool: stopped before max_epochs
@@ -134,9 +134,6 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-_ROW_BLOCK = 512  # rows per block when evaluating the whole training set
-
-
 class _Loop:
     def __init__(self, model, data, spec, hyper, seeds):
         self.model, self.data, self.spec, self.h = model, data, spec, hyper
@@ -151,6 +148,10 @@ class _Loop:
         sizes = [len(t) for t in data.train_idx]
         self.S = math.ceil(max(sizes) / spec.batch_size)
         self.step_mask = _step_mask(sizes, spec.batch_size, self.S, self.dev)
+        # Minibatches per epoch of each group: the loss curve is their mean
+        # objective (as scikit-learn's), which costs no extra pass over the data.
+        steps = torch.tensor([math.ceil(n / spec.batch_size) for n in sizes])
+        self.steps = steps[0] if self.single else steps.to(self.dev).unsqueeze(-1)
         # One member with unit weights needs neither weights nor padding.
         self.weighted = not (self.single and bool((data.w[:-1] == 1).all()))
         self.uses_lam = spec.aggregate in AGGREGATES_WITH_LAMBDA
@@ -162,13 +163,13 @@ class _Loop:
         self.history: list[Tensor] = []
 
     # -- one step --------------------------------------------------------- #
-    def step(self, batch: tuple[Tensor, Tensor, Tensor | None], s: int) -> None:
+    def step(self, batch: tuple[Tensor, Tensor, Tensor | None], s: int) -> Tensor:
         spec, h = self.spec, self.h
         Xb, yb, wb = batch
         f = self.model.forward(Xb)
         losses, dl_df = individual_value_and_grad(spec.loss, f, yb, spec.loss_params)
         lam = self.lam if self.uses_lam else h["kappa"]
-        _, g_l, g_lam = aggregate_value_and_grad(
+        obj, g_l, g_lam = aggregate_value_and_grad(
             spec.aggregate,
             losses,
             wb,
@@ -176,7 +177,6 @@ class _Loop:
             h["kappa"],
             h["delta"],
             spec.smoothing,
-            with_value=False,
         )
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
         # One member stops by leaving the loop; a batch freezes stopped members.
@@ -187,24 +187,25 @@ class _Loop:
             self.opt.step(grads, lr)
             if self.uses_lam:
                 self.lam.clamp_min_(0.0)
+        return obj
 
     # -- the loop --------------------------------------------------------- #
     def run(self) -> TrainResult:
-        spec, B = self.spec, self.spec.batch_size
+        spec = self.spec
         every = spec.eval_every or self.S
         curve, step = [], 0
         for epoch in range(spec.max_epochs):
-            Xe, ye, we = self.epoch_rows()
-            for s in range(self.S):
-                sl = slice(s * B, (s + 1) * B)
-                wb = None if we is None else self.lift(we[..., sl])
-                self.step((self.lift(Xe[..., sl, :]), self.lift(ye[..., sl]), wb), s)
+            self.values = []  # summed once per epoch: no extra operation per step
+            for s, batch in enumerate(self.epoch_batches()):
+                self.values.append(self.step(batch, s))
                 step += 1
                 if spec.early_stopping and step % every == 0:
                     self.evaluate(self.validation_score(), self.finite(), step, epoch)
                     if not self.es.any_active():
                         break
-            curve.append(self.archive.widen(self.objective()))
+            objective = torch.stack(self.values).sum(0) / self.steps
+            objective = objective + self.model.penalty()
+            curve.append(self.archive.widen(objective))
             if not spec.early_stopping:
                 loss = curve[-1][:, self.archive.cols] if not self.single else curve[-1]
                 self.evaluate(-loss, torch.isfinite(loss), step, epoch)
@@ -229,6 +230,7 @@ class _Loop:
             self.opt.select(keep, self.model.state)
             self.es.select(keep, self.model.state)
             self.h = {k: v[:, keep] for k, v in self.h.items()}
+            self.values = [v[:, keep] for v in self.values]
             self.archive.cols = self.archive.cols[live]
             self.lead = self.h["lr"].shape
 
@@ -245,32 +247,13 @@ class _Loop:
         ]
         return torch.stack(checks).all(0)
 
-    @torch.no_grad()
-    def objective(self) -> Tensor:
-        """The training objective over all training rows with the current
-        weights (the aggregate over the whole training set, plus penalty).
-        Rows go through the model in blocks that stay in cache."""
-        spec, h, d = self.spec, self.h, self.data
-        idx = self.padded(d.train_idx)
-        losses = []
-        for rows in idx.split(_ROW_BLOCK, dim=-1):
-            f = self.model.forward(self.lift(d.X[rows]), cache=False)
-            loss, _ = individual_value_and_grad(
-                spec.loss, f, self.lift(d.y[rows]), spec.loss_params
-            )
-            losses.append(loss)
-        w = None if not self.weighted else self.lift(d.w[idx])
-        lam = self.lam if self.uses_lam else h["kappa"]
-        value, _, _ = aggregate_value_and_grad(
-            spec.aggregate,
-            torch.cat(losses, -1),
-            w,
-            lam,
-            h["kappa"],
-            h["delta"],
-            spec.smoothing,
-        )
-        return value + self.model.penalty()
+    def epoch_batches(self):
+        """This epoch's minibatches (views), broadcast over each group's members."""
+        B = self.spec.batch_size
+        Xe, ye, we = (None if t is None else self.lift(t) for t in self.epoch_rows())
+        xs, ys = Xe.split(B, dim=-2), ye.split(B, dim=-1)
+        ws = [None] * len(xs) if we is None else we.split(B, dim=-1)
+        return zip(xs, ys, ws, strict=True)
 
     def epoch_rows(self) -> tuple[Tensor, Tensor, Tensor | None]:
         """This epoch's rows in training order, gathered once: X (.., S*B, d),

@@ -14,7 +14,6 @@ from collections import defaultdict
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
@@ -233,14 +232,16 @@ def _hyper_grid(base, configs, plans, device) -> dict[str, torch.Tensor]:
 
 
 def _test_scores(base, model, plans, X, y, folds) -> np.ndarray:
-    """(n_folds, n_members) default ``score`` of every member on its test fold."""
+    """(n_folds, n_members) default ``score`` of every member on its test fold:
+    accuracy for classifiers, R^2 for regressors."""
     out = []
     for g, (plan, (_, test)) in enumerate(zip(plans, folds, strict=True)):
-        Xt = torch.as_tensor(X[test], dtype=torch.float32, device=model.flat.device)
+        dev = model.flat.device
+        Xt = torch.as_tensor(X[test], dtype=torch.float64, device=dev)
         with torch.no_grad():
-            params = [p[g] for p in model.params]
-            f = _forward_members(params, Xt).cpu().numpy().astype(np.float64)
-        out.append([_score(plan.estimator, f[m], y[test]) for m in range(len(f))])
+            params = [p[g].double() for p in model.params]
+            f = _forward_members(params, Xt)
+            out.append(_score(plan.estimator, f, y[test]).cpu().numpy())
     return np.asarray(out)
 
 
@@ -253,14 +254,17 @@ def _forward_members(params, X):
     return a
 
 
-def _score(est, f: np.ndarray, y_true: np.ndarray) -> float:
+def _score(est, f: torch.Tensor, y_true: np.ndarray) -> torch.Tensor:
+    """Score of every member from its outputs ``f`` (members, n, outputs)."""
     if not is_classifier(est):
-        return r2_score(y_true, f[:, 0])
-    if f.shape[1] == 1:
-        pred = est.classes_[(f[:, 0] > 0).astype(int)]
-    else:
-        pred = est.classes_[f.argmax(1)]
-    return accuracy_score(y_true, pred)
+        y = torch.as_tensor(np.asarray(y_true, np.float64), device=f.device)
+        ss_res = ((y - f[..., 0]) ** 2).sum(-1)
+        return 1.0 - ss_res / ((y - y.mean()) ** 2).sum()
+    codes = np.searchsorted(est.classes_, y_true).clip(0, len(est.classes_) - 1)
+    codes[est.classes_[codes] != y_true] = -1  # a class the fold never saw
+    truth = torch.as_tensor(codes, device=f.device)
+    pred = (f[..., 0] > 0).long() if f.shape[-1] == 1 else f.argmax(-1)
+    return (pred == truth).double().mean(-1)
 
 
 def _min_ranks(mean: np.ndarray) -> np.ndarray:
