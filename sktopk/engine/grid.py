@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .models import StackedMLP
-from .trainer import TrainData, TrainResult, TrainSpec, score, train
+from .trainer import TrainData, TrainResult, TrainSpec, padded_rows, score, train
 
 __all__ = [
     "make_data",
@@ -87,11 +87,7 @@ def evaluate(
 ) -> Tensor:
     """Score of every member on its group's rows ``idx[g]``, shape (G, Mg):
     accuracy for classification, minus the mean squared error for regression."""
-    n = max(len(t) for t in idx)
-    rows = torch.full((len(idx), n), data.pad, dtype=torch.long)
-    for g, t in enumerate(idx):
-        rows[g, : len(t)] = torch.as_tensor(t).cpu()
-    rows = rows.to(data.X.device)
+    rows = padded_rows([torch.as_tensor(t) for t in idx], data.pad, data.X.device)
     f = model.forward(data.X[rows].unsqueeze(1), cache=False)
     return score(task, f, data.y[rows].unsqueeze(1), data.w[rows].unsqueeze(1)).cpu()
 

@@ -273,7 +273,7 @@ class _Loop:
         return t if self.single else t.unsqueeze(1)
 
     def padded(self, idx_list: list[Tensor]) -> Tensor:
-        idx = _padded(idx_list, self.data.pad, self.dev)
+        idx = padded_rows(idx_list, self.data.pad, self.dev)
         return idx[0] if self.single else idx
 
     @torch.no_grad()
@@ -335,7 +335,8 @@ def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
     return (err * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
 
 
-def _padded(idx_list: list[Tensor], pad: int, dev) -> Tensor:
+def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:
+    """(groups, longest) row indices, shorter groups padded with ``pad``."""
     n = max(len(t) for t in idx_list)
     out = torch.full((len(idx_list), n), pad, dtype=torch.long)
     for g, t in enumerate(idx_list):

@@ -239,19 +239,10 @@ def _test_scores(base, model, plans, X, y, folds) -> np.ndarray:
         dev = model.flat.device
         Xt = torch.as_tensor(X[test], dtype=torch.float64, device=dev)
         with torch.no_grad():
-            params = [p[g].double() for p in model.params]
-            f = _forward_members(params, Xt)
+            fold = StackedMLP(model.sizes, model.flat[g].double())
+            f = fold.forward(Xt, cache=False)
             out.append(_score(plan.estimator, f, y[test]).cpu().numpy())
     return np.asarray(out)
-
-
-def _forward_members(params, X):
-    a = X
-    n_layers = len(params) // 2
-    for i in range(n_layers):
-        a = torch.matmul(a, params[2 * i]) + params[2 * i + 1].unsqueeze(-2)
-        a = torch.relu(a) if i < n_layers - 1 else a
-    return a
 
 
 def _score(est, f: torch.Tensor, y_true: np.ndarray) -> torch.Tensor:
