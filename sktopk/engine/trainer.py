@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .objectives import (
-    AGGREGATES_WITH_LAMBDA,
-    aggregate_value_and_grad,
-    individual_value_and_grad,
-)
+from ..losses import get_aggregate, get_individual_loss
+from ..losses._aggregate import ceil_count
+from .objectives import individual_loss_gradient
 from .optim import make_optimizer
 from .stopping import Archive, EarlyStopping
 
@@ -154,7 +152,9 @@ class _Loop:
         self.steps = steps[0] if self.single else steps.to(self.dev).unsqueeze(-1)
         # One member with unit weights needs neither weights nor padding.
         self.weighted = not (self.single and bool((data.w[:-1] == 1).all()))
-        self.uses_lam = spec.aggregate in AGGREGATES_WITH_LAMBDA
+        self.loss = get_individual_loss(spec.loss)
+        self.aggregate = get_aggregate(spec.aggregate)
+        self.uses_lam = self.aggregate.uses_threshold
         lam0 = self._init_lambda() if self.uses_lam else None
         self.lam = model.attach(lam0, 1.0 / hyper["C"])
         self.opt = make_optimizer(spec.optimizer, model.state)
@@ -167,16 +167,9 @@ class _Loop:
         spec, h = self.spec, self.h
         Xb, yb, wb = batch
         f = self.model.forward(Xb)
-        losses, dl_df = individual_value_and_grad(spec.loss, f, yb, spec.loss_params)
-        lam = self.lam if self.uses_lam else h["kappa"]
-        obj, g_l, g_lam = aggregate_value_and_grad(
-            spec.aggregate,
-            losses,
-            wb,
-            lam,
-            h["kappa"],
-            h["delta"],
-            spec.smoothing,
+        losses, dl_df = individual_loss_gradient(self.loss, f, yb, spec.loss_params)
+        obj, g_l, g_lam = self.aggregate.loss_gradient(
+            losses, wb, self.lam, h["kappa"], h["delta"], spec.smoothing
         )
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
         # One member stops by leaving the loop; a batch freezes stopped members.
@@ -289,13 +282,13 @@ class _Loop:
         d = self.data
         idx = self.padded(d.train_idx)
         f = self.model.forward(self.lift(d.X[idx]), cache=False).detach()
-        losses, _ = individual_value_and_grad(
-            self.spec.loss, f, self.lift(d.y[idx]), self.spec.loss_params
+        losses, _ = individual_loss_gradient(
+            self.loss, f, self.lift(d.y[idx]), self.spec.loss_params
         )
         losses = losses.masked_fill(self.lift(d.w[idx]) <= 0, float("-inf"))
         n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
         n = n[0] if self.single else n.unsqueeze(-1)
-        k = torch.ceil(self.h["kappa"] * n - 1e-6).clamp(1).long()
+        k = ceil_count(self.h["kappa"] * n).clamp(1).long()
         ranked = losses.sort(-1, descending=True).values
         lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
         return lam.clamp_min(0.0).to(f.dtype).contiguous()

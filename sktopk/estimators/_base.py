@@ -30,7 +30,9 @@ from ..engine import (
     train,
 )
 from ..engine.grid import make_data
-from ._sklearn_compat import Interval, StrOptions
+from ..engine.optim import OPTIMIZERS
+from ..losses import get_aggregate
+from ._sklearn_compat import Interval, RegistryOptions, StrOptions
 
 _DTYPE = torch.float32
 
@@ -38,7 +40,7 @@ TRAINING_PARAMETER_CONSTRAINTS: dict = {
     "C": [Interval(Real, 0, None, closed="neither")],
     "model": [StrOptions({"linear", "mlp"}), callable],
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "optimizer": [StrOptions({"adagrad", "adam", "sgd"})],
+    "optimizer": [RegistryOptions(lambda: OPTIMIZERS)],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -78,6 +80,11 @@ class _TopKEstimatorBase(BaseEstimator):
     """
 
     _aggregate_name = "average"
+    #: Parameters that may differ between the members of one batch (the
+    #: batched search and the reproduction train such members together), and
+    #: the engine's per-member hyper-parameter each one sets through
+    #: ``_hyper``. Every other parameter is the same for a whole batch.
+    _member_params = {"learning_rate": "lr", "C": "C"}
 
     # -- fitting -------------------------------------------------------------- #
     def _fit(self, X, y, sample_weight=None):
@@ -210,7 +217,7 @@ class _TopKEstimatorBase(BaseEstimator):
             if self.early_stopping
             else None
         )
-        if self._aggregate_name in ("matk", "stk"):
+        if get_aggregate(self._aggregate_name).uses_threshold:
             self.lambda_ = float(result.lam)
         if not bool(result.converged):
             warnings.warn(

@@ -29,8 +29,6 @@ from ..engine.grid import (
 )
 from ._base import FitPlan
 
-BATCHED_PARAMS = ("k", "delta", "C", "learning_rate")
-
 
 class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Exhaustive search over a parameter grid, all folds and configurations
@@ -47,8 +45,10 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         With ``model="linear"`` or ``"mlp"`` (a callable model cannot be
         stacked). Scale features beforehand (no pipeline inside).
     param_grid : dict or list of dicts
-        As in ``GridSearchCV``. ``k``, ``delta``, ``C`` and ``learning_rate``
-        are batched; any other parameter splits the grid into batches.
+        As in ``GridSearchCV``. The parameters an estimator declares as member
+        parameters (``learning_rate`` and ``C``; also ``k`` and ``delta`` of
+        the STk estimators) are batched; any other parameter, such as the
+        top-k SVM's ``k``, splits the grid into batches.
     cv : int, cross-validation generator or iterable, default=5
         As in ``GridSearchCV`` (stratified folds for classifiers).
     refit : bool, default=True
@@ -100,7 +100,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         folds = list(cv.split(X, y))
         scores = np.empty((len(candidates), len(folds)))
         times = np.empty(len(candidates))
-        batches = _batches(candidates)
+        batches = _batches(candidates, self.estimator._member_params)
         self.members_per_batch_ = []
         for structural, members in tqdm(
             batches.items(), disable=not self.verbose, desc="batches"
@@ -188,13 +188,12 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self.best_estimator_.classes_
 
 
-def _batches(candidates: list[dict]) -> dict[tuple, list[int]]:
-    """Candidate indices grouped by their non-batched parameters."""
+def _batches(candidates: list[dict], member_params) -> dict[tuple, list[int]]:
+    """Candidate indices grouped by the parameters that cannot vary within a
+    batch (all but the estimator's declared ``member_params``)."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, params in enumerate(candidates):
-        key = tuple(
-            sorted((k, v) for k, v in params.items() if k not in BATCHED_PARAMS)
-        )
+        key = tuple(sorted((k, v) for k, v in params.items() if k not in member_params))
         groups[key].append(i)
     return groups
 

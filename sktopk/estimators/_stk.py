@@ -10,14 +10,14 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
 from .._validation import k_fraction
-from ..losses import AGGREGATES, SMOOTHINGS
+from ..losses import SMOOTHINGS, get_aggregate, get_individual_loss, names
 from ..losses._smoothing import get_smoothing
 from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params, _TopKEstimatorBase
 from ._classifier import _TopKClassifierBase
-from ._sklearn_compat import Interval, StrOptions, _fit_context
+from ._sklearn_compat import Interval, RegistryOptions, StrOptions, _fit_context
 
 _AGGREGATE_CONSTRAINTS = {
-    "aggregate": [StrOptions(set(AGGREGATES))],
+    "aggregate": [RegistryOptions(lambda: names("aggregate"))],
     "k": [
         Interval(Integral, 1, None, closed="left"),
         Interval(Real, 0, 1, closed="right"),
@@ -30,13 +30,20 @@ _AGGREGATE_CONSTRAINTS = {
 class _STkMixin:
     """The aggregate's parameters, shared by the classifier and the regressor."""
 
+    #: Parameters that may differ between the members of one batch, and the
+    #: engine's per-member hyper-parameter each one sets (see ``_hyper``).
+    _member_params = {"learning_rate": "lr", "C": "C", "k": "kappa", "delta": "delta"}
+
     @property
     def _aggregate_name(self) -> str:
         return self.aggregate
 
     def _aggregate_params(self, n_train: int) -> tuple[float, float]:
-        get_smoothing(self.smoothing, self.delta)  # e.g. leaky_relu needs delta < 1
-        return k_fraction(self.k, n_train, "k"), float(self.delta)
+        uses = get_aggregate(self.aggregate).params
+        if "smoothing" in uses:  # e.g. leaky_relu needs delta < 1
+            get_smoothing(self.smoothing, self.delta)
+        kappa = k_fraction(self.k, n_train, "k") if "k" in uses else 1.0
+        return kappa, float(self.delta)
 
     def _train_spec(self, loss, task, loss_params):
         spec = super()._train_spec(loss, task, loss_params)
@@ -164,7 +171,7 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
     """
 
     _parameter_constraints: dict = {
-        "loss": [StrOptions({"logistic", "hinge"})],
+        "loss": [RegistryOptions(lambda: names("individual", task="binary"))],
         **_AGGREGATE_CONSTRAINTS,
         **TRAINING_PARAMETER_CONSTRAINTS,
     }
@@ -216,11 +223,16 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         if len(self.classes_) == 2:
             margin = np.where(encoded == 1, 1.0, -1.0).astype(np.float32)
             return margin, "binary", 1, self.loss, {}
-        loss = "cross_entropy" if self.loss == "logistic" else "multiclass_hinge"
+        loss = get_individual_loss(self.loss).multiclass_form
+        if loss is None:
+            raise ValueError(
+                f"loss={self.loss!r} has no multi-class form; y has "
+                f"{len(self.classes_)} classes"
+            )
         return encoded.astype(np.int64), "multiclass", len(self.classes_), loss, {}
 
     def _has_proba(self) -> bool:
-        return self.loss == "logistic"
+        return get_individual_loss(self.loss).probabilistic
 
     @available_if(_has_proba)
     def predict_proba(self, X) -> np.ndarray:
@@ -259,7 +271,7 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     """
 
     _parameter_constraints: dict = {
-        "loss": [StrOptions({"square", "absolute"})],
+        "loss": [RegistryOptions(lambda: names("individual", task="regression"))],
         **_AGGREGATE_CONSTRAINTS,
         **TRAINING_PARAMETER_CONSTRAINTS,
     }

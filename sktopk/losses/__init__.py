@@ -6,9 +6,11 @@ Two kinds of top-k, named by their axis:
   scalar (``average``, ``maximum``, ``atk``, ``matk``, ``stk``);
 * over **classes**: per-sample losses of a score matrix (the top-k SVM losses).
 
-One registry maps every loss name to its implementation; the estimators build
-their parameter choices from :data:`AGGREGATES`, :data:`INDIVIDUAL_LOSSES` and
-:data:`SMOOTHINGS`.
+Every loss is defined once, with its value and analytic gradient, and
+registered by name in :data:`REGISTRY` with its properties (task, threshold,
+probabilities, hyper-parameters); the estimators, the training engine and the
+reproduction all read names and properties from there. :func:`register` adds
+a new aggregate or individual loss, usable by the estimators at once.
 
 Examples
 --------
@@ -21,16 +23,24 @@ tensor(True)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from torch import nn
-
 from . import functional
-from ._aggregate import atk, average, kth_largest, matk, maximum, stk
+from ._aggregate import (
+    atk,
+    atk_loss_gradient,
+    average,
+    average_loss_gradient,
+    kth_largest,
+    matk,
+    matk_loss_gradient,
+    maximum,
+    maximum_loss_gradient,
+    stk,
+    stk_loss_gradient,
+)
 from ._individual import (
+    DEFINITIONS,
     absolute,
     cross_entropy,
     hinge,
@@ -38,10 +48,19 @@ from ._individual import (
     multiclass_hinge,
     square,
 )
+from ._registry import REGISTRY, TASKS, Aggregate, IndividualLoss, names, register
+from ._registry import unregister as unregister
 from ._smoothing import SMOOTHINGS as _SMOOTHING_TABLE
 from ._smoothing import srelu, srelu_grad
 from ._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
-from ._topk_svm import smooth_topk_svm, topk_svm
+from ._topk_svm import (
+    smooth_topk_svm,
+    smooth_topk_svm_loss_gradient,
+    smooth_topk_svm_value,
+    topk_svm,
+    topk_svm_loss_gradient,
+    topk_svm_value,
+)
 from .modules import ATkLoss, AverageLoss, MATkLoss, MaximumLoss, STkLoss
 
 __all__ = [
@@ -73,119 +92,132 @@ __all__ = [
     "srelu",
     "srelu_grad",
     # registry
+    "Aggregate",
+    "IndividualLoss",
     "LossInfo",
     "REGISTRY",
+    "TASKS",
     "AGGREGATES",
     "AGGREGATES_WITH_LAMBDA",
     "INDIVIDUAL_LOSSES",
     "SMOOTHINGS",
     "get_aggregate",
     "get_individual_loss",
+    "register",
+    "unregister",
+    "names",
     "functional",
 ]
 
-
-@dataclass(frozen=True)
-class LossInfo:
-    """A registered loss: its name, kind and implementation.
-
-    Calling a ``LossInfo`` calls its function.
-
-    Attributes
-    ----------
-    name : str
-    kind : {"aggregate", "individual"}
-    function : callable
-        The tensor function (e.g. :func:`stk`).
-    module : type of nn.Module or None
-        The module form, for aggregates.
-    uses_lambda : bool
-        Whether the aggregate has a trainable threshold ``lam``.
-    """
-
-    name: str
-    kind: str
-    function: Callable[..., Any]
-    module: type[nn.Module] | None = None
-    uses_lambda: bool = False
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.function(*args, **kwargs)
+#: Either kind of registry entry.
+LossInfo = IndividualLoss | Aggregate
 
 
-def _entries() -> dict[str, LossInfo]:
-    agg = [
-        LossInfo("average", "aggregate", average, AverageLoss),
-        LossInfo("maximum", "aggregate", maximum, MaximumLoss),
-        LossInfo("atk", "aggregate", atk, ATkLoss),
-        LossInfo("matk", "aggregate", matk, MATkLoss, uses_lambda=True),
-        LossInfo("stk", "aggregate", stk, STkLoss, uses_lambda=True),
-    ]
-    ind = [
-        LossInfo(f.__name__, "individual", f)
-        for f in (logistic, hinge, square, absolute, cross_entropy, multiclass_hinge)
-    ]
-    # The top-k SVM losses over classes (per-sample with reduction="none").
-    ind += [
-        LossInfo("smooth_topk_svm", "individual", smooth_topk_svm, SmoothTopKSVMLoss),
-        LossInfo("topk_svm", "individual", topk_svm, TopKSVMLoss),
-    ]
-    return {info.name: info for info in agg + ind}
+def _register_builtins() -> None:
+    for name, (task, value, grad, fn, proba, multi) in DEFINITIONS.items():
+        register(
+            IndividualLoss(
+                name, task, value, grad, fn, probabilistic=proba, multiclass_form=multi
+            )
+        )
+    svm = ("k", "alpha", "tau")
+    register(
+        IndividualLoss(
+            "smooth_topk_svm",
+            "multiclass",
+            smooth_topk_svm_value,
+            smooth_topk_svm_loss_gradient,
+            smooth_topk_svm,
+            SmoothTopKSVMLoss,
+            params=svm,
+        )
+    )
+    register(
+        IndividualLoss(
+            "topk_svm",
+            "multiclass",
+            topk_svm_value,
+            topk_svm_loss_gradient,
+            topk_svm,
+            TopKSVMLoss,
+            params=svm[:2],
+        )
+    )
+    for agg in (
+        Aggregate("average", average_loss_gradient, average, AverageLoss),
+        Aggregate("maximum", maximum_loss_gradient, maximum, MaximumLoss),
+        Aggregate("atk", atk_loss_gradient, atk, ATkLoss, params=("k",)),
+        Aggregate("matk", matk_loss_gradient, matk, MATkLoss, True, params=("k",)),
+        Aggregate(
+            "stk",
+            stk_loss_gradient,
+            stk,
+            STkLoss,
+            True,
+            params=("k", "delta", "smoothing"),
+        ),
+    ):
+        register(agg)
 
 
-#: Name -> :class:`LossInfo`, read-only.
-REGISTRY: MappingProxyType[str, LossInfo] = MappingProxyType(_entries())
+_register_builtins()
 
-#: Valid aggregate names (for ``StrOptions``).
-AGGREGATES: tuple[str, ...] = tuple(
-    n for n, i in REGISTRY.items() if i.kind == "aggregate"
-)
-#: Aggregates with a trainable threshold ``lam``.
-AGGREGATES_WITH_LAMBDA: tuple[str, ...] = tuple(
-    n for n, i in REGISTRY.items() if i.uses_lambda
-)
-#: Valid individual loss names.
-INDIVIDUAL_LOSSES: tuple[str, ...] = tuple(
-    n for n, i in REGISTRY.items() if i.kind == "individual"
-)
 #: Valid ``smoothing`` names of :func:`stk`.
 SMOOTHINGS: tuple[str, ...] = tuple(_SMOOTHING_TABLE)
 
+_LIVE_NAMES = {
+    # Registered aggregate names (for ``StrOptions``).
+    "AGGREGATES": lambda: names("aggregate"),
+    # Aggregates with a trainable threshold ``lam``.
+    "AGGREGATES_WITH_LAMBDA": lambda: names("aggregate", uses_threshold=True),
+    # Registered individual loss names.
+    "INDIVIDUAL_LOSSES": lambda: names("individual"),
+}
 
-def _get(name: str, kind: str, valid: tuple[str, ...]) -> LossInfo:
+
+def __getattr__(name: str) -> Any:
+    # The name tuples are read from the registry each time, so that they
+    # include losses registered after import.
+    if name in _LIVE_NAMES:
+        return _LIVE_NAMES[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _get(name: str, kind: str) -> Any:
     info = REGISTRY.get(name) if isinstance(name, str) else None
     if info is None or info.kind != kind:
+        valid = names(kind)
         raise ValueError(f"unknown {kind} loss {name!r}; valid names are {valid}")
     return info
 
 
-def get_aggregate(name: str) -> LossInfo:
+def get_aggregate(name: str) -> Aggregate:
     """Return the registered aggregate ``name`` (call it, or use ``.module``).
 
     Raises
     ------
     ValueError
-        If ``name`` is not one of :data:`AGGREGATES`.
+        If ``name`` is not a registered aggregate.
 
     Examples
     --------
     >>> get_aggregate("stk").module.__name__
     'STkLoss'
     """
-    return _get(name, "aggregate", AGGREGATES)
+    return _get(name, "aggregate")
 
 
-def get_individual_loss(name: str) -> LossInfo:
+def get_individual_loss(name: str) -> IndividualLoss:
     """Return the registered individual loss ``name``.
 
     Raises
     ------
     ValueError
-        If ``name`` is not one of :data:`INDIVIDUAL_LOSSES`.
+        If ``name`` is not a registered individual loss.
 
     Examples
     --------
     >>> get_individual_loss("hinge").function.__name__
     'hinge'
     """
-    return _get(name, "individual", INDIVIDUAL_LOSSES)
+    return _get(name, "individual")

@@ -1,8 +1,13 @@
 """Aggregate losses over samples: average, maximum, ATk, MATk and STk.
 
-Each function takes a 1-D tensor of individual losses ``l_1..l_n`` (and an
-optional per-sample ``weight``) and returns a scalar tensor. MATk, STk and ATk
-(at its exact threshold) evaluate one fused dual form, see ``_fused.py``.
+Each aggregate is defined once, by a batched ``*_loss_gradient`` function over
+the last axis of ``lead + (B,)`` losses (value and analytic gradients, with
+per-sample weights and per-member ``lam``, ``kappa`` and ``delta``): the
+training engine calls these on a minibatch for every member at once. The
+public functions take a 1-D tensor of individual losses ``l_1..l_n`` (and an
+optional per-sample ``weight``), validate it and evaluate the same
+definitions; MATk, STk and ATk (at its exact threshold) through the streamed
+dual form of ``_fused.py``, which calls the same smoothing definitions.
 """
 
 from __future__ import annotations
@@ -14,10 +19,23 @@ import torch
 from torch import Tensor
 
 from .._validation import k_fraction, resolve_k
-from ._fused import dual_form
-from ._smoothing import RELU, get_smoothing
+from ._fused import dual_form, dual_grad, dual_value
+from ._smoothing import RELU, SMOOTHINGS, get_smoothing
 
-__all__ = ["average", "maximum", "atk", "matk", "stk", "kth_largest"]
+__all__ = [
+    "average",
+    "maximum",
+    "atk",
+    "matk",
+    "stk",
+    "kth_largest",
+    "ceil_count",
+    "average_loss_gradient",
+    "maximum_loss_gradient",
+    "atk_loss_gradient",
+    "matk_loss_gradient",
+    "stk_loss_gradient",
+]
 
 # Up to this many losses, ATk sums a torch.topk: faster than selection + dual form.
 _SMALL = 1 << 14
@@ -94,6 +112,85 @@ def _kappa(k: int | float, n: int, total: float | None) -> float:
     return _weighted_count(k, total, ceil=False) / total
 
 
+# --- definitions: value and gradients over the last axis --------------------------
+# losses: lead + (B,); weight: None (every row once) or non-negative, same shape
+# (zeros mark padding); lam, kappa, delta: shape lead, or numbers. Each returns
+# (value or None, dvalue/dlosses, dvalue/dlam or None).
+
+
+def ceil_count(x: Tensor) -> Tensor:
+    """``ceil(x)`` of a count ``kappa * n`` computed in floating point: a value
+    within a relative 1e-6 above an integer (rounding) counts as that integer."""
+    return torch.ceil(x - 1e-6 * x.clamp_min(1.0))
+
+
+def _normalised(losses: Tensor, weight: Tensor | None):
+    """Weights summing to one along the last axis (a number when uniform)."""
+    if weight is None:
+        return 1.0 / losses.shape[-1]
+    weight = weight.to(losses.dtype).expand_as(losses)
+    wsum = weight.sum(-1, keepdim=True).clamp_min(torch.finfo(losses.dtype).tiny)
+    return weight / wsum
+
+
+def average_loss_gradient(
+    losses, weight, lam=None, kappa=None, delta=None, smoothing=None, with_value=True
+):
+    """The (weighted) mean of the losses."""
+    wn = _normalised(losses, weight)
+    g = torch.full_like(losses, wn) if isinstance(wn, float) else wn
+    value = (g * losses).sum(-1) if with_value else None
+    return value, g, None
+
+
+def maximum_loss_gradient(
+    losses, weight, lam=None, kappa=None, delta=None, smoothing=None, with_value=True
+):
+    """The largest loss among the rows of positive weight (gradient 1 there)."""
+    masked = losses if weight is None else losses.masked_fill(weight <= 0, -math.inf)
+    val, j = masked.max(-1, keepdim=True)
+    g = torch.zeros_like(losses).scatter_(-1, j, 1.0)
+    return val.squeeze(-1), g, None
+
+
+def atk_loss_gradient(
+    losses, weight, lam, kappa, delta=None, smoothing=None, with_value=True
+):
+    """Mean of the top ``k = ceil(kappa sum(w))`` weight units of the losses,
+    taken from the largest down (integer weights act as repetitions)."""
+    w = torch.ones_like(losses) if weight is None else weight.to(losses.dtype)
+    w = w.expand_as(losses)
+    wsum = w.sum(-1)
+    k = torch.minimum(ceil_count(kappa * wsum), wsum)
+    k = k.clamp_min(1e-12).unsqueeze(-1)
+    order = losses.detach().masked_fill(w <= 0, -math.inf).argsort(-1, descending=True)
+    ws = w.gather(-1, order)
+    take = torch.minimum(ws, (k - (ws.cumsum(-1) - ws)).clamp_min(0.0))
+    g = torch.zeros_like(losses).scatter_(-1, order, take / k)
+    return ((g * losses).sum(-1) if with_value else None), g, None
+
+
+def matk_loss_gradient(
+    losses, weight, lam, kappa, delta=None, smoothing=None, with_value=True
+):
+    """The dual form with the hard ReLU at the threshold ``lam``."""
+    return _dual(losses, weight, lam, kappa, RELU, 0.0, with_value)
+
+
+def stk_loss_gradient(
+    losses, weight, lam, kappa, delta, smoothing="srelu", with_value=True
+):
+    """The dual form with a smoothing of the ReLU at the threshold ``lam``."""
+    return _dual(losses, weight, lam, kappa, SMOOTHINGS[smoothing], delta, with_value)
+
+
+def _dual(losses, weight, lam, kappa, phi, delta, with_value):
+    wn = _normalised(losses, weight)
+    value = dual_value(losses, lam, kappa, wn, phi, delta) if with_value else None
+    g, g_lam = dual_grad(losses, lam, kappa, wn, phi, delta)
+    return value, g, g_lam
+
+
 # --- public functions -----------------------------------------------------------
 
 
@@ -120,8 +217,8 @@ def average(losses: Tensor, weight: Tensor | None = None) -> Tensor:
     losses = _check_losses(losses)
     if weight is None:
         return losses.mean()
-    w, total = _check_weight(weight, losses)
-    return torch.dot(w, losses) / total
+    w, _ = _check_weight(weight, losses)
+    return average_loss_gradient(losses, w)[0]
 
 
 def maximum(losses: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -144,10 +241,8 @@ def maximum(losses: Tensor, weight: Tensor | None = None) -> Tensor:
     tensor(2.)
     """
     losses = _check_losses(losses)
-    if weight is None:
-        return losses.max()
-    w, _ = _check_weight(weight, losses)
-    return losses.masked_fill(w == 0, float("-inf")).max()
+    w = None if weight is None else _check_weight(weight, losses)[0]
+    return maximum_loss_gradient(losses, w)[0]
 
 
 def _weighted_kth(losses: Tensor, w: Tensor, count: float, total: float) -> Tensor:
@@ -238,11 +333,12 @@ def atk(losses: Tensor, k: int | float, weight: Tensor | None = None) -> Tensor:
     """
     losses = _check_losses(losses)
     if weight is None:
-        count = resolve_k(k, losses.numel())
-        if count == losses.numel():
+        n = losses.numel()
+        count = resolve_k(k, n)
+        if count == n:
             return losses.mean()
-        if losses.numel() <= _SMALL:  # selection does not pay off yet
-            return torch.topk(losses, count, sorted=False).values.mean()
+        if n <= _SMALL:  # selection does not pay off yet
+            return atk_loss_gradient(losses, None, None, count / n)[0]
     j, count, w, total = _kth_index(losses, k, weight)
     kappa = count / total
     lam = losses.detach()[j]

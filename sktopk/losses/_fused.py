@@ -1,21 +1,23 @@
-"""The fused dual form ``sum_i w_i phi(l_i - lam) / W + kappa lam``.
+"""The dual form ``sum_i w_i phi(l_i - lam) / W + kappa lam``, defined once.
 
-MATk, STk and ATk (at its exact threshold) all evaluate this one form. Written
-as a plain autograd composition it allocates several full-size temporaries in
-forward and backward (about 30 times the cost of an average on 1e7 losses).
-:class:`DualForm` instead saves only its inputs and streams over the data:
+MATk, STk and ATk (at its exact threshold) are all this form, with ``phi`` the
+ReLU or a smoothing of :mod:`._smoothing`. :func:`dual_value` and
+:func:`dual_grad` define it over the last axis of batched losses; the training
+engine calls them on a minibatch for every member at once, and the public
+functions through :class:`DualForm`, which streams a large 1-D tensor through
+the same two functions:
 
 * on CPU, in chunks below torch's parallel grain size, so that every operation
-  runs in place, inside the cache, on the calling thread (no OpenMP barrier per
-  chunk, which degrades badly on a loaded machine);
-* on CPU and large inputs (``>= 2**20`` losses), with ReLU or SReLU, through a
-  kernel compiled once per process by ``torch.compile`` (dynamic shapes, so one
+  runs inside the cache, on the calling thread (no OpenMP barrier per chunk,
+  which degrades badly on a loaded machine);
+* on CPU and large inputs (``>= 2**20`` losses), through the same functions
+  compiled once per process by ``torch.compile`` (dynamic shapes, so one
   compilation serves every size; it takes seconds, the first time only). If
   compilation fails the chunked path is used; ``SKTOPK_COMPILE=0`` in the
   environment disables it;
 * on accelerators, in one pass over the whole tensor.
 
-The only full-size allocation is the gradient itself.
+Nothing is saved for backward but the inputs.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import warnings
 import torch
 from torch import Tensor
 
-from ._smoothing import RELU, SMOOTHINGS, Smoothing
+from ._smoothing import Smoothing
 
-__all__ = ["dual_form"]
+__all__ = ["dual_form", "dual_value", "dual_grad"]
 
 # Below at::internal::GRAIN_SIZE (32768): each op runs serially, in L1/L2 cache.
 _CPU_CHUNK = 32704
@@ -36,81 +38,50 @@ _COMPILE_MIN_SIZE = 1 << 20
 _compile_state: dict = {"failed": False}
 
 
-# --- compiled kernels (CPU, large inputs) ---------------------------------------
+# --- the definition ---------------------------------------------------------------
 
 
-def _wsum(v: Tensor, weight: Tensor | None) -> Tensor:
-    return (v if weight is None else v * weight).sum(dtype=torch.float64)
+def dual_value(
+    losses: Tensor, lam, kappa, wn, phi: Smoothing, delta, dtype=None
+) -> Tensor:
+    """``sum_i wn_i phi(l_i - lam) + kappa lam`` over the last axis.
+
+    ``lam``, ``kappa`` and ``delta`` broadcast against ``losses[..., 0]``
+    (numbers or tensors of the leading shape); ``wn`` is a number (every row
+    counts ``wn``) or normalised weights of the shape of ``losses``. The sum
+    is accumulated in float64 and returned in ``dtype`` (by default that of
+    ``losses``).
+    """
+    v = phi.value(losses - _column(lam), _column(delta))
+    total = _weighted_sum(v, wn)
+    return (total + _times(kappa, lam)).to(dtype or losses.dtype)
 
 
-def _weighted(g: Tensor, weight: Tensor | None) -> Tensor:
-    return g if weight is None else g * weight
+def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
+    """Gradients of :func:`dual_value`: ``(wn_i phi'(l_i - lam), kappa - sum_i
+    wn_i phi'(l_i - lam))``, the first of the shape of ``losses``."""
+    g = phi.derivative(losses - _column(lam), _column(delta)).mul_(wn)
+    return g, kappa - g.sum(-1)
 
 
-# Forward kernels return sum w phi(x) (+ offset) and sum w phi'(x), so that the
-# backward kernel is a pure elementwise store: (x = l - lam).
+def _column(t):
+    """Per-member values against a batch axis (numbers stay as they are)."""
+    return t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() else t
 
 
-def _relu_fwd(losses, lam, d, weight):
-    x = losses - lam
-    return _wsum(torch.clamp(x, min=0), weight), _wsum((x > 0).to(x.dtype), weight)
+def _weighted_sum(v: Tensor, wn) -> Tensor:
+    if isinstance(wn, Tensor):
+        v = v * wn
+        return v.sum(-1, dtype=torch.float64)
+    return v.sum(-1, dtype=torch.float64) * wn
 
 
-def _relu_bwd(losses, lam, d, scale, weight):
-    return _weighted((losses > lam).to(losses.dtype) * scale, weight)
+def _times(kappa, lam):
+    lam = lam.double() if isinstance(lam, Tensor) else lam
+    return kappa * lam
 
 
-def _srelu_fwd(losses, lam, d, weight):
-    x = losses - lam
-    xc = torch.clamp(x, -1e18, 1e18)  # keeps x * x finite in float32
-    # sqrt, not hypot: inductor does not vectorise hypot.
-    r = torch.sqrt(xc * xc + d * d)
-    # srelu(x) + d/2 = relu(x) + d^2 / (2 (r + |x|)): no cancellation.
-    v = torch.clamp(x, min=0) + (d * d / 2) / (r + x.abs())
-    return _wsum(v, weight), _wsum((1 + xc / r) / 2, weight)
-
-
-def _srelu_bwd(losses, lam, d, scale, weight):
-    x = torch.clamp(losses - lam, -1e18, 1e18)
-    return _weighted((1 + x / torch.sqrt(x * x + d * d)) * (scale / 2), weight)
-
-
-_KERNELS = {
-    id(RELU): (_relu_fwd, _relu_bwd),
-    id(SMOOTHINGS["srelu"]): (_srelu_fwd, _srelu_bwd),
-}
-
-
-def _use_compiled(losses: Tensor, phi: Smoothing) -> bool:
-    return (
-        losses.device.type == "cpu"
-        and losses.numel() >= _COMPILE_MIN_SIZE
-        and id(phi) in _KERNELS
-        and not _compile_state["failed"]
-        and os.environ.get("SKTOPK_COMPILE", "1") != "0"
-    )
-
-
-def _run_compiled(phi: Smoothing, which: int, *args):
-    """Call the compiled kernel, or return None (and stop trying) if it fails."""
-    kernel = _KERNELS[id(phi)][which]
-    fn = _compile_state.get(kernel)
-    try:
-        if fn is None:
-            fn = _compile_state[kernel] = torch.compile(kernel, dynamic=True)
-        return fn(*args)
-    except Exception as exc:  # no C++ compiler, unsupported platform, ...
-        _compile_state["failed"] = True
-        warnings.warn(
-            f"sktopk: compiling the fused loss kernel failed ({exc!r}); using the "
-            "chunked implementation instead",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        return None
-
-
-# --- chunked kernels ------------------------------------------------------------
+# --- streaming a large 1-D tensor -------------------------------------------------
 
 
 def _chunks(losses: Tensor):
@@ -120,62 +91,87 @@ def _chunks(losses: Tensor):
         yield start, min(start + size, n)
 
 
-def _work_buffers(losses: Tensor, count: int) -> list[Tensor]:
-    size = min(losses.numel(), _CPU_CHUNK if losses.device.type == "cpu" else 1 << 62)
-    return [losses.new_empty(size) for _ in range(count)]
-
-
-def _total(parts: list[Tensor]) -> Tensor:
-    if len(parts) == 1:
-        return parts[0].double()
-    return torch.stack(parts).sum(dtype=torch.float64)
+def _chunk_weights(weight: Tensor | None, s: int, e: int, scale: float):
+    return scale if weight is None else weight[s:e] * scale
 
 
 def _sum_chunked(losses, lam, weight, phi, delta) -> Tensor:
-    buf, scratch = _work_buffers(losses, 2)
-    parts = []
-    for s, e in _chunks(losses):
-        x = torch.sub(losses[s:e], lam, out=buf[: e - s])
-        w = None if weight is None else weight[s:e]
-        parts.append(phi.sum_(x, delta, w, scratch[: e - s]))
-    return _total(parts)
+    """``sum_i w_i phi(l_i - lam)`` in float64."""
+    parts = [
+        dual_value(
+            losses[s:e],
+            lam,
+            0.0,
+            _chunk_weights(weight, s, e, 1.0),
+            phi,
+            delta,
+            torch.float64,
+        )
+        for s, e in _chunks(losses)
+    ]
+    return parts[0] if len(parts) == 1 else torch.stack(parts).sum()
 
 
 def _grad_chunked(losses, lam, weight, phi, delta, scale) -> tuple[Tensor, Tensor]:
-    out, (scratch,) = torch.empty_like(losses), _work_buffers(losses, 1)
-    parts = []
+    """``scale * w_i phi'(l_i - lam)`` for every i, and its sum (float64)."""
+    out, parts = torch.empty_like(losses), []
     for s, e in _chunks(losses):
-        o = torch.sub(losses[s:e], lam, out=out[s:e])
-        phi.grad_(o, delta, scale, scratch[: e - s])
-        if weight is not None:
-            o.mul_(weight[s:e])
-        parts.append(o.sum())
-    return out, _total(parts)
+        g, minus_sum = dual_grad(
+            losses[s:e], lam, 0.0, _chunk_weights(weight, s, e, scale), phi, delta
+        )
+        out[s:e] = g
+        parts.append(-minus_sum.double())
+    return out, parts[0] if len(parts) == 1 else torch.stack(parts).sum()
+
+
+def _compiled(phi: Smoothing, which: str):
+    """The chunked functions compiled for ``phi`` (None when not to be used)."""
+    key = (phi.name, which)
+    if key not in _compile_state:
+        fn = _sum_whole if which == "sum" else _grad_whole
+        _compile_state[key] = torch.compile(fn, dynamic=True)
+    return _compile_state[key]
+
+
+def _sum_whole(losses, lam, weight, phi, delta):
+    wn = 1.0 if weight is None else weight
+    return dual_value(losses, lam, 0.0, wn, phi, delta, torch.float64)
+
+
+def _grad_whole(losses, lam, weight, phi, delta, scale):
+    wn = scale if weight is None else weight * scale
+    g, minus_sum = dual_grad(losses, lam, 0.0, wn, phi, delta)
+    return g, -minus_sum
+
+
+def _use_compiled(losses: Tensor) -> bool:
+    return (
+        losses.device.type == "cpu"
+        and losses.numel() >= _COMPILE_MIN_SIZE
+        and not _compile_state["failed"]
+        and os.environ.get("SKTOPK_COMPILE", "1") != "0"
+    )
+
+
+def _run(losses, phi, which, chunked, *args):
+    """The compiled kernel where it applies and works, else ``chunked``."""
+    if _use_compiled(losses):
+        try:
+            # delta as a tensor: one compilation serves every value.
+            d = torch.tensor(args[2] or 1.0, dtype=losses.dtype)
+            return _compiled(phi, which)(losses, args[0], args[1], phi, d, *args[3:])
+        except Exception as exc:  # no C++ compiler, unsupported platform, ...
+            _compile_state["failed"] = True
+            warnings.warn(
+                f"sktopk: compiling the fused loss kernel failed ({exc!r}); using "
+                "the chunked implementation instead",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    return chunked(losses, args[0], args[1], phi, *args[2:])
 
 
 # --- the autograd function ------------------------------------------------------
-
-
-def _forward_sum(losses, lam, weight, phi, delta):
-    """``sum_i w_i (phi(l_i - lam) + offset)`` in float64, and ``sum w phi'``
-    when the compiled kernel gives it for free (else None)."""
-    if _use_compiled(losses, phi):
-        d = torch.tensor(delta or 1.0, dtype=losses.dtype)
-        out = _run_compiled(phi, 0, losses, lam, d, weight)
-        if out is not None:
-            return out
-    return _sum_chunked(losses, lam, weight, phi, delta), None
-
-
-def _backward_grad(losses, lam, weight, phi, delta, scale, dsum):
-    """``scale * w_i * phi'(l_i - lam)`` for every i, and its sum (float64)."""
-    if dsum is not None and _use_compiled(losses, phi):
-        d = torch.tensor(delta or 1.0, dtype=losses.dtype)
-        s = torch.tensor(scale, dtype=losses.dtype)
-        out = _run_compiled(phi, 1, losses, lam, d, s, weight)
-        if out is not None:
-            return out, dsum * scale
-    return _grad_chunked(losses, lam, weight, phi, delta, scale)
 
 
 def _threshold(lam: Tensor, losses: Tensor) -> Tensor:
@@ -192,20 +188,21 @@ class DualForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, losses, lam, weight, total, kappa, phi, delta, lam_index):
         lam_t = _threshold(lam, losses)
-        acc, dsum = _forward_sum(losses.detach(), lam_t, weight, phi, delta)
-        mean = (acc - phi.offset(delta) * total) / total
+        acc = _run(losses.detach(), phi, "sum", _sum_chunked, lam_t, weight, delta)
         ctx.save_for_backward(losses, lam, weight)
-        ctx.args = (total, kappa, phi, delta, lam_index, dsum)
-        return (mean + kappa * lam_t.double()).to(losses.dtype)
+        ctx.args = (total, kappa, phi, delta, lam_index)
+        return (acc.double() / total + kappa * lam_t.double()).to(losses.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         losses, lam, weight = ctx.saved_tensors
-        total, kappa, phi, delta, lam_index, dsum = ctx.args
+        total, kappa, phi, delta, lam_index = ctx.args
         scale = float(grad) / total
         lam_t = _threshold(lam, losses)
-        out, acc = _backward_grad(losses, lam_t, weight, phi, delta, scale, dsum)
+        out, acc = _run(
+            losses.detach(), phi, "grad", _grad_chunked, lam_t, weight, delta, scale
+        )
         grad_lam = (grad.double() * kappa - acc.to(grad.device)).to(losses.dtype)
         nones = (None,) * 6
         if lam_index is not None:
@@ -224,11 +221,10 @@ def dual_form(
     total: float,
     lam_index: Tensor | None = None,
 ) -> Tensor:
-    """Evaluate the dual form (inputs already validated)."""
+    """Evaluate the dual form of a 1-D tensor (inputs already validated)."""
     if torch.compiler.is_compiling():
-        # Inside a user's torch.compile: the plain formula, for it to fuse.
+        # Inside a user's torch.compile: the definition itself, for it to fuse.
         lam = losses[lam_index] if lam_index is not None else lam.reshape(())
-        v = phi.fn(losses - lam, delta)
-        s = v.sum() if weight is None else torch.dot(v, weight)
-        return s / total + kappa * lam
+        wn = 1.0 / total if weight is None else weight / total
+        return dual_value(losses, lam, kappa, wn, phi, delta)
     return DualForm.apply(losses, lam, weight, total, kappa, phi, delta, lam_index)

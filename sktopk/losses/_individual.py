@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "DEFINITIONS",
     "logistic",
     "hinge",
     "square",
@@ -65,6 +66,85 @@ def _check_class_labels(scores: Tensor, labels: Tensor) -> None:
         )
 
 
+# --- definitions: value and gradient, batched over leading dims -------------------
+# Binary and regression losses: f and y of shape lead + (n,). Multi-class: f of
+# shape lead + (n, C), y integer labels broadcasting against lead + (n,).
+
+
+def logistic_value(f: Tensor, y: Tensor) -> Tensor:
+    return F.softplus(-y * f)
+
+
+def logistic_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    neg_y = -y
+    m = f * neg_y
+    return F.softplus(m), torch.sigmoid(m) * neg_y
+
+
+def hinge_value(f: Tensor, y: Tensor) -> Tensor:
+    return torch.relu(1 - y * f)
+
+
+def hinge_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    m = 1.0 - y * f
+    return m.clamp_min(0.0), -y * (m > 0).to(f.dtype)
+
+
+def square_value(f: Tensor, y: Tensor) -> Tensor:
+    return (y - f) ** 2
+
+
+def square_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    r = y - f
+    return r * r, -2.0 * r
+
+
+def absolute_value(f: Tensor, y: Tensor) -> Tensor:
+    return (y - f).abs()
+
+
+def absolute_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    r = y - f
+    return r.abs(), -torch.sign(r)
+
+
+def _onehot(f: Tensor, y: Tensor) -> Tensor:
+    return F.one_hot(y.long(), f.shape[-1]).to(f.dtype).expand_as(f)
+
+
+def cross_entropy_value(f: Tensor, y: Tensor) -> Tensor:
+    return torch.logsumexp(f, dim=-1) - (f * _onehot(f, y)).sum(-1)
+
+
+def cross_entropy_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    logz = torch.logsumexp(f, dim=-1, keepdim=True)
+    onehot = _onehot(f, y)
+    loss = logz.squeeze(-1) - (f * onehot).sum(-1)
+    return loss, torch.exp(f - logz) - onehot
+
+
+def _true_and_other(f: Tensor, y: Tensor):
+    onehot = _onehot(f, y)
+    f_true = (f * onehot).sum(-1)
+    f_other, j = f.masked_fill(onehot.bool(), float("-inf")).max(-1)
+    return onehot, f_true, f_other, j
+
+
+def multiclass_hinge_value(f: Tensor, y: Tensor) -> Tensor:
+    _, f_true, f_other, _ = _true_and_other(f, y)
+    return torch.relu(1 + f_other - f_true)
+
+
+def multiclass_hinge_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    onehot, f_true, f_other, j = _true_and_other(f, y)
+    m = 1.0 + f_other - f_true
+    active = (m > 0).to(f.dtype).unsqueeze(-1)
+    return m.clamp_min(0.0), (F.one_hot(j, f.shape[-1]).to(f.dtype) - onehot) * active
+
+
+# --- public functions: validation, then the definition ----------------------------
+
+
 def logistic(scores: Tensor, y: Tensor) -> Tensor:
     r"""Logistic loss ``log(1 + exp(-y f))``, computed as ``softplus(-y f)``.
 
@@ -87,7 +167,7 @@ def logistic(scores: Tensor, y: Tensor) -> Tensor:
     tensor([  0.6931, 100.0000])
     """
     y = _check_margin_labels(scores, y)
-    return F.softplus(-y * scores)
+    return logistic_value(scores, y)
 
 
 def hinge(scores: Tensor, y: Tensor) -> Tensor:
@@ -110,7 +190,7 @@ def hinge(scores: Tensor, y: Tensor) -> Tensor:
     tensor([0.5000, 0.0000])
     """
     y = _check_margin_labels(scores, y)
-    return torch.relu(1 - y * scores)
+    return hinge_value(scores, y)
 
 
 def square(pred: Tensor, target: Tensor) -> Tensor:
@@ -132,7 +212,7 @@ def square(pred: Tensor, target: Tensor) -> Tensor:
     tensor([1., 4.])
     """
     _check_pair(pred, target, ("pred", "target"))
-    return (target.to(pred.dtype) - pred) ** 2
+    return square_value(pred, target.to(pred.dtype))
 
 
 def absolute(pred: Tensor, target: Tensor) -> Tensor:
@@ -154,7 +234,7 @@ def absolute(pred: Tensor, target: Tensor) -> Tensor:
     tensor([1., 2.])
     """
     _check_pair(pred, target, ("pred", "target"))
-    return (target.to(pred.dtype) - pred).abs()
+    return absolute_value(pred, target.to(pred.dtype))
 
 
 def cross_entropy(scores: Tensor, labels: Tensor) -> Tensor:
@@ -178,7 +258,7 @@ def cross_entropy(scores: Tensor, labels: Tensor) -> Tensor:
     tensor([1.3863])
     """
     _check_class_labels(scores, labels)
-    return F.cross_entropy(scores, labels.long(), reduction="none")
+    return cross_entropy_value(scores, labels)
 
 
 def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
@@ -209,7 +289,51 @@ def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
     tensor([0.5000])
     """
     _check_class_labels(scores, labels)
-    idx = labels.long().unsqueeze(1)
-    true = scores.gather(1, idx).squeeze(1)
-    other = scores.scatter(1, idx, float("-inf")).amax(dim=1)
-    return torch.relu(1 + other - true)
+    return multiclass_hinge_value(scores, labels)
+
+
+#: Name -> (task, value, loss_gradient, public function, probabilistic,
+#: multi-class form).
+DEFINITIONS = {
+    "logistic": (
+        "binary",
+        logistic_value,
+        logistic_loss_gradient,
+        logistic,
+        True,
+        "cross_entropy",
+    ),
+    "hinge": (
+        "binary",
+        hinge_value,
+        hinge_loss_gradient,
+        hinge,
+        False,
+        "multiclass_hinge",
+    ),
+    "square": ("regression", square_value, square_loss_gradient, square, False, None),
+    "absolute": (
+        "regression",
+        absolute_value,
+        absolute_loss_gradient,
+        absolute,
+        False,
+        None,
+    ),
+    "cross_entropy": (
+        "multiclass",
+        cross_entropy_value,
+        cross_entropy_loss_gradient,
+        cross_entropy,
+        True,
+        None,
+    ),
+    "multiclass_hinge": (
+        "multiclass",
+        multiclass_hinge_value,
+        multiclass_hinge_loss_gradient,
+        multiclass_hinge,
+        False,
+        None,
+    ),
+}

@@ -2,9 +2,13 @@
 
 The STk loss (Xia et al., 2024) replaces ``[x]_+`` in the MATk objective by a
 smooth function ``phi_delta``. Its default is the smoothed ReLU (SReLU); the
-paper also compares SoftPlus, ELU and LeakyReLU. Each smoothing here is a pair
-(value, derivative) of elementwise functions, plus in-place "kernel" forms used
-by the fused aggregate loss in ``_aggregate.py`` on chunks of a large tensor.
+paper also compares SoftPlus, ELU and LeakyReLU. Each smoothing is defined
+here once, as a pair of elementwise functions ``value(x, delta)`` and
+``derivative(x, delta)``; the public functions (:func:`srelu`, :func:`stk`),
+the fused dual form and the training engine all call these two.
+
+``delta`` is a float or a tensor that broadcasts against ``x`` (the engine
+passes one delta per member as a column).
 
 References
 ----------
@@ -23,7 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["SMOOTHINGS", "check_delta", "srelu", "srelu_grad", "get_smoothing"]
+__all__ = [
+    "SMOOTHINGS",
+    "RELU",
+    "Smoothing",
+    "check_delta",
+    "srelu",
+    "srelu_grad",
+    "get_smoothing",
+]
+
+Delta = float | Tensor
 
 
 def check_delta(delta: float, name: str = "delta") -> float:
@@ -40,18 +54,50 @@ def _check_float_tensor(x: Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must be a floating-point tensor; got {got}")
 
 
+# --- SReLU ------------------------------------------------------------------------
+
+
+def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor, Tensor]:
+    """``(xc, r, q)``: ``x`` clamped so that ``x * x`` stays finite in its dtype,
+    ``r = sqrt(xc^2 + d^2)`` and ``q = d^2 / (r + |xc|) = r - |xc|`` (without
+    the cancellation of the difference).
+
+    ``sqrt`` of a square rather than ``hypot``: compilers vectorise it.
+    """
+    lim = math.sqrt(torch.finfo(x.dtype).max) / 4
+    xc = x.clamp(-lim, lim)
+    d2 = d * d
+    r = torch.sqrt(xc * xc + d2)
+    return xc, r, d2 / (r + xc.abs())
+
+
+def _srelu_value(x: Tensor, d: Delta) -> Tensor:
+    # (x + r - d) / 2 = x (r + x + d) / (2 (r + d)), and r + x = 2 relu(x) + q
+    # is a sum of non-negative terms: no cancellation for any x. Beyond the
+    # clamp (|x| ~ 1e18 in float32) srelu(x) = x to working precision.
+    xc, r, q = _srelu_parts(x, d)
+    s = torch.add(q, torch.relu(xc), alpha=2)
+    return (xc * (s + d) / (2 * (r + d))).add_(torch.relu(x - xc))
+
+
+def _srelu_derivative(x: Tensor, d: Delta) -> Tensor:
+    # (1 + x / r) / 2, written as q / (2 r) for x < 0: full relative precision
+    # in the tail, and exactly 1/2 at 0.
+    xc, r, q = _srelu_parts(x, d)
+    return torch.where(xc >= 0, xc / r + 1, q / r).mul_(0.5)
+
+
 def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     r"""Smoothed ReLU of Xia et al. (2024), elementwise.
 
     .. math::
         \mathrm{SReLU}_\delta(x) = \frac{x + \sqrt{x^2 + \delta^2} - \delta}{2}
 
-    For ``x < 0`` the sum ``x + sqrt(x^2 + delta^2)`` cancels; it equals
-    ``delta^2 / (sqrt(x^2 + delta^2) - x)``. Here both branches are written as
-    products of non-cancelling factors, with ``r = hypot(x, delta)`` and
-    ``u = |x| / (r + delta)``: ``(x / 2)(1 + u)`` for ``x >= 0``, times
-    ``delta / (r - x)`` for ``x < 0``. The result keeps full relative precision
-    in float32 for every ``x`` (no overflow up to ``|x| ~ 1e38``) and ``delta``.
+    For ``x < 0`` the sum ``x + sqrt(x^2 + delta^2)`` cancels. It is evaluated
+    as ``x (s + delta) / (2 (r + delta))`` with ``r = sqrt(x^2 + delta^2)`` and
+    ``s = r + x = 2 relu(x) + delta^2 / (r + |x|)``, a sum of non-negative
+    terms: the result keeps full relative precision in float32 for every
+    ``x`` and ``delta``, and stays finite up to the largest floats.
 
     Properties: ``srelu(0) = 0``; ``0 <= relu(x) - srelu(x) < delta / 2``; it is
     convex with derivative ``(1 + x / sqrt(x^2 + delta^2)) / 2`` in ``(0, 1)``.
@@ -80,19 +126,14 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     """
     d = check_delta(delta)
     _check_float_tensor(x)
-    a = x.abs()
-    r = torch.hypot(x, x.new_tensor(d))
-    half = x / 2 * (1 + a / (r + d))
-    # r + |x| >= delta > 0: no branch divides by zero (a NaN in the unselected
-    # branch of ``where`` would still poison the gradient).
-    return torch.where(x >= 0, half, half * (d / (r + a)))
+    return _srelu_value(x, d)
 
 
 def srelu_grad(x: Tensor, delta: float = 0.01) -> Tensor:
     r"""Derivative of :func:`srelu`, ``(1 + x / sqrt(x^2 + delta^2)) / 2``.
 
-    For ``x < 0`` it is evaluated as ``delta^2 / (2 r (r - x))``, ``r = hypot(x,
-    delta)``, which keeps full relative precision in the far tail.
+    Evaluated as ``s / (2 r)`` (see :func:`srelu`), which keeps full relative
+    precision in the far tail.
 
     Examples
     --------
@@ -102,116 +143,58 @@ def srelu_grad(x: Tensor, delta: float = 0.01) -> Tensor:
     """
     d = check_delta(delta)
     _check_float_tensor(x)
-    r = torch.hypot(x, x.new_tensor(d))
-    tail = (d * d) / (2 * r * (r + x.abs()))
-    return torch.where(x >= 0, (1 + x / r) / 2, tail)
+    return _srelu_derivative(x, d)
 
 
-def _softplus(x: Tensor, delta: float) -> Tensor:
-    return delta * F.softplus(x / delta)
+# --- the others -------------------------------------------------------------------
 
 
-def _elu(x: Tensor, delta: float) -> Tensor:
-    return delta * F.elu(x / delta)
+def _softplus(x: Tensor, d: Delta) -> Tensor:
+    return d * F.softplus(x / d)
 
 
-def _elu_grad(x: Tensor, delta: float) -> Tensor:
-    # clamp: exp of the unselected branch must not overflow.
-    return torch.where(x > 0, 1.0, torch.exp(torch.clamp(x, max=0) / delta))
+def _elu(x: Tensor, d: Delta) -> Tensor:
+    # clamp: the exp of the unselected branch must not overflow.
+    return torch.where(x > 0, x, d * torch.expm1(x.clamp(max=0) / d))
 
 
-def _leaky_relu(x: Tensor, delta: float) -> Tensor:
-    return F.leaky_relu(x, negative_slope=delta)
+def _elu_derivative(x: Tensor, d: Delta) -> Tensor:
+    return torch.where(x > 0, 1.0, torch.exp(x.clamp(max=0) / d)).to(x.dtype)
 
 
-def _leaky_relu_grad(x: Tensor, delta: float) -> Tensor:
-    return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, delta))
+def _leaky_relu(x: Tensor, d: Delta) -> Tensor:
+    return torch.where(x > 0, x, d * x)
 
 
-# --- in-place kernels on chunks (used by the fused dual form) -------------------
-
-
-def _srelu_sum_(x: Tensor, d: float, w: Tensor | None, scratch: Tensor) -> Tensor:
-    """``sum w * (srelu(x) + d / 2)``, overwriting ``x`` and ``scratch``.
-
-    Uses ``srelu(x) + d/2 = relu(x) + q/2`` with ``q = d^2 / (hypot(x, d) + |x|)``:
-    every term is non-negative, so nothing cancels (the caller subtracts
-    ``d/2`` once, from the total).
-    """
-    a = torch.abs(x, out=scratch)
-    x.clamp_(min=0)
-    relu_sum = x.sum() if w is None else torch.dot(x, w)
-    q = torch.hypot(a, a.new_tensor(d), out=x).add_(a).reciprocal_()
-    q_sum = q.sum() if w is None else torch.dot(q, w)
-    return relu_sum + (d * d / 2) * q_sum
-
-
-def _srelu_grad_(x: Tensor, d: float, scale: float, scratch: Tensor) -> Tensor:
-    """Overwrite ``x`` with ``scale * srelu'(x)`` (three passes, no allocation)."""
-    r = torch.hypot(x, x.new_tensor(d), out=scratch)
-    return torch.addcdiv(x.new_tensor(scale / 2), x, r, value=scale / 2, out=x)
-
-
-def _relu_sum_(x: Tensor, d: float, w: Tensor | None, scratch: Tensor) -> Tensor:
-    x.clamp_(min=0)
-    return x.sum() if w is None else torch.dot(x, w)
-
-
-def _relu_grad_(x: Tensor, d: float, scale: float, scratch: Tensor) -> Tensor:
-    # The subgradient 0 at a tie x = 0, as torch.relu.
-    return x.gt_(0).mul_(scale)
+def _leaky_relu_derivative(x: Tensor, d: Delta) -> Tensor:
+    if isinstance(d, Tensor):
+        return torch.where(x > 0, torch.ones_like(x), d.to(x.dtype).expand_as(x))
+    return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, d))
 
 
 class Smoothing(NamedTuple):
-    """A named ReLU replacement: value, derivative, and chunk kernels.
+    """A named ReLU replacement: its value and derivative, elementwise.
 
-    ``offset`` is what ``sum_`` adds per unit of weight (subtracted once by the
-    caller); ``sum_``/``grad_`` may overwrite their tensor arguments.
+    Both take ``(x, delta)`` with ``delta`` a float or a tensor that
+    broadcasts against ``x``, and neither changes its arguments.
     """
 
-    fn: Callable[[Tensor, float], Tensor]
-    grad: Callable[[Tensor, float], Tensor]
-    sum_: Callable[..., Tensor] | None = None
-    grad_: Callable[..., Tensor] | None = None
-    offset: Callable[[float], float] = lambda d: 0.0
-
-
-def _generic_sum_(fn: Callable) -> Callable[..., Tensor]:
-    def sum_(x: Tensor, d: float, w: Tensor | None, scratch: Tensor) -> Tensor:
-        v = fn(x, d)
-        return v.sum() if w is None else torch.dot(v, w)
-
-    return sum_
-
-
-def _generic_grad_(grad: Callable) -> Callable[..., Tensor]:
-    def grad_(x: Tensor, d: float, scale: float, scratch: Tensor) -> Tensor:
-        return x.copy_(grad(x, d)).mul_(scale)
-
-    return grad_
-
-
-def _make(fn, grad, sum_=None, grad_=None, offset=lambda d: 0.0) -> Smoothing:
-    return Smoothing(
-        fn, grad, sum_ or _generic_sum_(fn), grad_ or _generic_grad_(grad), offset
-    )
+    name: str
+    value: Callable[[Tensor, Delta], Tensor]
+    derivative: Callable[[Tensor, Delta], Tensor]
 
 
 #: Name -> smoothing; ``delta`` is the smoothing scale, or LeakyReLU's slope.
 SMOOTHINGS: dict[str, Smoothing] = {
-    "srelu": _make(srelu, srelu_grad, _srelu_sum_, _srelu_grad_, lambda d: d / 2),
-    "softplus": _make(_softplus, lambda x, d: torch.sigmoid(x / d)),
-    "elu": _make(_elu, _elu_grad),
-    "leaky_relu": _make(_leaky_relu, _leaky_relu_grad),
+    "srelu": Smoothing("srelu", _srelu_value, _srelu_derivative),
+    "softplus": Smoothing("softplus", _softplus, lambda x, d: torch.sigmoid(x / d)),
+    "elu": Smoothing("elu", _elu, _elu_derivative),
+    "leaky_relu": Smoothing("leaky_relu", _leaky_relu, _leaky_relu_derivative),
 }
 
-#: The hard ReLU, for MATk and ATk (not a choice of ``stk``).
-RELU = _make(
-    lambda x, d: torch.relu(x),
-    lambda x, d: (x > 0).to(x.dtype),
-    _relu_sum_,
-    _relu_grad_,
-)
+#: The hard ReLU, for MATk and ATk (not a choice of ``stk``); the subgradient
+#: at a tie ``x = 0`` is 0, as torch.relu's.
+RELU = Smoothing("relu", lambda x, d: torch.relu(x), lambda x, d: (x > 0).to(x.dtype))
 
 
 def get_smoothing(name: str, delta: float) -> Smoothing:

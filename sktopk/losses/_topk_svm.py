@@ -411,3 +411,39 @@ def _check_data(scores: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]
             f"got values in [{low}, {high}]"
         )
     return scores, labels.long()
+
+
+# --- definitions for the registry: batched value and gradient ----------------------
+
+
+def _batched(fn):
+    """``fn(scores_2d, labels_1d, **params)`` over scores ``lead + (n, C)``."""
+
+    def value(f: Tensor, y: Tensor, **params) -> Tensor:
+        y_full = y.expand(f.shape[:-1])
+        out = fn(f.reshape(-1, f.shape[-1]), y_full.reshape(-1), **params)
+        return out.reshape(f.shape[:-1])
+
+    return value
+
+
+def _autograd_loss_gradient(value):
+    """Value and gradient of a loss whose gradient is its autograd backward
+    (the analytic one, inside its ``autograd.Function``)."""
+
+    def loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            leaf = f.detach().requires_grad_(True)
+            loss = value(leaf, y, **params)
+            (grad,) = torch.autograd.grad(loss.sum(), leaf)
+        return loss.detach(), grad
+
+    return loss_gradient
+
+
+smooth_topk_svm_value = _batched(
+    lambda s, t, **p: smooth_topk_svm(s, t, reduction="none", **p)
+)
+smooth_topk_svm_loss_gradient = _autograd_loss_gradient(smooth_topk_svm_value)
+topk_svm_value = _batched(lambda s, t, **p: topk_svm(s, t, reduction="none", **p))
+topk_svm_loss_gradient = _autograd_loss_gradient(topk_svm_value)

@@ -238,7 +238,7 @@ def test_compilation_is_never_used_on_small_inputs(monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled kernel called on a small input")
 
-    monkeypatch.setattr(fused, "_run_compiled", forbidden)
+    monkeypatch.setattr(fused, "_compiled", forbidden)
     assert fused._COMPILE_MIN_SIZE >= 1 << 16
     x = torch.rand(5000, requires_grad=True)
     (stk(x, 0.5, 0.1) + matk(x, 0.5, 0.1) + atk(x, 0.1)).backward()
@@ -265,7 +265,7 @@ def test_failed_compilation_falls_back_to_chunks(monkeypatch, rng):
 def test_compilation_can_be_disabled(monkeypatch):
     monkeypatch.setenv("SKTOPK_COMPILE", "0")
     monkeypatch.setattr(fused, "_COMPILE_MIN_SIZE", 0)
-    assert not fused._use_compiled(torch.rand(10), fused.RELU)
+    assert not fused._use_compiled(torch.rand(10))
 
 
 # --- precision ------------------------------------------------------------------

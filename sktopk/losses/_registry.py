@@ -1,0 +1,177 @@
+"""The one table of loss names: every individual loss and aggregate, with its
+definition (value and analytic gradient) and the properties the estimators,
+the engine and the reproduction read from it.
+
+Nothing else in the package lists loss names: parameter choices, which
+aggregates have a threshold or a ``delta``, which losses give probabilities,
+all come from here, so a loss registered with :func:`register` is usable by
+the estimators and the batched search at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from torch import nn
+
+__all__ = [
+    "Task",
+    "TASKS",
+    "IndividualLoss",
+    "Aggregate",
+    "REGISTRY",
+    "register",
+    "unregister",
+    "names",
+]
+
+#: What an individual loss learns: its targets and its model's outputs.
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class IndividualLoss:
+    """An individual loss: one value per sample, defined once.
+
+    Calling it calls ``function`` (the public, validating function), or
+    ``value`` when there is none.
+
+    Attributes
+    ----------
+    name : str
+    task : {"binary", "multiclass", "regression"}
+        Binary losses take real scores ``f`` of shape ``lead + (n,)`` and
+        labels in {-1, +1}; regression ones a prediction and a target of that
+        shape; multi-class ones scores ``lead + (n, C)`` and class indices
+        ``lead + (n,)``. ``lead`` is any leading shape (the engine's members).
+    value : callable
+        ``value(f, y, **params) -> losses`` of shape ``lead + (n,)``, plain
+        differentiable torch operations (autograd gives every order).
+    loss_gradient : callable
+        ``loss_gradient(f, y, **params) -> (losses, dlosses/df)``, the
+        gradient of the shape of ``f``: what the training engine uses.
+    function : callable or None
+        The public function (validates its inputs, then calls ``value``).
+    module : type of nn.Module or None
+    probabilistic : bool
+        Whether the model's outputs are log-odds / logits of probabilities
+        (estimators then offer ``predict_proba``).
+    params : tuple of str
+        Names of the keyword hyper-parameters ``value`` takes.
+    multiclass_form : str or None
+        For a binary loss, the registered multi-class loss that generalises it
+        (the estimators use it when ``y`` has more than two classes).
+    """
+
+    name: str
+    task: Task
+    value: Callable[..., Any]
+    loss_gradient: Callable[..., Any]
+    function: Callable[..., Any] | None = None
+    module: type[nn.Module] | None = None
+    probabilistic: bool = False
+    params: tuple[str, ...] = ()
+    multiclass_form: str | None = None
+    kind: str = field(default="individual", init=False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (self.function or self.value)(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An aggregate of individual losses over samples, defined once.
+
+    Attributes
+    ----------
+    name : str
+    loss_gradient : callable
+        ``loss_gradient(losses, weight, lam, kappa, delta, smoothing,
+        with_value=True) -> (value, dvalue/dlosses, dvalue/dlam)`` over the
+        last axis of ``losses`` (shape ``lead + (B,)``): ``weight`` is None
+        or non-negative weights of that shape (zeros mark padding); ``lam``,
+        ``kappa`` (k as a fraction) and ``delta`` have shape ``lead`` (or are
+        numbers). ``dvalue/dlam`` is None without a threshold, ``value`` when
+        ``with_value`` is False.
+    function : callable or None
+        The public function on a 1-D tensor (e.g. :func:`stk`).
+    module : type of nn.Module or None
+    uses_threshold : bool
+        Whether it has a trainable threshold ``lam`` (its variational form).
+    params : tuple of str
+        Which of the estimators' aggregate parameters it reads, among "k",
+        "delta" and "smoothing".
+    """
+
+    name: str
+    loss_gradient: Callable[..., Any]
+    function: Callable[..., Any] | None = None
+    module: type[nn.Module] | None = None
+    uses_threshold: bool = False
+    params: tuple[str, ...] = ()
+    kind: str = field(default="aggregate", init=False)
+
+    @property
+    def uses_lambda(self) -> bool:
+        """Alias of ``uses_threshold`` (the threshold is called ``lam``)."""
+        return self.uses_threshold
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.function is None:
+            raise TypeError(f"aggregate {self.name!r} has no public function")
+        return self.function(*args, **kwargs)
+
+
+_ENTRIES: dict[str, IndividualLoss | Aggregate] = {}
+
+#: Name -> entry, read-only (add entries with :func:`register`).
+REGISTRY: MappingProxyType[str, IndividualLoss | Aggregate] = MappingProxyType(_ENTRIES)
+
+
+def register(entry: IndividualLoss | Aggregate) -> IndividualLoss | Aggregate:
+    """Add a loss or an aggregate to the registry; returns it.
+
+    Raises
+    ------
+    ValueError
+        If the name is taken.
+    TypeError
+        If ``entry`` is not an :class:`IndividualLoss` or :class:`Aggregate`.
+    """
+    if not isinstance(entry, IndividualLoss | Aggregate):
+        raise TypeError(
+            "register takes an IndividualLoss or an Aggregate; got "
+            f"{type(entry).__name__}"
+        )
+    if entry.name in _ENTRIES:
+        raise ValueError(f"the loss name {entry.name!r} is already registered")
+    if isinstance(entry, IndividualLoss) and entry.task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {entry.task!r}")
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Remove a registered entry (built-in ones included: use with care)."""
+    _ENTRIES.pop(name, None)
+
+
+def names(kind: str, **properties: Any) -> tuple[str, ...]:
+    """Registered names of ``kind`` ("aggregate" or "individual") whose
+    attributes equal ``properties``, in registration order.
+
+    Examples
+    --------
+    >>> import sktopk.losses
+    >>> names("aggregate", uses_threshold=True)
+    ('matk', 'stk')
+    """
+    return tuple(
+        n
+        for n, e in _ENTRIES.items()
+        if e.kind == kind and all(getattr(e, k) == v for k, v in properties.items())
+    )

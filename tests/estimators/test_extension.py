@@ -1,0 +1,98 @@
+"""The loss/engine boundary from a user's side: a new aggregate registered from
+this file alone trains through an estimator and STkSearchCV; parameters that
+are loss parameters (the top-k SVM's k) are searched right."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, KFold
+
+from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkSearchCV
+from sktopk.losses import Aggregate, names, register, unregister
+
+
+def softmax_mean_loss_gradient(
+    losses, weight, lam, kappa, delta, smoothing=None, with_value=True
+):
+    """``delta log(sum_i w_i exp(l_i / delta) / W)``: the average as delta ->
+    inf, the maximum as delta -> 0."""
+    w = torch.ones_like(losses) if weight is None else weight.expand_as(losses)
+    d = (
+        delta.unsqueeze(-1)
+        if isinstance(delta, torch.Tensor) and delta.dim()
+        else delta
+    )
+    logw = torch.log(w / w.sum(-1, keepdim=True))  # -inf on padding rows
+    z = losses / d + logw
+    value = (d * torch.logsumexp(z, -1, keepdim=True)).squeeze(-1)
+    return value, torch.softmax(z, -1), None
+
+
+@pytest.fixture
+def softmax_mean():
+    register(Aggregate("softmax_mean", softmax_mean_loss_gradient, params=("delta",)))
+    yield "softmax_mean"
+    unregister("softmax_mean")
+
+
+@pytest.fixture
+def data():
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    return X, y
+
+
+def test_registered_aggregate_is_a_valid_choice(softmax_mean):
+    assert softmax_mean in names("aggregate")
+    with pytest.raises(ValueError, match="aggregate"):
+        STkClassifier(aggregate="not_registered").fit(np.eye(4), [0, 1, 0, 1])
+
+
+def test_registered_aggregate_trains_through_an_estimator(softmax_mean, data):
+    X, y = data
+    common = dict(max_epochs=5, random_state=0, device="cpu")
+    # delta -> inf: the softmax mean is the average, and so is the training run.
+    wide = STkClassifier(aggregate=softmax_mean, delta=1e6, **common).fit(X, y)
+    avg = STkClassifier(aggregate="average", **common).fit(X, y)
+    np.testing.assert_allclose(
+        wide.decision_function(X), avg.decision_function(X), rtol=1e-3, atol=1e-3
+    )
+    sharp = STkClassifier(aggregate=softmax_mean, delta=0.05, **common).fit(X, y)
+    assert not np.allclose(sharp.decision_function(X), avg.decision_function(X))
+    assert not hasattr(sharp, "lambda_")  # no threshold declared
+
+
+def test_registered_aggregate_through_the_batched_search(softmax_mean, data):
+    X, y = data
+    est = STkClassifier(aggregate=softmax_mean, max_epochs=4, random_state=0)
+    grid = {"delta": [0.1, 1.0, 1e3], "C": [10.0, 1000.0]}
+    cv = KFold(3)
+    ours = STkSearchCV(est, grid, cv=cv, refit=False).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=cv, refit=False).fit(X, y)
+    assert len(ours.members_per_batch_) == 1  # delta and C batched together
+    np.testing.assert_allclose(
+        ours.cv_results_["mean_test_score"],
+        ref.cv_results_["mean_test_score"],
+        atol=0.02,
+    )
+
+
+def test_svm_k_is_a_loss_parameter_of_the_search():
+    """A grid over the top-k SVM's k trains each k (it splits the batches)."""
+    X, y = make_classification(
+        n_samples=150, n_features=8, n_informative=6, n_classes=4, random_state=1
+    )
+    est = SmoothTopKSVMClassifier(max_epochs=5, random_state=0, device="cpu")
+    grid = {"k": [1, 2, 3], "learning_rate": [0.1, 0.01]}
+    cv = KFold(3)
+    ours = STkSearchCV(est, grid, cv=cv, refit=False).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=cv, refit=False).fit(X, y)
+    assert len(ours.members_per_batch_) == 3  # one batch per k
+    got = ours.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(got, ref.cv_results_["mean_test_score"], atol=1e-6)
+    assert len({round(v, 6) for v in got}) > 2  # the k differ, as they should
+
+
+def test_member_parameters_are_declared():
+    assert set(STkClassifier._member_params) == {"learning_rate", "C", "k", "delta"}
+    assert set(SmoothTopKSVMClassifier._member_params) == {"learning_rate", "C"}
