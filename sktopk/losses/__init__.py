@@ -144,10 +144,32 @@ def _register_builtins() -> None:
         )
     )
     for agg in (
-        Aggregate("average", average_loss_gradient, average, AverageLoss),
-        Aggregate("maximum", maximum_loss_gradient, maximum, MaximumLoss),
-        Aggregate("atk", atk_loss_gradient, atk, ATkLoss, params=("k",)),
-        Aggregate("matk", matk_loss_gradient, matk, MATkLoss, True, params=("k",)),
+        Aggregate(
+            "average",
+            average_loss_gradient,
+            average,
+            AverageLoss,
+            display_name="Average",
+        ),
+        Aggregate(
+            "maximum",
+            maximum_loss_gradient,
+            maximum,
+            MaximumLoss,
+            display_name="Maximum",
+        ),
+        Aggregate(
+            "atk", atk_loss_gradient, atk, ATkLoss, params=("k",), display_name="ATk"
+        ),
+        Aggregate(
+            "matk",
+            matk_loss_gradient,
+            matk,
+            MATkLoss,
+            True,
+            params=("k",),
+            display_name="MATk",
+        ),
         Aggregate(
             "stk",
             stk_loss_gradient,
@@ -155,6 +177,7 @@ def _register_builtins() -> None:
             STkLoss,
             True,
             params=("k", "delta", "smoothing"),
+            display_name="STk",
         ),
     ):
         register(agg)

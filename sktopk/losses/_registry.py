@@ -105,6 +105,8 @@ class Aggregate:
     params : tuple of str
         Which of the estimators' aggregate parameters it reads, among "k",
         "delta" and "smoothing".
+    display_name : str or None
+        How reports and plots name it (default: ``name``).
     """
 
     name: str
@@ -113,7 +115,13 @@ class Aggregate:
     module: type[nn.Module] | None = None
     uses_threshold: bool = False
     params: tuple[str, ...] = ()
+    display_name: str | None = None
     kind: str = field(default="aggregate", init=False)
+
+    @property
+    def label(self) -> str:
+        """The display name (or the name)."""
+        return self.display_name or self.name
 
     @property
     def uses_lambda(self) -> bool:

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_datasets", "have_matplotlib"]
+from ..losses import get_aggregate
 
-_LABELS = {"average": "Average", "maximum": "Maximum", "atk": "ATk", "matk": "MATk",
-           "stk": "STk"}  # fmt: skip
+__all__ = ["plot_datasets", "have_matplotlib"]
 
 
 def have_matplotlib() -> bool:
@@ -67,5 +66,5 @@ def _panel(ax, rows: pd.DataFrame) -> None:
                 label="sktopk")  # fmt: skip
     ax.errorbar(x + 0.12, rows["paper_mean"], yerr=rows["paper_std"], fmt="s",
                 capsize=3, label="paper")  # fmt: skip
-    ax.set_xticks(x, [_LABELS.get(a, a) for a in rows["aggregate"]])
+    ax.set_xticks(x, [get_aggregate(a).label for a in rows["aggregate"]])
     ax.grid(axis="y", alpha=0.3)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .protocol import AGGREGATES, Protocol
+from ..losses import get_aggregate, names
+from .protocol import Protocol
 from .published import load_published
 
 __all__ = ["summarize", "compare", "format_table", "markdown_table", "render_report"]
@@ -49,7 +50,7 @@ def compare(summary: pd.DataFrame) -> pd.DataFrame:
     summary = summary.astype({"table": int})
     out = summary.merge(pub, on=KEY, how="left")
     out["diff_std"] = (out["mean"] - out["paper_mean"]) / out["paper_std"]
-    order = {a: i for i, a in enumerate(AGGREGATES)}
+    order = {a: i for i, a in enumerate(names("aggregate"))}
     out["_order"] = out["aggregate"].map(order)
     out = out.sort_values(["table", "dataset", "loss", "_order"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
@@ -87,10 +88,11 @@ def _diff(value: float) -> str:
 
 def _chosen(r) -> str:
     parts = []
-    if r.aggregate in ("atk", "matk", "stk"):
+    uses = get_aggregate(r.aggregate).params
+    if "k" in uses:
         parts.append(f"k={int(r.k)}")
     parts += [f"C={r.C:g}", f"lr={r.lr:g}"]
-    if r.aggregate == "stk":
+    if "delta" in uses:
         parts.append(f"delta={r.delta:g}")
     return " ".join(parts)
 
