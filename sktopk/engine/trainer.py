@@ -67,6 +67,7 @@ class TrainSpec:
     aggregate: str
     task: str  # "binary" | "multiclass" | "regression"
     optimizer: str = "adagrad"
+    optimizer_options: dict = field(default_factory=dict)  # e.g. betas, momentum
     batch_size: int = 16
     max_epochs: int = 200
     early_stopping: bool = False
@@ -97,33 +98,19 @@ def train(model, data: TrainData, spec: TrainSpec, hyper: dict, seeds) -> TrainR
     ``hyper`` maps "lr", "C", "kappa" and "delta" to tensors of shape ``lead``
     on the data's device; ``seeds`` gives one int per group.
     """
-    loop = _Loop(model, data, spec, hyper, seeds)
-    with _threads_for(loop):
-        return loop.run()
-
-
-@contextlib.contextmanager
-def _threads_for(loop: _Loop):
-    """Small steps on the CPU run on one thread: waking a thread pool for a
-    16-row minibatch costs more than it gains, and under load from other
-    processes it can slow training down a hundredfold."""
-    sizes = getattr(loop.model, "sizes", None)
-    work = loop.spec.batch_size * max(1, math.prod(loop.lead))
-    work *= (
-        sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        if sizes
-        else 10**9
-    )
-    if loop.dev.type != "cpu" or work > 2_000_000:
-        yield
-        return
-    with one_thread():
-        yield
+    # The thread count is the caller's: torch.set_num_threads is process-wide,
+    # and changing it here would race other threads of the process. (Steps on
+    # a 16-row minibatch stay below torch's parallel grain size anyway.)
+    return _Loop(model, data, spec, hyper, seeds).run()
 
 
 @contextlib.contextmanager
 def one_thread():
-    """Run the block on one torch thread, then restore the thread count."""
+    """Run the block on one torch thread, then restore the thread count.
+
+    For processes the caller owns (the reproduction's workers): the count is
+    process-wide, so never use it inside a library call.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -146,6 +133,8 @@ class _Loop:
         sizes = [len(t) for t in data.train_idx]
         self.S = math.ceil(max(sizes) / spec.batch_size)
         self.step_mask = _step_mask(sizes, spec.batch_size, self.S, self.dev)
+        # Steps every group takes (the rest are masked for the shorter ones).
+        self.full_steps = math.ceil(min(sizes) / spec.batch_size)
         # Minibatches per epoch of each group: the loss curve is their mean
         # objective (as scikit-learn's), which costs no extra pass over the data.
         steps = torch.tensor([math.ceil(n / spec.batch_size) for n in sizes])
@@ -157,7 +146,9 @@ class _Loop:
         self.uses_lam = self.aggregate.uses_threshold
         lam0 = self._init_lambda() if self.uses_lam else None
         self.lam = model.attach(lam0, 1.0 / hyper["C"])
-        self.opt = make_optimizer(spec.optimizer, model.state)
+        self.opt = make_optimizer(
+            spec.optimizer, model.state, self.lead, **spec.optimizer_options
+        )
         self.es = EarlyStopping(self.lead, self.dev, spec, model.state)
         self.archive = Archive(self.lead, self.dev, model.state)
         self.history: list[Tensor] = []
@@ -172,12 +163,16 @@ class _Loop:
             losses, wb, self.lam, h["kappa"], h["delta"], spec.smoothing
         )
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
-        # One member stops by leaving the loop; a batch freezes stopped members.
+        # One member stops by leaving the loop; a batch freezes stopped members
+        # (they never step again, so their optimizer state does not matter).
         lr = self.lr_single if self.single else h["lr"] * self.es.active
-        if self.step_mask is not None:
-            lr = lr * self.step_mask[s].unsqueeze(-1)
+        # Groups with fewer minibatches skip the steps past their end: neither
+        # their weights nor their optimizer state change, as in a single run.
+        mask = None
+        if self.step_mask is not None and s >= self.full_steps:
+            mask = self.step_mask[s].unsqueeze(-1)
         with torch.no_grad():  # user modules' parameters require grad
-            self.opt.step(grads, lr)
+            self.opt.step(grads, lr, mask)
             if self.uses_lam:
                 self.lam.clamp_min_(0.0)
         return obj

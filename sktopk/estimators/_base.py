@@ -172,9 +172,10 @@ class _TopKEstimatorBase(BaseEstimator):
             return ModuleAdapter(previous)
         gen = torch.Generator().manual_seed(seed)
         if callable(self.model):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                module = self.model(n_features, n_out)
+            # Built as the user's code builds it: its initial weights come from
+            # torch's global generator, which fit neither seeds nor restores
+            # (that would race other threads of the process).
+            module = self.model(n_features, n_out)
             if not isinstance(module, nn.Module):
                 raise TypeError(
                     "model must be 'linear', 'mlp' or a callable returning an "

@@ -73,7 +73,10 @@ _COMMON_DOC = """
     model : {"linear", "mlp"} or callable, default="linear"
         The model: linear, an MLP with ReLU hidden layers, or a callable
         ``model(n_features, n_outputs) -> torch.nn.Module`` (trained by
-        autograd; weight matrices of dim >= 2 are penalised).
+        autograd; weight matrices of dim >= 2 are penalised). Its initial
+        weights come from torch's global generator: call ``torch.manual_seed``
+        before ``fit`` to make them reproducible (``random_state`` seeds the
+        data order and the validation split).
     hidden_layer_sizes : tuple of int, default=(10,)
         Hidden layers of ``model="mlp"`` (the paper uses one layer of 10).
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
@@ -99,8 +102,9 @@ _COMMON_DOC = """
     device : str or torch.device, default="auto"
         Where to train: "auto" uses CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, data order and the validation split
-        (through a local ``torch.Generator``; global seeds are untouched).
+        Seeds weight initialisation ("linear" and "mlp"), data order and the
+        validation split (through a local ``torch.Generator``; torch's global
+        generator is never read or seeded).
     verbose : int, default=0
         Print one line per epoch when > 0.
     warm_start : bool, default=False

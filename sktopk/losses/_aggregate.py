@@ -412,7 +412,10 @@ def stk(
     delta / 2`` for every ``lam``, and STk -> MATk as ``delta -> 0``. Forward
     and backward are fused (one streamed pass each, nothing saved but the
     inputs): on 1e7 losses on CPU, forward + backward take about 1.5 times as
-    long as for the average (``benchmarks/bench_losses.py``).
+    long as for the average (``benchmarks/bench_losses.py``). On CPU, from
+    ``2**20`` losses on, that pass runs through a kernel that ``torch.compile``
+    builds the first time it is needed (a few seconds, once per process; set
+    ``SKTOPK_COMPILE=0`` in the environment to use the uncompiled chunks).
 
     Parameters
     ----------

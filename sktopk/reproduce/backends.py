@@ -67,12 +67,14 @@ def _joblib(cells, protocol, seed, jobs):
     from joblib import Parallel, delayed
 
     # loky replaces workers whose memory grew (torch's caches) and says so;
-    # no work is lost, so the warning would only confuse users.
-    warnings.filterwarnings(
-        "ignore", message="A worker stopped while some jobs", category=UserWarning
-    )
+    # no work is lost, so the warning would only confuse users. The filter
+    # holds while the results are collected, not for the rest of the process.
     parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    yield from parallel(delayed(_task)(c, protocol, seed) for c in cells)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="A worker stopped while some jobs", category=UserWarning
+        )
+        yield from parallel(delayed(_task)(c, protocol, seed) for c in cells)
 
 
 def _dask(cells, protocol, seed, scheduler):

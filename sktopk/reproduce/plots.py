@@ -27,26 +27,23 @@ def plot_datasets(comparison: pd.DataFrame, folder: Path, prefix: str) -> list[s
     Each figure has one panel per individual loss with, for every aggregate,
     our mean ± std beside the published mean ± std.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A bare Figure (no pyplot): the process's backend and figure registry
+    # are the user's, and are left alone.
+    from matplotlib.figure import Figure
 
     names = []
     for dataset, rows in comparison.groupby("dataset", sort=False):
-        fig = _figure(plt, dataset, rows)
+        fig = _figure(Figure, dataset, rows)
         name = f"{prefix}_{dataset}.png"
         fig.savefig(folder / name, dpi=100)
-        plt.close(fig)
         names.append(name)
     return names
 
 
-def _figure(plt, dataset: str, rows: pd.DataFrame):
+def _figure(figure_class, dataset: str, rows: pd.DataFrame):
     losses = list(dict.fromkeys(rows["loss"]))
-    fig, axes = plt.subplots(
-        1, len(losses), figsize=(4.5 * len(losses), 3.4), squeeze=False
-    )
+    fig = figure_class(figsize=(4.5 * len(losses), 3.4))
+    axes = fig.subplots(1, len(losses), squeeze=False)
     for ax, loss in zip(axes[0], losses, strict=True):
         _panel(ax, rows[rows["loss"] == loss])
         ax.set_title(f"{dataset}, {loss} loss")

@@ -96,3 +96,24 @@ def test_svm_k_is_a_loss_parameter_of_the_search():
 def test_member_parameters_are_declared():
     assert set(STkClassifier._member_params) == {"learning_rate", "C", "k", "delta"}
     assert set(SmoothTopKSVMClassifier._member_params) == {"learning_rate", "C"}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_folds_of_unequal_size_train_as_their_single_runs(optimizer):
+    """Folds of 40 and 250 training rows (3 and 16 minibatches): the short
+    fold's members skip the steps past their end, weights and optimizer state
+    untouched, so every member equals its single run."""
+    X, y = make_classification(n_samples=400, n_features=6, random_state=2)
+    rows = np.arange(400)
+    folds = [(rows[:40], rows[300:]), (rows[:250], rows[300:])]
+    est = STkClassifier(
+        model="mlp", optimizer=optimizer, max_epochs=15, tol=0.0,
+        n_iter_no_change=100, random_state=0, device="cpu",
+    )  # fmt: skip
+    grid = {"learning_rate": [0.3, 0.1, 0.03, 0.01], "k": [0.5]}
+    ours = STkSearchCV(est, grid, cv=folds, refit=False).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=folds, refit=False).fit(X, y)
+    for split in ("split0_test_score", "split1_test_score"):
+        np.testing.assert_allclose(
+            ours.cv_results_[split], ref.cv_results_[split], atol=0.011
+        )
