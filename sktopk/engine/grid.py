@@ -19,6 +19,7 @@ from .trainer import TrainData, TrainResult, TrainSpec, padded_rows, score, trai
 __all__ = [
     "make_data",
     "train_grid",
+    "train_in_chunks",
     "evaluate",
     "member_bytes",
     "members_per_chunk",
@@ -60,14 +61,15 @@ def train_grid(
     grid: dict[str, np.ndarray],
     seeds: list[int],
 ) -> tuple[StackedMLP, TrainResult]:
-    """Train ``len(seeds)`` groups x ``len(grid[...])`` members.
+    """Train ``len(seeds)`` groups x ``grid[...].shape[-1]`` members.
 
-    ``grid`` maps "lr", "C", "kappa" and "delta" to 1-D arrays of one value per
-    configuration (the same configurations in every group). Returns the
-    stacked model (weights of shape ``(G, Mg, ...)``) and the training record.
+    ``grid`` maps "lr", "C", "kappa" and "delta" to arrays of one value per
+    configuration: 1-D (the same in every group) or ``(G, Mg)`` (per group,
+    e.g. ``kappa = k / n_train`` of each fold). Returns the stacked model
+    (weights of shape ``(G, Mg, ...)``) and the training record.
     """
     dev = data.X.device
-    G, Mg = len(seeds), len(next(iter(grid.values())))
+    G, Mg = len(seeds), np.shape(next(iter(grid.values())))[-1]
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     # Its params are views into one contiguous flat vector that the optimizer
     # updates in place; replacing them with copies would freeze the model.
@@ -79,6 +81,41 @@ def train_grid(
         for k, v in grid.items()
     }
     return model, train(model, data, spec, hyper, seeds)
+
+
+def train_in_chunks(
+    data: TrainData,
+    spec: TrainSpec,
+    sizes: tuple[int, ...],
+    grid: dict[str, np.ndarray],
+    seeds: list[int],
+    evaluate_chunk,
+    members_at_once: int | None = None,
+    max_memory: int | None = None,
+) -> tuple[int, list[np.ndarray]]:
+    """:func:`train_grid` on as many members at once as fit in memory.
+
+    The one way a grid is trained: by the batched search and the
+    reproduction. ``evaluate_chunk(model, result)`` returns a tuple of arrays
+    of shape ``(G, m)`` for the ``m`` members of a chunk; they are joined
+    along the members. ``members_at_once`` (per group) overrides the memory
+    estimate. Returns the members per group of a chunk and the joined arrays.
+    """
+    M = np.shape(next(iter(grid.values())))[-1]
+    if members_at_once is None:
+        n_rows = max(len(t) for t in data.train_idx)
+        per_member = member_bytes(sizes, n_rows, spec.batch_size)
+        members_at_once = members_per_chunk(
+            M, len(seeds), per_member, data.X.device, max_memory
+        )
+    parts = []
+    for lo in range(0, M, members_at_once):
+        sub = {
+            k: np.asarray(v)[..., lo : lo + members_at_once] for k, v in grid.items()
+        }
+        parts.append(evaluate_chunk(*train_grid(data, spec, sizes, sub, seeds)))
+    joined = [np.concatenate(p, axis=1) for p in zip(*parts, strict=True)]
+    return members_at_once, joined
 
 
 @torch.no_grad()

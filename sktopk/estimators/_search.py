@@ -20,13 +20,8 @@ from sklearn.utils.validation import check_is_fitted, indexable
 from tqdm.auto import tqdm
 
 from .._device import resolve_device
-from ..engine import StackedMLP, TrainData, train
-from ..engine.grid import (
-    make_data,
-    member_bytes,
-    members_per_chunk,
-    parse_memory,
-)
+from ..engine import StackedMLP, TrainData
+from ..engine.grid import make_data, parse_memory, train_in_chunks
 from ._base import FitPlan
 
 
@@ -122,22 +117,17 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         plans = [_fold_plan(base, X, y, sample_weight, tr) for tr, _ in folds]
         data = _stack_plans(plans, device)
         sizes = clone(base)._sizes(plans[0].X.shape[1], plans[0].n_out)
-        per_member = member_bytes(
-            sizes, max(len(p.train_idx) for p in plans), base.batch_size
-        )
-        chunk = members_per_chunk(
-            len(configs), len(folds), per_member, device, parse_memory(self.max_memory)
+        chunk, (out,) = train_in_chunks(
+            data,
+            plans[0].spec,
+            sizes,
+            _hyper_grid(base, configs, plans),
+            [p.seed for p in plans],
+            lambda model, _: (_test_scores(base, model, plans, X, y, folds),),
+            max_memory=parse_memory(self.max_memory),
         )
         self.members_per_batch_.append(chunk * len(folds))
-        out = np.empty((len(configs), len(folds)))
-        for lo in range(0, len(configs), chunk):
-            part = configs[lo : lo + chunk]
-            hyper = _hyper_grid(base, part, plans, device)
-            gens = [torch.Generator().manual_seed(p.seed) for p in plans]
-            model = StackedMLP.initialize(sizes, gens, len(part), device=device)
-            train(model, data, plans[0].spec, hyper, [p.seed for p in plans])
-            out[lo : lo + chunk] = _test_scores(base, model, plans, X, y, folds).T
-        return out
+        return out.T
 
     def _store_results(self, candidates, scores, times, n_splits) -> None:
         mean, std = scores.mean(1), scores.std(1)
@@ -219,14 +209,14 @@ def _stack_plans(plans: list[FitPlan], device) -> TrainData:
     return make_data(X, target, splits, weight, device)
 
 
-def _hyper_grid(base, configs, plans, device) -> dict[str, torch.Tensor]:
+def _hyper_grid(base, configs, plans) -> dict[str, np.ndarray]:
+    """The engine's hyper-parameters of every (fold, configuration)."""
     rows = [
         [clone(base).set_params(**c)._hyper(len(p.train_idx)) for c in configs]
         for p in plans
     ]
     return {
-        key: torch.tensor([[h[key] for h in row] for row in rows], device=device)
-        for key in rows[0][0]
+        key: np.array([[h[key] for h in row] for row in rows]) for key in rows[0][0]
     }
 
 

@@ -81,6 +81,11 @@ _COMMON_DOC = """
         Hidden layers of ``model="mlp"`` (the paper uses one layer of 10).
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
         The optimizer (AdaGrad in the paper).
+    optimizer_params : dict or None, default=None
+        Options of the optimizer, with torch.optim's names and defaults:
+        ``eps`` and ``initial_accumulator_value`` (adagrad); ``betas`` and
+        ``eps`` (adam); ``momentum``, ``dampening`` and ``nesterov`` (sgd).
+        An unknown option is a ValueError at fit.
     learning_rate : float, default=0.1
         Step size of the optimizer.
     batch_size : int, default=16
@@ -191,6 +196,7 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         model="linear",
         hidden_layer_sizes=(10,),
         optimizer="adagrad",
+        optimizer_params=None,
         learning_rate=0.1,
         batch_size=16,
         max_epochs=200,
@@ -291,6 +297,7 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         model="linear",
         hidden_layer_sizes=(10,),
         optimizer="adagrad",
+        optimizer_params=None,
         learning_rate=0.1,
         batch_size=16,
         max_epochs=200,

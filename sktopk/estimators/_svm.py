@@ -29,7 +29,8 @@ class SmoothTopKSVMClassifier(_TopKClassifierBase):
         Temperature (> 0) of the smoothing; ignored when ``smooth=False``.
     smooth : bool, default=True
         False trains the hard (non-smooth) top-k SVM loss.
-    C, model, hidden_layer_sizes, optimizer, learning_rate, batch_size, \
+    C, model, hidden_layer_sizes, optimizer, optimizer_params, learning_rate, \
+batch_size, \
 max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol, \
 device, random_state, verbose, warm_start
         As in :class:`STkClassifier`; ``model`` defaults to "mlp" here, and
@@ -89,6 +90,7 @@ device, random_state, verbose, warm_start
         model="mlp",
         hidden_layer_sizes=(10,),
         optimizer="adagrad",
+        optimizer_params=None,
         learning_rate=0.1,
         batch_size=16,
         max_epochs=200,

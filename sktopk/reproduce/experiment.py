@@ -23,7 +23,7 @@ from ..engine.grid import (
     make_data,
     member_bytes,
     members_per_chunk,
-    train_grid,
+    train_in_chunks,
 )
 from .protocol import Cell, Protocol
 from .splits import Prepared, prepare
@@ -123,20 +123,18 @@ def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict):
     task = "binary" if prep.task == "classification" else "regression"
     val_idx = [torch.as_tensor(v) for v in prep.val]
     test_idx = [torch.as_tensor(t) for t in prep.test]
-    size = members_at_once(cell, protocol) // protocol.runs
-    parts = []
-    for a in range(0, len(grid["lr"]), size):
-        sub = {key: values[a : a + size] for key, values in grid.items()}
-        model, res = train_grid(data, spec, sizes, sub, prep.seeds)
-        parts.append(
-            (
-                evaluate(model, data, val_idx, task).numpy(),
-                evaluate(model, data, test_idx, task).numpy(),
-                res.n_epochs.numpy(),
-                res.diverged.numpy(),
-            )
+
+    def scores(model, res):
+        return (
+            evaluate(model, data, val_idx, task).numpy(),
+            evaluate(model, data, test_idx, task).numpy(),
+            res.n_epochs.numpy(),
+            res.diverged.numpy(),
         )
-    return tuple(np.concatenate(p, axis=1) for p in zip(*parts, strict=True))
+
+    size = members_at_once(cell, protocol) // protocol.runs
+    _, out = train_in_chunks(data, spec, sizes, grid, prep.seeds, scores, size)
+    return tuple(out)
 
 
 def members_at_once(cell: Cell, protocol: Protocol) -> int:

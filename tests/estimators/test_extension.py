@@ -117,3 +117,13 @@ def test_folds_of_unequal_size_train_as_their_single_runs(optimizer):
         np.testing.assert_allclose(
             ours.cv_results_[split], ref.cv_results_[split], atol=0.011
         )
+
+
+def test_optimizer_options_reach_the_optimizer(data):
+    X, y = data
+    common = dict(optimizer="sgd", max_epochs=3, random_state=0, device="cpu")
+    plain = STkClassifier(**common).fit(X, y)
+    heavy = STkClassifier(optimizer_params={"momentum": 0.9}, **common).fit(X, y)
+    assert not np.allclose(plain.decision_function(X), heavy.decision_function(X))
+    with pytest.raises(ValueError, match="betas"):
+        STkClassifier(optimizer_params={"betas": (0.9, 0.99)}, **common).fit(X, y)
