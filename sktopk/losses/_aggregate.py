@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .._validation import k_fraction, resolve_k
-from ._fused import dual_form, dual_grad, dual_value
+from ._fused import dual_form, dual_grad, dual_loss_gradient
 from ._smoothing import RELU, SMOOTHINGS, get_smoothing
 
 __all__ = [
@@ -186,9 +186,10 @@ def stk_loss_gradient(
 
 def _dual(losses, weight, lam, kappa, phi, delta, with_value):
     wn = _normalised(losses, weight)
-    value = dual_value(losses, lam, kappa, wn, phi, delta) if with_value else None
+    if with_value:
+        return dual_loss_gradient(losses, lam, kappa, wn, phi, delta)
     g, g_lam = dual_grad(losses, lam, kappa, wn, phi, delta)
-    return value, g, g_lam
+    return None, g, g_lam
 
 
 # --- public functions -----------------------------------------------------------

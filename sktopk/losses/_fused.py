@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._smoothing import Smoothing
 
-__all__ = ["dual_form", "dual_value", "dual_grad"]
+__all__ = ["dual_form", "dual_value", "dual_grad", "dual_loss_gradient"]
 
 # Below at::internal::GRAIN_SIZE (32768): each op runs serially, in L1/L2 cache.
 _CPU_CHUNK = 32704
@@ -55,6 +55,19 @@ def dual_value(
     v = phi.value(losses - _column(lam), _column(delta))
     total = _weighted_sum(v, wn)
     return (total + _times(kappa, lam)).to(dtype or losses.dtype)
+
+
+def dual_loss_gradient(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
+    """:func:`dual_value` (summed in the dtype of ``losses``) and
+    :func:`dual_grad` at once, sharing the smoothing's intermediate results:
+    what a training step needs."""
+    v, dv = phi.both(losses - _column(lam), _column(delta))
+    if isinstance(wn, Tensor):
+        value = (v * wn).sum(-1)
+    else:
+        value = v.sum(-1).mul_(wn)
+    g = dv.mul_(wn)
+    return value.add_(kappa * lam), g, kappa - g.sum(-1)
 
 
 def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):

@@ -57,34 +57,31 @@ def _check_float_tensor(x: Tensor, name: str = "x") -> None:
 # --- SReLU ------------------------------------------------------------------------
 
 
-def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor, Tensor]:
-    """``(xc, r, q)``: ``x`` clamped so that ``x * x`` stays finite in its dtype,
-    ``r = sqrt(xc^2 + d^2)`` and ``q = d^2 / (r + |xc|) = r - |xc|`` (without
-    the cancellation of the difference).
+def _srelu_both(x: Tensor, d: Delta, with_value: bool = True):
+    """``(srelu(x), srelu'(x))`` (the value None without ``with_value``).
 
-    ``sqrt`` of a square rather than ``hypot``: compilers vectorise it.
+    With ``r = hypot(x, d)`` (finite for every finite ``x``) and ``q = d^2 /
+    (r + |x|) = r - |x|``, the numerator ``n = r + x`` is ``r + x`` for
+    ``x >= 0`` and ``q`` for ``x < 0``: never a cancelling difference. Then
+    ``srelu'(x) = n / (2 r)`` (exactly 1/2 at 0, full relative precision in
+    the tail) and ``srelu(x) = (x + r - d) / 2 = x (n + d) / (2 (r + d))``.
     """
-    lim = math.sqrt(torch.finfo(x.dtype).max) / 4
-    xc = x.clamp(-lim, lim)
-    d2 = d * d
-    r = torch.sqrt(xc * xc + d2)
-    return xc, r, d2 / (r + xc.abs())
+    r = torch.hypot(x, torch.as_tensor(d, dtype=x.dtype, device=x.device))
+    half_q = (0.5 * d * d) / (r + x.abs())
+    # n / 2, halved before the sum so that nothing overflows near the top.
+    h = torch.where(x >= 0, torch.add(r * 0.5, x, alpha=0.5), half_q)
+    dphi = h / r
+    if not with_value:
+        return None, dphi
+    return x * ((h + 0.5 * d) / (r + d)), dphi
 
 
 def _srelu_value(x: Tensor, d: Delta) -> Tensor:
-    # (x + r - d) / 2 = x (r + x + d) / (2 (r + d)), and r + x = 2 relu(x) + q
-    # is a sum of non-negative terms: no cancellation for any x. Beyond the
-    # clamp (|x| ~ 1e18 in float32) srelu(x) = x to working precision.
-    xc, r, q = _srelu_parts(x, d)
-    s = torch.add(q, torch.relu(xc), alpha=2)
-    return (xc * (s + d) / (2 * (r + d))).add_(torch.relu(x - xc))
+    return _srelu_both(x, d)[0]
 
 
 def _srelu_derivative(x: Tensor, d: Delta) -> Tensor:
-    # (1 + x / r) / 2, written as q / (2 r) for x < 0: full relative precision
-    # in the tail, and exactly 1/2 at 0.
-    xc, r, q = _srelu_parts(x, d)
-    return torch.where(xc >= 0, xc / r + 1, q / r).mul_(0.5)
+    return _srelu_both(x, d, with_value=False)[1]
 
 
 def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
@@ -94,10 +91,10 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
         \mathrm{SReLU}_\delta(x) = \frac{x + \sqrt{x^2 + \delta^2} - \delta}{2}
 
     For ``x < 0`` the sum ``x + sqrt(x^2 + delta^2)`` cancels. It is evaluated
-    as ``x (s + delta) / (2 (r + delta))`` with ``r = sqrt(x^2 + delta^2)`` and
-    ``s = r + x = 2 relu(x) + delta^2 / (r + |x|)``, a sum of non-negative
-    terms: the result keeps full relative precision in float32 for every
-    ``x`` and ``delta``, and stays finite up to the largest floats.
+    as ``x (n + delta) / (2 (r + delta))`` with ``r = hypot(x, delta)`` and
+    ``n = r + x``, computed as ``delta^2 / (r + |x|)`` for ``x < 0``: the
+    result keeps full relative precision in float32 for every ``x`` and
+    ``delta``, and stays finite up to the largest floats.
 
     Properties: ``srelu(0) = 0``; ``0 <= relu(x) - srelu(x) < delta / 2``; it is
     convex with derivative ``(1 + x / sqrt(x^2 + delta^2)) / 2`` in ``(0, 1)``.
@@ -132,7 +129,7 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
 def srelu_grad(x: Tensor, delta: float = 0.01) -> Tensor:
     r"""Derivative of :func:`srelu`, ``(1 + x / sqrt(x^2 + delta^2)) / 2``.
 
-    Evaluated as ``s / (2 r)`` (see :func:`srelu`), which keeps full relative
+    Evaluated as ``n / (2 r)`` (see :func:`srelu`), which keeps full relative
     precision in the far tail.
 
     Examples
@@ -176,17 +173,26 @@ class Smoothing(NamedTuple):
     """A named ReLU replacement: its value and derivative, elementwise.
 
     Both take ``(x, delta)`` with ``delta`` a float or a tensor that
-    broadcasts against ``x``, and neither changes its arguments.
+    broadcasts against ``x``, and neither changes its arguments. ``both``
+    returns the pair at once (sharing intermediate results where the
+    smoothing defines it so).
     """
 
     name: str
     value: Callable[[Tensor, Delta], Tensor]
     derivative: Callable[[Tensor, Delta], Tensor]
+    shared: Callable[[Tensor, Delta], tuple[Tensor, Tensor]] | None = None
+
+    def both(self, x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
+        """``(value(x, d), derivative(x, d))``."""
+        if self.shared is not None:
+            return self.shared(x, d)
+        return self.value(x, d), self.derivative(x, d)
 
 
 #: Name -> smoothing; ``delta`` is the smoothing scale, or LeakyReLU's slope.
 SMOOTHINGS: dict[str, Smoothing] = {
-    "srelu": Smoothing("srelu", _srelu_value, _srelu_derivative),
+    "srelu": Smoothing("srelu", _srelu_value, _srelu_derivative, _srelu_both),
     "softplus": Smoothing("softplus", _softplus, lambda x, d: torch.sigmoid(x / d)),
     "elu": Smoothing("elu", _elu, _elu_derivative),
     "leaky_relu": Smoothing("leaky_relu", _leaky_relu, _leaky_relu_derivative),
