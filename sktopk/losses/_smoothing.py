@@ -66,10 +66,19 @@ def _srelu_both(x: Tensor, d: Delta, with_value: bool = True):
     ``srelu'(x) = n / (2 r)`` (exactly 1/2 at 0, full relative precision in
     the tail) and ``srelu(x) = (x + r - d) / 2 = x (n + d) / (2 (r + d))``.
     """
-    r = torch.hypot(x, torch.as_tensor(d, dtype=x.dtype, device=x.device))
-    half_q = (0.5 * d * d) / (r + x.abs())
+    if torch.compiler.is_compiling():
+        # In a compiled kernel: the square root of a square (vectorised, unlike
+        # hypot) of x clamped so that the square stays finite; beyond the clamp
+        # the derivative is 1 and the value x, as below.
+        lim = math.sqrt(torch.finfo(x.dtype).max) / 4
+        xc = x.clamp(-lim, lim)
+        r = torch.sqrt(xc * xc + d * d)
+    else:
+        xc = x
+        r = torch.hypot(x, torch.as_tensor(d, dtype=x.dtype, device=x.device))
+    half_q = (0.5 * d * d) / (r + xc.abs())
     # n / 2, halved before the sum so that nothing overflows near the top.
-    h = torch.where(x >= 0, torch.add(r * 0.5, x, alpha=0.5), half_q)
+    h = torch.where(xc >= 0, torch.add(r * 0.5, xc, alpha=0.5), half_q)
     dphi = h / r
     if not with_value:
         return None, dphi
