@@ -57,40 +57,42 @@ def _check_float_tensor(x: Tensor, name: str = "x") -> None:
 # --- SReLU ------------------------------------------------------------------------
 
 
-def _srelu_both(x: Tensor, d: Delta, with_value: bool = True):
-    """``(srelu(x), srelu'(x))`` (the value None without ``with_value``).
+def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
+    """``(r, h)`` with ``r = sqrt(x^2 + d^2)`` and ``h = (r + x) / 2``.
 
-    With ``r = hypot(x, d)`` (finite for every finite ``x``) and ``q = d^2 /
-    (r + |x|) = r - |x|``, the numerator ``n = r + x`` is ``r + x`` for
-    ``x >= 0`` and ``q`` for ``x < 0``: never a cancelling difference. Then
-    ``srelu'(x) = n / (2 r)`` (exactly 1/2 at 0, full relative precision in
-    the tail) and ``srelu(x) = (x + r - d) / 2 = x (n + d) / (2 (r + d))``.
+    With ``q = d^2 / (r + |x|) = r - |x|``, the numerator ``r + x`` is taken
+    as ``r + x`` for ``x >= 0`` and as ``q`` for ``x < 0``: never a cancelling
+    difference. Then ``srelu'(x) = h / r`` (exactly 1/2 at 0, full relative
+    precision in the tail) and ``srelu(x) = (x + r - d) / 2 = x (h + d / 2) /
+    (r + d)``.
     """
     if torch.compiler.is_compiling():
         # In a compiled kernel: the square root of a square (vectorised, unlike
         # hypot) of x clamped so that the square stays finite; beyond the clamp
-        # the derivative is 1 and the value x, as below.
+        # the derivative is 1 and the value x, as in eager mode.
         lim = math.sqrt(torch.finfo(x.dtype).max) / 4
-        xc = x.clamp(-lim, lim)
-        r = torch.sqrt(xc * xc + d * d)
+        x = x.clamp(-lim, lim)
+        r = torch.sqrt(x * x + d * d)
     else:
-        xc = x
         r = torch.hypot(x, torch.as_tensor(d, dtype=x.dtype, device=x.device))
-    half_q = (0.5 * d * d) / (r + xc.abs())
-    # n / 2, halved before the sum so that nothing overflows near the top.
-    h = torch.where(xc >= 0, torch.add(r * 0.5, xc, alpha=0.5), half_q)
-    dphi = h / r
-    if not with_value:
-        return None, dphi
-    return x * ((h + 0.5 * d) / (r + d)), dphi
+    half_q = (0.5 * d * d) / (r + x.abs())
+    # Halved before the sum, so that nothing overflows near the largest floats.
+    return r, torch.where(x >= 0, torch.add(r * 0.5, x, alpha=0.5), half_q)
 
 
 def _srelu_value(x: Tensor, d: Delta) -> Tensor:
-    return _srelu_both(x, d)[0]
+    r, h = _srelu_parts(x, d)
+    return x * ((h + 0.5 * d) / (r + d))
 
 
 def _srelu_derivative(x: Tensor, d: Delta) -> Tensor:
-    return _srelu_both(x, d, with_value=False)[1]
+    r, h = _srelu_parts(x, d)
+    return h / r
+
+
+def _srelu_both(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
+    r, h = _srelu_parts(x, d)
+    return x * ((h + 0.5 * d) / (r + d)), h / r
 
 
 def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
@@ -173,9 +175,8 @@ def _leaky_relu(x: Tensor, d: Delta) -> Tensor:
 
 
 def _leaky_relu_derivative(x: Tensor, d: Delta) -> Tensor:
-    if isinstance(d, Tensor):
-        return torch.where(x > 0, torch.ones_like(x), d.to(x.dtype).expand_as(x))
-    return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, d))
+    # d * ones: the slope in x's dtype and shape, for a number or a column.
+    return torch.where(x > 0, 1.0, d * torch.ones_like(x))
 
 
 class Smoothing(NamedTuple):
