@@ -53,7 +53,7 @@ def dual_value(
     ``losses``).
     """
     v = phi.value(losses - _column(lam), _column(delta))
-    total = _weighted_sum(v, wn)
+    total = _weighted_sum(v, wn, torch.float64)
     return (total + _times(kappa, lam)).to(dtype or losses.dtype)
 
 
@@ -62,12 +62,8 @@ def dual_loss_gradient(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
     :func:`dual_grad` at once, sharing the smoothing's intermediate results:
     what a training step needs."""
     v, dv = phi.both(losses - _column(lam), _column(delta))
-    if isinstance(wn, Tensor):
-        value = (v * wn).sum(-1)
-    else:
-        value = v.sum(-1).mul_(wn)
     g = dv.mul_(wn)
-    return value.add_(kappa * lam), g, kappa - g.sum(-1)
+    return _weighted_sum(v, wn).add_(kappa * lam), g, kappa - g.sum(-1)
 
 
 def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
@@ -82,11 +78,11 @@ def _column(t):
     return t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() else t
 
 
-def _weighted_sum(v: Tensor, wn) -> Tensor:
+def _weighted_sum(v: Tensor, wn, dtype: torch.dtype | None = None) -> Tensor:
+    """``sum_i wn_i v_i`` over the last axis, accumulated in ``dtype``."""
     if isinstance(wn, Tensor):
-        v = v * wn
-        return v.sum(-1, dtype=torch.float64)
-    return v.sum(-1, dtype=torch.float64) * wn
+        return (v * wn).sum(-1, dtype=dtype)
+    return v.sum(-1, dtype=dtype).mul_(wn)
 
 
 def _times(kappa, lam):
@@ -137,11 +133,10 @@ def _grad_chunked(losses, lam, weight, phi, delta, scale) -> tuple[Tensor, Tenso
     return out, parts[0] if len(parts) == 1 else torch.stack(parts).sum()
 
 
-def _compiled(phi: Smoothing, which: str):
-    """The chunked functions compiled for ``phi`` (None when not to be used)."""
-    key = (phi.name, which)
+def _compiled(fn, phi: Smoothing):
+    """``fn`` (:func:`_sum_whole` or :func:`_grad_whole`) compiled for ``phi``."""
+    key = (fn.__name__, phi.name)
     if key not in _compile_state:
-        fn = _sum_whole if which == "sum" else _grad_whole
         _compile_state[key] = torch.compile(fn, dynamic=True)
     return _compile_state[key]
 
@@ -166,13 +161,14 @@ def _use_compiled(losses: Tensor) -> bool:
     )
 
 
-def _run(losses, phi, which, chunked, *args):
-    """The compiled kernel where it applies and works, else ``chunked``."""
+def _run(chunked, whole, losses, lam, weight, phi, delta, *extra):
+    """``whole(losses, lam, weight, phi, delta, *extra)`` compiled where it
+    applies and compiles, else ``chunked`` with the same arguments."""
     if _use_compiled(losses):
         try:
             # delta as a tensor: one compilation serves every value.
-            d = torch.tensor(args[2] or 1.0, dtype=losses.dtype)
-            return _compiled(phi, which)(losses, args[0], args[1], phi, d, *args[3:])
+            d = torch.tensor(delta or 1.0, dtype=losses.dtype)
+            return _compiled(whole, phi)(losses, lam, weight, phi, d, *extra)
         except Exception as exc:  # no C++ compiler, unsupported platform, ...
             _compile_state["failed"] = True
             warnings.warn(
@@ -181,7 +177,7 @@ def _run(losses, phi, which, chunked, *args):
                 RuntimeWarning,
                 stacklevel=4,
             )
-    return chunked(losses, args[0], args[1], phi, *args[2:])
+    return chunked(losses, lam, weight, phi, delta, *extra)
 
 
 # --- the autograd function ------------------------------------------------------
@@ -201,7 +197,7 @@ class DualForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, losses, lam, weight, total, kappa, phi, delta, lam_index):
         lam_t = _threshold(lam, losses)
-        acc = _run(losses.detach(), phi, "sum", _sum_chunked, lam_t, weight, delta)
+        acc = _run(_sum_chunked, _sum_whole, losses.detach(), lam_t, weight, phi, delta)
         ctx.save_for_backward(losses, lam, weight)
         ctx.args = (total, kappa, phi, delta, lam_index)
         return (acc.double() / total + kappa * lam_t.double()).to(losses.dtype)
@@ -214,7 +210,14 @@ class DualForm(torch.autograd.Function):
         scale = float(grad) / total
         lam_t = _threshold(lam, losses)
         out, acc = _run(
-            losses.detach(), phi, "grad", _grad_chunked, lam_t, weight, delta, scale
+            _grad_chunked,
+            _grad_whole,
+            losses.detach(),
+            lam_t,
+            weight,
+            phi,
+            delta,
+            scale,
         )
         grad_lam = (grad.double() * kappa - acc.to(grad.device)).to(losses.dtype)
         nones = (None,) * 6
