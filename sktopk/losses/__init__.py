@@ -40,7 +40,7 @@ from ._aggregate import (
     stk_loss_gradient,
 )
 from ._individual import (
-    DEFINITIONS,
+    BUILTINS,
     absolute,
     cross_entropy,
     hinge,
@@ -114,12 +114,8 @@ LossInfo = IndividualLoss | Aggregate
 
 
 def _register_builtins() -> None:
-    for name, (task, value, grad, fn, proba, multi) in DEFINITIONS.items():
-        register(
-            IndividualLoss(
-                name, task, value, grad, fn, probabilistic=proba, multiclass_form=multi
-            )
-        )
+    for loss in BUILTINS:
+        register(loss)
     svm = ("k", "alpha", "tau")
     register(
         IndividualLoss(

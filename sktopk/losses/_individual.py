@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._registry import IndividualLoss
+
 __all__ = [
-    "DEFINITIONS",
+    "BUILTINS",
     "logistic",
     "hinge",
     "square",
@@ -108,38 +110,39 @@ def absolute_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return r.abs(), -torch.sign(r)
 
 
-def _onehot(f: Tensor, y: Tensor) -> Tensor:
-    return F.one_hot(y.long(), f.shape[-1]).to(f.dtype).expand_as(f)
+def _label_index(f: Tensor, y: Tensor) -> Tensor:
+    """The labels as an index into the last axis of ``f``: ``lead + (n, 1)``."""
+    return y.long().expand(f.shape[:-1]).unsqueeze(-1)
 
 
 def cross_entropy_value(f: Tensor, y: Tensor) -> Tensor:
-    return torch.logsumexp(f, dim=-1) - (f * _onehot(f, y)).sum(-1)
+    return torch.logsumexp(f, dim=-1) - f.gather(-1, _label_index(f, y))[..., 0]
 
 
 def cross_entropy_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    idx = _label_index(f, y)
     logz = torch.logsumexp(f, dim=-1, keepdim=True)
-    onehot = _onehot(f, y)
-    loss = logz.squeeze(-1) - (f * onehot).sum(-1)
-    return loss, torch.exp(f - logz) - onehot
+    loss = (logz - f.gather(-1, idx))[..., 0]
+    p = torch.exp(f - logz)
+    return loss, p.scatter_(-1, idx, p.gather(-1, idx) - 1)
 
 
-def _true_and_other(f: Tensor, y: Tensor):
-    onehot = _onehot(f, y)
-    f_true = (f * onehot).sum(-1)
-    f_other, j = f.masked_fill(onehot.bool(), float("-inf")).max(-1)
-    return onehot, f_true, f_other, j
+def _margin(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``1 + max_{j != y} f_j - f_y``, the index of that ``j``, and of ``y``."""
+    idx = _label_index(f, y)
+    f_other, j = f.scatter(-1, idx, float("-inf")).max(-1, keepdim=True)
+    return (1 + f_other - f.gather(-1, idx))[..., 0], j, idx
 
 
 def multiclass_hinge_value(f: Tensor, y: Tensor) -> Tensor:
-    _, f_true, f_other, _ = _true_and_other(f, y)
-    return torch.relu(1 + f_other - f_true)
+    return torch.relu(_margin(f, y)[0])
 
 
 def multiclass_hinge_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    onehot, f_true, f_other, j = _true_and_other(f, y)
-    m = 1.0 + f_other - f_true
+    m, j, idx = _margin(f, y)
     active = (m > 0).to(f.dtype).unsqueeze(-1)
-    return m.clamp_min(0.0), (F.one_hot(j, f.shape[-1]).to(f.dtype) - onehot) * active
+    grad = torch.zeros_like(f).scatter_(-1, j, active).scatter_(-1, idx, -active)
+    return m.clamp_min(0.0), grad
 
 
 # --- public functions: validation, then the definition ----------------------------
@@ -292,48 +295,26 @@ def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
     return multiclass_hinge_value(scores, labels)
 
 
-#: Name -> (task, value, loss_gradient, public function, probabilistic,
-#: multi-class form).
-DEFINITIONS = {
-    "logistic": (
-        "binary",
-        logistic_value,
-        logistic_loss_gradient,
-        logistic,
-        True,
-        "cross_entropy",
+#: The built-in individual losses, registered by :mod:`sktopk.losses`.
+BUILTINS = (
+    IndividualLoss(
+        "logistic", "binary", logistic_value, logistic_loss_gradient, logistic,
+        probabilistic=True, multiclass_form="cross_entropy",
     ),
-    "hinge": (
-        "binary",
-        hinge_value,
-        hinge_loss_gradient,
-        hinge,
-        False,
-        "multiclass_hinge",
+    IndividualLoss(
+        "hinge", "binary", hinge_value, hinge_loss_gradient, hinge,
+        multiclass_form="multiclass_hinge",
     ),
-    "square": ("regression", square_value, square_loss_gradient, square, False, None),
-    "absolute": (
-        "regression",
-        absolute_value,
-        absolute_loss_gradient,
-        absolute,
-        False,
-        None,
+    IndividualLoss("square", "regression", square_value, square_loss_gradient, square),
+    IndividualLoss(
+        "absolute", "regression", absolute_value, absolute_loss_gradient, absolute
     ),
-    "cross_entropy": (
-        "multiclass",
-        cross_entropy_value,
-        cross_entropy_loss_gradient,
-        cross_entropy,
-        True,
-        None,
+    IndividualLoss(
+        "cross_entropy", "multiclass", cross_entropy_value,
+        cross_entropy_loss_gradient, cross_entropy, probabilistic=True,
     ),
-    "multiclass_hinge": (
-        "multiclass",
-        multiclass_hinge_value,
-        multiclass_hinge_loss_gradient,
-        multiclass_hinge,
-        False,
-        None,
+    IndividualLoss(
+        "multiclass_hinge", "multiclass", multiclass_hinge_value,
+        multiclass_hinge_loss_gradient, multiclass_hinge,
     ),
-}
+)  # fmt: skip
