@@ -83,8 +83,9 @@ class _TopKEstimatorBase(BaseEstimator):
     _aggregate_name = "average"
     #: Parameters that may differ between the members of one batch (the
     #: batched search and the reproduction train such members together), and
-    #: the engine's per-member hyper-parameter each one sets through
-    #: ``_hyper``. Every other parameter is the same for a whole batch.
+    #: the engine's per-member hyper-parameter each one sets (``_hyper``,
+    #: through ``_engine_value``). Every other parameter is the same for a
+    #: whole batch.
     _member_params = {"learning_rate": "lr", "C": "C"}
 
     # -- fitting -------------------------------------------------------------- #
@@ -120,18 +121,18 @@ class _TopKEstimatorBase(BaseEstimator):
         return FitPlan(X, target, weight, task, n_out, spec, seed, train_idx, val_idx)
 
     def _hyper(self, n_train: int) -> dict[str, float]:
-        """Per-member hyper-parameters of the engine for ``n_train`` rows."""
-        kappa, delta = self._aggregate_params(n_train)
-        return {
-            "lr": float(self.learning_rate),
-            "C": float(self.C),
-            "kappa": float(kappa),
-            "delta": float(delta),
-        }
+        """Per-member hyper-parameters of the engine for ``n_train`` rows: one
+        per declared member parameter, and the engine's neutral value for the
+        ones the estimator does not have."""
+        hyper = {"kappa": 1.0, "delta": 1.0}
+        for param, key in self._member_params.items():
+            hyper[key] = self._engine_value(param, n_train)
+        return hyper
 
-    def _aggregate_params(self, n_train: int) -> tuple[float, float]:
-        """(kappa = k / n_train, delta) of the aggregate; overridden by STk."""
-        return 1.0, 1.0
+    def _engine_value(self, param: str, n_train: int) -> float:
+        """The engine's value of member parameter ``param`` (overridden where
+        a parameter is not passed on as it is)."""
+        return float(getattr(self, param))
 
     def _train_spec(self, loss: str, task: str, loss_params: dict) -> TrainSpec:
         return TrainSpec(

@@ -38,12 +38,13 @@ class _STkMixin:
     def _aggregate_name(self) -> str:
         return self.aggregate
 
-    def _aggregate_params(self, n_train: int) -> tuple[float, float]:
+    def _engine_value(self, param: str, n_train: int) -> float:
         uses = get_aggregate(self.aggregate).params
-        if "smoothing" in uses:  # e.g. leaky_relu needs delta < 1
-            get_smoothing(self.smoothing, self.delta)
-        kappa = k_fraction(self.k, n_train, "k") if "k" in uses else 1.0
-        return kappa, float(self.delta)
+        if param == "k":  # the engine takes k as a fraction of the rows
+            return k_fraction(self.k, n_train, "k") if "k" in uses else 1.0
+        if param == "delta" and "smoothing" in uses:
+            get_smoothing(self.smoothing, self.delta)  # leaky_relu: delta < 1
+        return super()._engine_value(param, n_train)
 
     def _train_spec(self, loss, task, loss_params):
         spec = super()._train_spec(loss, task, loss_params)
