@@ -147,10 +147,15 @@ def maximum_loss_gradient(
     losses, weight, lam=None, kappa=None, delta=None, smoothing=None, with_value=True
 ):
     """The largest loss among the rows of positive weight (gradient 1 there)."""
-    masked = losses if weight is None else losses.masked_fill(weight <= 0, -math.inf)
-    val, j = masked.max(-1, keepdim=True)
+    val, j = _masked_max(losses, weight)
     g = torch.zeros_like(losses).scatter_(-1, j, 1.0)
     return val.squeeze(-1), g, None
+
+
+def _masked_max(losses: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The largest loss of positive weight and its index (keeping the axis)."""
+    masked = losses if weight is None else losses.masked_fill(weight <= 0, -math.inf)
+    return masked.max(-1, keepdim=True)
 
 
 def atk_loss_gradient(
@@ -243,7 +248,7 @@ def maximum(losses: Tensor, weight: Tensor | None = None) -> Tensor:
     """
     losses = _check_losses(losses)
     w = None if weight is None else _check_weight(weight, losses)[0]
-    return maximum_loss_gradient(losses, w)[0]
+    return _masked_max(losses, w)[0].squeeze(-1)  # no gradient tensor needed
 
 
 def _weighted_kth(losses: Tensor, w: Tensor, count: float, total: float) -> Tensor:
