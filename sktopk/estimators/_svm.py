@@ -14,8 +14,8 @@ from ._sklearn_compat import Interval, _fit_context
 class SmoothTopKSVMClassifier(_TopKClassifierBase):
     """Classifier trained with the smooth top-k SVM loss (Berrada et al. 2018).
 
-    The loss only asks the true class to be among the ``k`` highest scores
-    (with margin ``alpha``), smoothed with temperature ``tau``. It helps when a
+    The loss only asks the true class to be among the ``k`` highest scores,
+    by a margin ``margin``, smoothed with temperature ``tau``. It helps when a
     model can over-fit noisy labels (e.g. a wide MLP trained long on few
     samples); with a small model cross-entropy is usually as good.
 
@@ -23,8 +23,10 @@ class SmoothTopKSVMClassifier(_TopKClassifierBase):
     ----------
     k : int, default=5
         The "k" of top-k; ``1 <= k < n_classes``.
-    alpha : float, default=1.0
-        Margin (>= 0).
+    margin : float, default=1.0
+        Margin (>= 0): the loss charged to a top-k set that misses the true
+        class (``alpha`` in Berrada et al.; renamed because scikit-learn's
+        ``alpha`` is a penalty strength).
     tau : float, default=1.0
         Temperature (> 0) of the smoothing; ignored when ``smooth=False``.
     smooth : bool, default=True
@@ -74,7 +76,7 @@ device, random_state, verbose, warm_start
 
     _parameter_constraints: dict = {
         "k": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "margin": [Interval(Real, 0, None, closed="left")],
         "tau": [Interval(Real, 0, None, closed="neither")],
         "smooth": ["boolean"],
         **TRAINING_PARAMETER_CONSTRAINTS,
@@ -83,7 +85,7 @@ device, random_state, verbose, warm_start
     def __init__(
         self,
         k=5,
-        alpha=1.0,
+        margin=1.0,
         tau=1.0,
         smooth=True,
         C=1000.0,
@@ -120,7 +122,7 @@ device, random_state, verbose, warm_start
                 "top k, so the loss is constant"
             )
         loss = "smooth_topk_svm" if self.smooth else "topk_svm"
-        params = {"k": int(self.k), "alpha": float(self.alpha)}
+        params = {"k": int(self.k), "margin": float(self.margin)}
         if self.smooth:
             params["tau"] = float(self.tau)
         return encoded.astype(np.int64), "multiclass", n_classes, loss, params

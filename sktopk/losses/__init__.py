@@ -116,7 +116,7 @@ LossInfo = IndividualLoss | Aggregate
 def _register_builtins() -> None:
     for loss in BUILTINS:
         register(loss)
-    svm = ("k", "alpha", "tau")
+    svm = ("k", "margin", "tau")
     register(
         IndividualLoss(
             "smooth_topk_svm",

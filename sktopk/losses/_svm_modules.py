@@ -12,7 +12,7 @@ __all__ = ["SmoothTopKSVMLoss", "TopKSVMLoss"]
 class SmoothTopKSVMLoss(nn.Module):
     """Smooth top-k SVM loss (Berrada, Zisserman, Kumar, ICLR 2018) as a module.
 
-    ``L(s, y) = tau softplus(alpha / tau - z_y + log e_k(z') - log e_{k-1}(z'))``
+    ``L(s, y) = tau softplus(margin / tau - z_y + log e_k(z') - log e_{k-1}(z'))``
     with ``z = s / (k tau)`` and ``e_j`` the elementary symmetric polynomials of
     ``exp(z)`` over the wrong classes; see :func:`smooth_topk_svm`. The module
     stores only the hyper-parameters: labels are passed to ``forward`` and never
@@ -22,7 +22,7 @@ class SmoothTopKSVMLoss(nn.Module):
     ----------
     k : int, default=5
         Size of the predicted set, in ``[1, n_classes - 1]``.
-    alpha : float, default=1.0
+    margin : float, default=1.0
         Margin, ``>= 0``.
     tau : float, default=1.0
         Temperature, ``> 0``.
@@ -49,26 +49,26 @@ class SmoothTopKSVMLoss(nn.Module):
     """
 
     def __init__(
-        self, k: int = 5, alpha: float = 1.0, tau: float = 1.0, reduction: str = "mean"
+        self, k: int = 5, margin: float = 1.0, tau: float = 1.0, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        _check_hyper(k, alpha, tau, reduction)
-        self.k, self.alpha, self.tau, self.reduction = k, alpha, tau, reduction
+        _check_hyper(k, margin, tau, reduction)
+        self.k, self.margin, self.tau, self.reduction = k, margin, tau, reduction
 
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:
         return smooth_topk_svm(
-            scores, labels, self.k, self.alpha, self.tau, self.reduction
+            scores, labels, self.k, self.margin, self.tau, self.reduction
         )
 
     def extra_repr(self) -> str:
         return (
-            f"k={self.k}, alpha={self.alpha}, tau={self.tau}, "
+            f"k={self.k}, margin={self.margin}, tau={self.tau}, "
             f"reduction={self.reduction!r}"
         )
 
 
 class TopKSVMLoss(nn.Module):
-    """Hard top-k SVM loss ``max(0, alpha + (s'_[k] - s_y) / k)`` as a module.
+    """Hard top-k SVM loss ``max(0, margin + (s'_[k] - s_y) / k)`` as a module.
 
     ``s'_[k]`` is the k-th largest wrong-class score; see :func:`topk_svm`.
 
@@ -76,7 +76,7 @@ class TopKSVMLoss(nn.Module):
     ----------
     k : int, default=5
         In ``[1, n_classes - 1]``.
-    alpha : float, default=1.0
+    margin : float, default=1.0
         Margin, ``>= 0``.
     reduction : {"none", "mean", "sum"}, default="mean"
 
@@ -97,13 +97,13 @@ class TopKSVMLoss(nn.Module):
     tensor(2.)
     """
 
-    def __init__(self, k: int = 5, alpha: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(self, k: int = 5, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
-        _check_hyper(k, alpha, 1.0, reduction)
-        self.k, self.alpha, self.reduction = k, alpha, reduction
+        _check_hyper(k, margin, 1.0, reduction)
+        self.k, self.margin, self.reduction = k, margin, reduction
 
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:
-        return topk_svm(scores, labels, self.k, self.alpha, self.reduction)
+        return topk_svm(scores, labels, self.k, self.margin, self.reduction)
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, alpha={self.alpha}, reduction={self.reduction!r}"
+        return f"k={self.k}, margin={self.margin}, reduction={self.reduction!r}"

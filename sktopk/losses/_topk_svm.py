@@ -52,23 +52,23 @@ def smooth_topk_svm(
     scores: Tensor,
     labels: Tensor,
     k: int = 5,
-    alpha: float = 1.0,
+    margin: float = 1.0,
     tau: float = 1.0,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Smooth top-k SVM loss of Berrada, Zisserman and Kumar (2018).
 
     For scores ``s`` over ``C`` classes and true class ``y``, with ``A`` ranging
-    over the k-subsets of classes and ``Delta(A, y) = alpha`` if ``y`` is not in
+    over the k-subsets of classes and ``Delta(A, y) = margin`` if ``y`` is not in
     ``A`` (else 0)::
 
         L(s, y) = tau log sum_A exp((Delta(A, y) + sum_{j in A} s_j / k) / tau)
                 - tau log sum_{A containing y} exp(sum_{j in A} s_j / (k tau))
-                = tau softplus(alpha / tau - z_y + log e_k(z') - log e_{k-1}(z'))
+                = tau softplus(margin / tau - z_y + log e_k(z') - log e_{k-1}(z'))
 
     where ``z = s / (k tau)``, ``z'`` is ``z`` without the true class and
     ``e_j`` is the elementary symmetric polynomial of degree ``j`` of
-    ``exp(z')``. ``L >= 0``; ``k = 1, alpha = 0, tau = 1`` gives the
+    ``exp(z')``. ``L >= 0``; ``k = 1, margin = 0, tau = 1`` gives the
     cross-entropy; as ``tau -> 0`` it tends to :func:`topk_svm`. It is exact for
     every ``tau > 0`` (no switch to the hard loss), invariant to adding a
     constant to all scores, and costs ``O(k C)`` per sample. The gradient is
@@ -86,7 +86,7 @@ def smooth_topk_svm(
         ``scores``.
     k : int, default=5
         Size of the predicted set, in ``[1, n_classes - 1]``.
-    alpha : float, default=1.0
+    margin : float, default=1.0
         Margin, ``>= 0``.
     tau : float, default=1.0
         Temperature, ``> 0``.
@@ -138,20 +138,20 @@ def smooth_topk_svm(
     tensor([0.0693, 0.7579])
     >>> topk_svm(scores, labels, k=2, reduction="none")  # the tau -> 0 limit
     tensor([0.0000, 0.7500])
-    >>> smooth_topk_svm(scores, labels, k=1, alpha=0.0)  # cross-entropy
+    >>> smooth_topk_svm(scores, labels, k=1, margin=0.0)  # cross-entropy
     tensor(1.3385)
     >>> torch.nn.functional.cross_entropy(scores, labels)
     tensor(1.3385)
     """
-    _check_hyper(k, alpha, tau, reduction)
+    _check_hyper(k, margin, tau, reduction)
     scores, labels = _check_data(scores, labels, k)
     work = scores.to(_compute_dtype(scores.dtype, k * tau))
     if k <= _FAST_MAX_K:
-        loss = _SmoothTopKSVM.apply(work, labels, k, float(alpha), float(tau))
+        loss = _SmoothTopKSVM.apply(work, labels, k, float(margin), float(tau))
     elif _log_binom(scores.shape[1] - 1, k) < _LINEAR_MAX_LOG:
-        loss = _smooth_topk_svm_tree(work, labels, k, float(alpha), float(tau))
+        loss = _smooth_topk_svm_tree(work, labels, k, float(margin), float(tau))
     else:
-        loss = _smooth_topk_svm_logspace(work, labels, k, float(alpha), float(tau))
+        loss = _smooth_topk_svm_logspace(work, labels, k, float(margin), float(tau))
     return _reduce(loss.to(scores.dtype), reduction)
 
 
@@ -159,15 +159,15 @@ def topk_svm(
     scores: Tensor,
     labels: Tensor,
     k: int = 5,
-    alpha: float = 1.0,
+    margin: float = 1.0,
     reduction: str = "mean",
 ) -> Tensor:
     """Hard top-k SVM loss, the ``tau -> 0`` limit of :func:`smooth_topk_svm`.
 
-    ``l(s, y) = max(0, alpha + (s'_[k] - s_y) / k)``, where ``s'_[k]`` is the
+    ``l(s, y) = max(0, margin + (s'_[k] - s_y) / k)``, where ``s'_[k]`` is the
     k-th largest score among the wrong classes (note the ``1 / k`` on the score
-    difference and none on ``alpha``). Zero once the true score beats the k-th
-    best wrong score by ``k alpha``. Its gradient is sparse: ``-1 / k`` on the
+    difference and none on ``margin``). Zero once the true score beats the k-th
+    best wrong score by ``k margin``. Its gradient is sparse: ``-1 / k`` on the
     true class and ``+1 / k`` on the k-th wrong class where the loss is positive.
 
     Parameters
@@ -178,7 +178,7 @@ def topk_svm(
         True classes, integers in ``[0, n_classes - 1]``.
     k : int, default=5
         In ``[1, n_classes - 1]``.
-    alpha : float, default=1.0
+    margin : float, default=1.0
         Margin, ``>= 0``.
     reduction : {"none", "mean", "sum"}, default="mean"
 
@@ -204,12 +204,12 @@ def topk_svm(
     >>> topk_svm(scores, torch.tensor([0, 2]), k=2, reduction="none")
     tensor([0.0000, 0.7500])
     """
-    _check_hyper(k, alpha, 1.0, reduction)
+    _check_hyper(k, margin, 1.0, reduction)
     scores, labels = _check_data(scores, labels, k)
     y = labels[:, None]
     wrong = scores.scatter(1, y, -math.inf)
     kth = wrong.topk(k, dim=1).values[:, -1]
-    loss = torch.relu(alpha + (kth - scores.gather(1, y)[:, 0]) / k)
+    loss = torch.relu(margin + (kth - scores.gather(1, y)[:, 0]) / k)
     return _reduce(loss, reduction)
 
 
@@ -217,9 +217,9 @@ class _SmoothTopKSVM(torch.autograd.Function):
     """Per-sample smooth top-k SVM loss with an analytic backward (k small)."""
 
     @staticmethod
-    def forward(ctx, scores, labels, k, alpha, tau):
+    def forward(ctx, scores, labels, k, margin, tau):
         x, top_idx, y, small = _split(scores, labels, k, tau)
-        loss, saved = _fast_loss(small, power_sums(x, k), k, alpha, tau)
+        loss, saved = _fast_loss(small, power_sums(x, k), k, margin, tau)
         ctx.save_for_backward(x, top_idx, y, *saved)
         return loss.to(scores.dtype)
 
@@ -256,7 +256,7 @@ def _split(
 
 
 def _fast_loss(
-    small: Tensor, p_rest: Tensor, k: int, alpha: float, tau: float
+    small: Tensor, p_rest: Tensor, k: int, margin: float, tau: float
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Per-sample loss (float64) from the top k, true score and power sums."""
     u = ((small[:, k - 1 : k] - small[:, :k]) / (k * tau)).exp()  # in (0, 1]
@@ -264,11 +264,11 @@ def _fast_loss(
     esp = esp_from_power_sums(torch.stack([u_pow[:, :, 1:].sum(1), p_rest.double()]))
     lags = lagged_products(esp, esp.flip(0))  # g = lags[0], h = lags[1]
     # e_k / e_{k-1} of the wrong classes is exp(c / (k tau)) g_0 / g_1.
-    margin = torch.log(lags[0, :, 0] / lags[0, :, 1]).mul_(tau).add_(alpha)
-    margin = margin.add_(small[:, k - 1] - small[:, k], alpha=1.0 / k)
-    soft = F.softplus(margin.abs().div_(-tau)).mul_(tau)  # tau log(1 + e^(-|m|/tau))
-    loss = soft.add_(margin.relu())
-    sigma = torch.sigmoid(margin / tau).div_(k)
+    slack = torch.log(lags[0, :, 0] / lags[0, :, 1]).mul_(tau).add_(margin)
+    slack = slack.add_(small[:, k - 1] - small[:, k], alpha=1.0 / k)
+    soft = F.softplus(slack.abs().div_(-tau)).mul_(tau)  # tau log(1 + e^(-|m|/tau))
+    loss = soft.add_(slack.relu())
+    sigma = torch.sigmoid(slack / tau).div_(k)
     return loss, (u_pow, esp, lags, sigma)
 
 
@@ -299,7 +299,7 @@ def _signs(k: int, device: torch.device) -> Tensor:
 
 
 def _smooth_topk_svm_tree(
-    scores: Tensor, labels: Tensor, k: int, alpha: float, tau: float
+    scores: Tensor, labels: Tensor, k: int, margin: float, tau: float
 ) -> Tensor:
     """Per-sample loss for large k: the same split, ESP by product trees.
 
@@ -316,8 +316,8 @@ def _smooth_topk_svm_tree(
     a = esp_unit(torch.exp(-z.gather(1, top_idx)), k)  # u in (0, 1]
     b = esp_unit(x, k)
     log_ratio = torch.log((a * b).sum(1) / (a[:, 1:] * b[:, :-1]).sum(1))
-    margin = alpha + (kth[:, 0] - s.gather(1, y)[:, 0]) / k + tau * log_ratio
-    return tau * torch.logaddexp(torch.zeros_like(margin), margin / tau)
+    slack = margin + (kth[:, 0] - s.gather(1, y)[:, 0]) / k + tau * log_ratio
+    return tau * torch.logaddexp(torch.zeros_like(slack), slack / tau)
 
 
 def _log_binom(n: int, k: int) -> float:
@@ -325,7 +325,7 @@ def _log_binom(n: int, k: int) -> float:
 
 
 def _smooth_topk_svm_logspace(
-    scores: Tensor, labels: Tensor, k: int, alpha: float, tau: float
+    scores: Tensor, labels: Tensor, k: int, margin: float, tau: float
 ) -> Tensor:
     """Per-sample loss by log-space divide and conquer, float64, autograd."""
     s = scores.to(torch.float64)
@@ -333,9 +333,9 @@ def _smooth_topk_svm_logspace(
     wrong = s.scatter(1, y, -math.inf)
     kth = wrong.detach().topk(k, dim=1).values[:, -1:]
     log_e = log_esp((wrong - kth) / (k * tau), k)
-    margin = alpha + (kth[:, 0] - s.gather(1, y)[:, 0]) / k
-    margin = margin + tau * (log_e[:, k] - log_e[:, k - 1])
-    return tau * torch.logaddexp(torch.zeros_like(margin), margin / tau)
+    slack = margin + (kth[:, 0] - s.gather(1, y)[:, 0]) / k
+    slack = slack + tau * (log_e[:, k] - log_e[:, k - 1])
+    return tau * torch.logaddexp(torch.zeros_like(slack), slack / tau)
 
 
 def _compute_dtype(dtype: torch.dtype, k_tau: float) -> torch.dtype:
@@ -353,14 +353,14 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def _check_hyper(k: int, alpha: float, tau: float, reduction: str) -> None:
+def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
     """Validate the hyper-parameters that do not depend on the data."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ValueError(f"k must be an integer in [1, n_classes - 1]; got {k!r}")
-    if not _is_real(alpha) or not 0.0 <= float(alpha) < math.inf:
-        raise ValueError(f"alpha must be a finite number >= 0; got {alpha!r}")
+    if not _is_real(margin) or not 0.0 <= float(margin) < math.inf:
+        raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
     if not _is_real(tau) or not 0.0 < float(tau) < math.inf:
         raise ValueError(f"tau must be a finite number > 0; got {tau!r}")
 

@@ -130,8 +130,8 @@ def test_bad_svm_parameters(data):
         SmoothTopKSVMClassifier(k=2).fit(X, y)
     with pytest.raises(ValueError, match="tau"):
         SmoothTopKSVMClassifier(k=1, tau=0.0).fit(X, y)
-    with pytest.raises(ValueError, match="alpha"):
-        SmoothTopKSVMClassifier(k=1, alpha=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="margin"):
+        SmoothTopKSVMClassifier(k=1, margin=-1.0).fit(X, y)
 
 
 def test_bad_data(data):

@@ -23,13 +23,13 @@ from sktopk.losses._topk_svm import (
 F64 = torch.float64
 
 
-def brute_force(scores, labels, k, alpha, tau):
+def brute_force(scores, labels, k, margin, tau):
     """Per-sample loss from its definition, over all k-subsets (float64)."""
     n, n_classes = scores.shape
     subsets = torch.tensor(list(itertools.combinations(range(n_classes), k)))
     means = scores[:, subsets].sum(-1) / k  # (n, n_subsets)
     has_y = (subsets[None] == labels[:, None, None]).any(-1)
-    delta = alpha * (~has_y).to(scores.dtype)
+    delta = margin * (~has_y).to(scores.dtype)
     all_sets = torch.logsumexp((means + delta) / tau, 1)
     with_y = torch.logsumexp((means / tau).masked_fill(~has_y, -math.inf), 1)
     return tau * (all_sets - with_y)
@@ -68,9 +68,9 @@ def random_problem(rng, n, n_classes, scale=1.0):
 def test_matches_brute_force(n_classes, rng):
     for k in range(1, n_classes):
         scores, labels = random_problem(rng, 6, n_classes, scale=2.0)
-        alpha, tau = rng.uniform(0, 2), math.exp(rng.uniform(-3, 1))
-        got = loss_and_grad(SMOOTH, scores, labels, k, alpha, tau)
-        want = loss_and_grad(brute_force, scores, labels, k, alpha, tau)
+        margin, tau = rng.uniform(0, 2), math.exp(rng.uniform(-3, 1))
+        got = loss_and_grad(SMOOTH, scores, labels, k, margin, tau)
+        want = loss_and_grad(brute_force, scores, labels, k, margin, tau)
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
@@ -79,10 +79,10 @@ def test_matches_brute_force(n_classes, rng):
     data=st.data(),
     n_classes=st.integers(2, 6),
     tau=st.floats(1e-3, 10.0),
-    alpha=st.floats(0.0, 3.0),
+    margin=st.floats(0.0, 3.0),
     ties=st.booleans(),
 )
-def test_brute_force_property(data, n_classes, tau, alpha, ties):
+def test_brute_force_property(data, n_classes, tau, margin, ties):
     # Wide spreads and exact ties, every k: value and gradient as defined.
     k = data.draw(st.integers(1, n_classes - 1))
     values = st.integers(-3, 3) if ties else st.floats(-300.0, 300.0)
@@ -101,9 +101,9 @@ def test_brute_force_property(data, n_classes, tau, alpha, ties):
             )
         )
     )
-    loss, grad = loss_and_grad(SMOOTH, scores, labels, k, alpha, tau)
-    want_loss, want_grad = loss_and_grad(brute_force, scores, labels, k, alpha, tau)
-    scale = 1.0 + scores.abs().max() / k  # the loss is of the size of the margin
+    loss, grad = loss_and_grad(SMOOTH, scores, labels, k, margin, tau)
+    want_loss, want_grad = loss_and_grad(brute_force, scores, labels, k, margin, tau)
+    scale = 1.0 + scores.abs().max() / k  # the loss is of the size of the slack
     torch.testing.assert_close(loss, want_loss, rtol=1e-9, atol=1e-12 * scale)
     torch.testing.assert_close(grad, want_grad, rtol=1e-7, atol=1e-9)
     assert grad.sum(1).abs().max() < 1e-12
@@ -248,12 +248,12 @@ def test_hard_loss_closed_form(rng):
     scores, labels = random_problem(rng, 200, 11, scale=2.0)
     s, y = scores.float().numpy(), labels.numpy()
     for k in (1, 4, 10):
-        for alpha in (0.0, 1.0):
+        for margin in (0.0, 1.0):
             wrong = s.copy()
             wrong[np.arange(len(y)), y] = -np.inf
             kth = np.sort(wrong, axis=1)[:, -k]
-            want = np.maximum(0.0, alpha + (kth - s[np.arange(len(y)), y]) / k)
-            got = topk_svm(scores.float(), labels, k, alpha, reduction="none")
+            want = np.maximum(0.0, margin + (kth - s[np.arange(len(y)), y]) / k)
+            got = topk_svm(scores.float(), labels, k, margin, reduction="none")
             np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-7)
 
 
@@ -305,13 +305,13 @@ def crossing_path(k, tau, steps=4001):
     """Scores along which the (k+1)-th wrong score overtakes the k-th one.
 
     It crosses the gap ``k tau ln(1000)`` at which the published code switches
-    per sample to the hard loss, with the hard margin at 0 there, so that such
+    per sample to the hard loss, with the hard slack at 0 there, so that such
     a switch would jump by ``tau ln 2``, hundreds of times the step bound.
     """
     gap = k * tau * math.log(1000.0)
     base = torch.linspace(-3.0, -5.0, 10, dtype=F64)
     base[1 : k + 1] = 0.2 + 0.1 * torch.arange(k, 0, -1, dtype=F64) - 0.1  # top-k
-    base[0] = 0.2 + 1.0 * k  # true class: alpha + (s'_[k] - s_y) / k = 0
+    base[0] = 0.2 + 1.0 * k  # true class: margin + (s'_[k] - s_y) / k = 0
     path = base.repeat(steps, 1)
     path[:, k + 1] = 0.2 + torch.linspace(-3 * gap, 0.5 * gap, steps, dtype=F64)
     return path, torch.zeros(steps, dtype=torch.long)
@@ -406,11 +406,11 @@ def test_half_precision_scores(rng):
 
 def test_modules(rng):
     scores, labels = random_problem(rng, 9, 7)
-    crit = SmoothTopKSVMLoss(k=3, alpha=0.5, tau=0.2, reduction="sum")
+    crit = SmoothTopKSVMLoss(k=3, margin=0.5, tau=0.2, reduction="sum")
     torch.testing.assert_close(
         crit(scores, labels), smooth_topk_svm(scores, labels, 3, 0.5, 0.2, "sum")
     )
-    hard = TopKSVMLoss(k=3, alpha=0.5, reduction="none")
+    hard = TopKSVMLoss(k=3, margin=0.5, reduction="none")
     torch.testing.assert_close(
         hard(scores, labels), topk_svm(scores, labels, 3, 0.5, "none")
     )
@@ -444,8 +444,8 @@ BAD_INPUTS = [
     (dict(k=7), r"\[1, 4\]; got 7. k = n_classes is meaningless"),
     (dict(k=2.0), "k must be an integer"),
     (dict(k=True), "k must be an integer"),
-    (dict(alpha=-0.1), "alpha must be a finite number >= 0"),
-    (dict(alpha=math.nan), "alpha must be a finite number >= 0"),
+    (dict(margin=-0.1), "margin must be a finite number >= 0"),
+    (dict(margin=math.nan), "margin must be a finite number >= 0"),
     (dict(tau=0.0), "tau must be a finite number > 0"),
     (dict(tau=-1.0), "tau must be a finite number > 0"),
     (dict(tau=math.inf), "tau must be a finite number > 0"),
