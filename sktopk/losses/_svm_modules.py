@@ -97,7 +97,9 @@ class TopKSVMLoss(nn.Module):
     tensor(2.)
     """
 
-    def __init__(self, k: int = 5, margin: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self, k: int = 5, margin: float = 1.0, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         _check_hyper(k, margin, 1.0, reduction)
         self.k, self.margin, self.reduction = k, margin, reduction
