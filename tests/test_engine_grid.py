@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sktopk.engine import StackedMLP, TrainData, TrainSpec, train
+from sktopk.engine import Hyper, StackedMLP, TrainData, TrainSpec
 from sktopk.engine.grid import evaluate, make_data, parse_memory, train_grid
 
 
@@ -70,9 +70,9 @@ def test_member_equals_single_run(problem):
         one = StackedMLP.initialize(
             (4, 1), [torch.Generator().manual_seed(5)], 1, single=True
         )
-        hyper = {k: torch.tensor(float(v[m])) for k, v in GRID.items()}
+        hyper = {k: float(v[m]) for k, v in GRID.items()}
         single = TrainData(data.X, data.y, data.w, data.train_idx)
-        r = train(one, single, spec, hyper, [5])
+        _, r = train_grid(single, spec, one, hyper, [5])
         torch.testing.assert_close(model.flat[0, m], one.flat, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(res.lam[0, m], r.lam, rtol=1e-4, atol=1e-5)
 
@@ -87,3 +87,15 @@ def test_evaluate_and_memory_sizes(problem):
     assert parse_memory("1.5KiB") == 1536
     with pytest.raises(ValueError, match="not understood"):
         parse_memory("lots")
+
+
+def test_typed_contracts_refuse_unknown_names():
+    with pytest.raises(ValueError, match="task must be one of"):
+        TrainSpec(loss="hinge", aggregate="stk", task="classification")
+    with pytest.raises(ValueError, match="unknown: \\['k'\\]"):
+        Hyper.build({"lr": 0.1, "C": 1.0, "k": 0.5}, (1, 2))
+    with pytest.raises(ValueError, match="missing: \\['C'\\]"):
+        Hyper.build({"lr": 0.1}, ())
+    h = Hyper.build({"lr": [0.1, 0.2], "C": 1.0, "kappa": 0.5}, (3, 2))
+    assert h.lead == (3, 2) and float(h.delta[2, 1]) == 1.0
+    assert h.select(torch.tensor([1])).lr.tolist() == [[np.float32(0.2)]] * 3

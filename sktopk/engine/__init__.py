@@ -1,5 +1,6 @@
 """The training engine: batched members, hand-derived gradients, one loop."""
 
+from .hyper import TASKS, Hyper, Task
 from .models import ModuleAdapter, StackedMLP, to_sequential
 from .trainer import (
     DivergenceError,
@@ -13,6 +14,9 @@ from .trainer import (
 
 __all__ = [
     "DivergenceError",
+    "Hyper",
+    "TASKS",
+    "Task",
     "ModuleAdapter",
     "StackedMLP",
     "TrainData",

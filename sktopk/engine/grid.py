@@ -8,12 +8,14 @@ group. This is what the reproduction and the batched search build on.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .models import StackedMLP
+from .hyper import Hyper
+from .models import ModuleAdapter, StackedMLP
 from .trainer import TrainData, TrainResult, TrainSpec, padded_rows, score, train
 
 __all__ = [
@@ -57,29 +59,47 @@ def make_data(X, target, splits, sample_weight=None, device="cpu") -> TrainData:
 def train_grid(
     data: TrainData,
     spec: TrainSpec,
-    sizes: tuple[int, ...],
-    grid: dict[str, np.ndarray],
+    model: tuple[int, ...] | StackedMLP | ModuleAdapter,
+    grid: Mapping[str, float | np.ndarray],
     seeds: list[int],
-) -> tuple[StackedMLP, TrainResult]:
+) -> tuple[StackedMLP | ModuleAdapter, TrainResult]:
     """Train ``len(seeds)`` groups x ``grid[...].shape[-1]`` members.
 
-    ``grid`` maps "lr", "C", "kappa" and "delta" to arrays of one value per
-    configuration: 1-D (the same in every group) or ``(G, Mg)`` (per group,
-    e.g. ``kappa = k / n_train`` of each fold). Returns the stacked model
-    (weights of shape ``(G, Mg, ...)``) and the training record.
+    The one way a training run is built: by the estimators (one member), the
+    batched search and the reproduction.
+
+    Parameters
+    ----------
+    data : TrainData
+        The rows and each group's training (and validation) indices.
+    spec : TrainSpec
+        Everything that is the same for all members.
+    model : tuple of int, StackedMLP or ModuleAdapter
+        Layer sizes: a fresh stack of MLPs, each group drawing its initial
+        weights from its seed and all its members starting from that draw.
+        Or a ready model (a single estimator's, warm-started or not), trained
+        as it is with the grid's shape ``model.lead``.
+    grid : mapping
+        The :class:`~sktopk.engine.hyper.Hyper` fields, each one value per
+        configuration: 1-D (the same in every group), ``(G, Mg)`` (per group,
+        e.g. ``kappa = k / n_train`` of each fold) or a number.
+    seeds : list of int
+        One per group: its data order (and initial weights).
+
+    Returns
+    -------
+    model, TrainResult
+        The trained model (weights of shape ``lead + ...``) and the record.
     """
     dev = data.X.device
-    G, Mg = len(seeds), np.shape(next(iter(grid.values())))[-1]
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    # Its params are views into one contiguous flat vector that the optimizer
-    # updates in place; replacing them with copies would freeze the model.
-    model = StackedMLP.initialize(sizes, gens, Mg, device=dev)
-    hyper = {
-        k: torch.as_tensor(np.asarray(v, np.float32), device=dev)
-        .expand(G, Mg)
-        .contiguous()
-        for k, v in grid.items()
-    }
+    if isinstance(model, tuple):
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        members = np.shape(next(iter(grid.values())))[-1]
+        # Its params are views into one contiguous flat vector that the
+        # optimizer updates in place; replacing them with copies would freeze
+        # the model.
+        model = StackedMLP.initialize(model, gens, members, device=dev)
+    hyper = Hyper.build(grid, tuple(model.lead), dev)
     return model, train(model, data, spec, hyper, seeds)
 
 
@@ -87,7 +107,7 @@ def train_in_chunks(
     data: TrainData,
     spec: TrainSpec,
     sizes: tuple[int, ...],
-    grid: dict[str, np.ndarray],
+    grid: Mapping[str, np.ndarray],
     seeds: list[int],
     evaluate_chunk,
     members_at_once: int | None = None,

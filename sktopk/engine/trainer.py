@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..losses import get_aggregate, get_individual_loss
 from ..losses._aggregate import ceil_count
+from .hyper import Hyper, Task, check_task
 from .objectives import individual_loss_gradient
 from .optim import make_optimizer
 from .stopping import Archive, EarlyStopping
@@ -65,7 +66,7 @@ class TrainSpec:
 
     loss: str
     aggregate: str
-    task: str  # "binary" | "multiclass" | "regression"
+    task: Task
     optimizer: str = "adagrad"
     optimizer_options: dict = field(default_factory=dict)  # e.g. betas, momentum
     batch_size: int = 16
@@ -78,6 +79,9 @@ class TrainSpec:
     loss_params: dict = field(default_factory=dict)
     verbose: int = 0
     compact: bool = True  # drop finished members from the batch
+
+    def __post_init__(self) -> None:
+        check_task(self.task)
 
 
 @dataclass
@@ -92,11 +96,13 @@ class TrainResult:
     steps_per_epoch: int = 0
 
 
-def train(model, data: TrainData, spec: TrainSpec, hyper: dict, seeds) -> TrainResult:
+def train(
+    model, data: TrainData, spec: TrainSpec, hyper: Hyper, seeds: list[int]
+) -> TrainResult:
     """Train all members of ``model`` in place; see the module docstring.
 
-    ``hyper`` maps "lr", "C", "kappa" and "delta" to tensors of shape ``lead``
-    on the data's device; ``seeds`` gives one int per group.
+    ``hyper`` holds the members' hyper-parameters, each of shape ``lead``
+    (the model's) on the data's device; ``seeds`` gives one int per group.
     """
     # The thread count is the caller's: torch.set_num_threads is process-wide,
     # and changing it here would race other threads of the process. (Steps on
@@ -124,8 +130,8 @@ class _Loop:
         self.model, self.data, self.spec, self.h = model, data, spec, hyper
         # One member's step size as a Python number (an argument of the update,
         # not one more tensor operation).
-        self.lr_single = float(hyper["lr"]) if not hyper["lr"].shape else None
-        self.lead = hyper["lr"].shape
+        self.lr_single = float(hyper.lr) if not hyper.lr.shape else None
+        self.lead = hyper.lead
         # lead == (): one member, 2-D tensors and plain matrix products.
         self.single = self.lead == ()
         self.dev = data.X.device
@@ -145,7 +151,7 @@ class _Loop:
         self.aggregate = get_aggregate(spec.aggregate)
         self.uses_lam = self.aggregate.uses_threshold
         lam0 = self._init_lambda() if self.uses_lam else None
-        self.lam = model.attach(lam0, 1.0 / hyper["C"])
+        self.lam = model.attach(lam0, 1.0 / hyper.C)
         self.opt = make_optimizer(
             spec.optimizer, model.state, self.lead, **spec.optimizer_options
         )
@@ -160,12 +166,12 @@ class _Loop:
         f = self.model.forward(Xb)
         losses, dl_df = individual_loss_gradient(self.loss, f, yb, spec.loss_params)
         obj, g_l, g_lam = self.aggregate.loss_gradient(
-            losses, wb, self.lam, h["kappa"], h["delta"], spec.smoothing
+            losses, wb, self.lam, h.kappa, h.delta, spec.smoothing
         )
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
         # One member stops by leaving the loop; a batch freezes stopped members
         # (they never step again, so their optimizer state does not matter).
-        lr = self.lr_single if self.single else h["lr"] * self.es.active
+        lr = self.lr_single if self.single else h.lr * self.es.active
         # Groups with fewer minibatches skip the steps past their end: neither
         # their weights nor their optimizer state change, as in a single run.
         mask = None
@@ -217,10 +223,10 @@ class _Loop:
             self.lam = self.model.select(keep)
             self.opt.select(keep, self.model.state)
             self.es.select(keep, self.model.state)
-            self.h = {k: v[:, keep] for k, v in self.h.items()}
+            self.h = self.h.select(keep)
             self.values = [v[:, keep] for v in self.values]
             self.archive.cols = self.archive.cols[live]
-            self.lead = self.h["lr"].shape
+            self.lead = self.h.lead
 
     def retire(self, done: Tensor) -> None:
         """Store the final (best, where rolled back) weights of members ``done``
@@ -283,7 +289,7 @@ class _Loop:
         losses = losses.masked_fill(self.lift(d.w[idx]) <= 0, float("-inf"))
         n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
         n = n[0] if self.single else n.unsqueeze(-1)
-        k = ceil_count(self.h["kappa"] * n).clamp(1).long()
+        k = ceil_count(self.h.kappa * n).clamp(1).long()
         ranked = losses.sort(-1, descending=True).values
         lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
         return lam.clamp_min(0.0).to(f.dtype).contiguous()

@@ -27,9 +27,9 @@ from ..engine import (
     StackedMLP,
     TrainSpec,
     to_sequential,
-    train,
 )
-from ..engine.grid import make_data
+from ..engine.grid import make_data, train_grid
+from ..engine.hyper import Hyper
 from ..engine.optim import OPTIMIZERS
 from ..losses import get_aggregate
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
@@ -96,8 +96,7 @@ class _TopKEstimatorBase(BaseEstimator):
         data = make_data(plan.X, plan.target, split, plan.weight, device)
         model = self._make_model(plan.X.shape[1], plan.n_out, plan.seed, device)
         hyper = self._hyper(len(plan.train_idx))
-        hyper = {k: torch.tensor(v, device=device) for k, v in hyper.items()}
-        result = train(model, data, plan.spec, hyper, [plan.seed])
+        model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result)
         self.device_ = str(device)
         return self
@@ -124,7 +123,7 @@ class _TopKEstimatorBase(BaseEstimator):
         """Per-member hyper-parameters of the engine for ``n_train`` rows: one
         per declared member parameter, and the engine's neutral value for the
         ones the estimator does not have."""
-        hyper = {"kappa": 1.0, "delta": 1.0}
+        hyper = dict(Hyper.NEUTRAL)
         for param, key in self._member_params.items():
             hyper[key] = self._engine_value(param, n_train)
         return hyper
