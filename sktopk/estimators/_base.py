@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
     _check_sample_weight,
-    check_is_fitted,
     validate_data,
 )
 from torch import nn
@@ -26,12 +25,12 @@ from ..engine import (
     ModuleAdapter,
     StackedMLP,
     TrainSpec,
-    to_sequential,
 )
 from ..engine.grid import make_data, train_grid
 from ..engine.hyper import Hyper
 from ..engine.optim import OPTIMIZERS
 from ..losses import get_aggregate
+from ._fitted import FittedNetwork
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
 
 _DTYPE = torch.float32
@@ -39,11 +38,15 @@ _DTYPE = torch.float32
 TRAINING_PARAMETER_CONSTRAINTS: dict = {
     "C": [Interval(Real, 0, None, closed="neither")],
     "model": [StrOptions({"linear", "mlp"}), callable],
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "hidden_layer_sizes": [
+        "array-like",
+        Interval(Integral, 1, None, closed="left"),
+        None,
+    ],
     "optimizer": [RegistryOptions(lambda: OPTIMIZERS)],
     "optimizer_params": [dict, None],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -72,7 +75,7 @@ class FitPlan:
     estimator: object = None
 
 
-class _TopKEstimatorBase(BaseEstimator):
+class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     """Training and inference shared by all sktopk estimators.
 
     Subclasses say what to train through ``_task_spec(y)``, which returns the
@@ -88,18 +91,33 @@ class _TopKEstimatorBase(BaseEstimator):
     #: whole batch.
     _member_params = {"learning_rate": "lr", "C": "C"}
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified: the models are dense
+        return tags
+
     # -- fitting -------------------------------------------------------------- #
     def _fit(self, X, y, sample_weight=None):
+        previous = self._previous_fit()
         plan = self._prepare(X, y, sample_weight)
         device = resolve_device(self.device)
         split = [(plan.train_idx, plan.val_idx)]
         data = make_data(plan.X, plan.target, split, plan.weight, device)
-        model = self._make_model(plan.X.shape[1], plan.n_out, plan.seed, device)
+        model = self._make_model(plan, device, previous)
         hyper = self._hyper(len(plan.train_idx))
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result)
+        if previous is not None:  # curves continue across warm fits
+            self.n_iter_ += previous["n_iter"]
+            self.loss_curve_ = previous["loss_curve"] + self.loss_curve_
         self.device_ = str(device)
         return self
+
+    def _check_params(self) -> None:
+        """Validate the parameters, alone and together, before any data is
+        seen (also called by the batched search on every grid point)."""
+        self._validate_params()
+        self._hidden_sizes()
 
     def _prepare(self, X, y, sample_weight=None) -> FitPlan:
         """Validate the data and decide everything a fit needs but the weights.
@@ -107,16 +125,23 @@ class _TopKEstimatorBase(BaseEstimator):
         Sets ``n_features_in_`` (and ``classes_`` for classifiers). The batched
         search calls this once per fold, then trains all configurations.
         """
+        self._check_params()
         X, y = validate_data(
-            self, X, y, dtype=(np.float64, np.float32), y_numeric=False
+            self,
+            X,
+            y,
+            dtype=(np.float64, np.float32),
+            accept_sparse=("csr", "csc", "coo"),
+            y_numeric=not is_classifier(self),
         )
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        self._check_hidden_sizes()
+        X = X.toarray() if sp.issparse(X) else X
+        weight = _check_weight(sample_weight, X)
         target, task, n_out, loss, loss_params = self._task_spec(y)
+        self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, val_idx = self._split(len(X), y, task, rng)
-        spec = self._train_spec(loss, task, loss_params)
+        spec = self._train_spec(loss, task, loss_params, len(train_idx))
         return FitPlan(X, target, weight, task, n_out, spec, seed, train_idx, val_idx)
 
     def _hyper(self, n_train: int) -> dict[str, float]:
@@ -133,14 +158,22 @@ class _TopKEstimatorBase(BaseEstimator):
         a parameter is not passed on as it is)."""
         return float(getattr(self, param))
 
-    def _train_spec(self, loss: str, task: str, loss_params: dict) -> TrainSpec:
+    def _batch_size(self, n_train: int) -> int:
+        """``batch_size``, with "auto" = min(200, n_train) as in MLPClassifier."""
+        if self.batch_size == "auto":
+            return max(1, min(200, n_train))
+        return int(self.batch_size)
+
+    def _train_spec(
+        self, loss: str, task: str, loss_params: dict, n_train: int
+    ) -> TrainSpec:
         return TrainSpec(
             loss=loss,
             aggregate=self._aggregate_name,
             task=task,
             optimizer=self.optimizer,
             optimizer_options=dict(self.optimizer_params or {}),
-            batch_size=int(self.batch_size),
+            batch_size=self._batch_size(n_train),
             max_epochs=int(self.max_epochs),
             early_stopping=bool(self.early_stopping),
             patience=int(self.n_iter_no_change),
@@ -166,95 +199,142 @@ class _TopKEstimatorBase(BaseEstimator):
                 idx, test_size=self.validation_fraction, random_state=rng
             )
 
-    def _make_model(self, n_features: int, n_out: int, seed: int, device):
-        if self.warm_start and hasattr(self, "module_"):
-            previous = copy.deepcopy(self.module_).to(device)
-            if self.model in ("linear", "mlp"):
-                return _stacked_from_module(previous, self._sizes(n_features, n_out))
-            return ModuleAdapter(previous)
-        gen = torch.Generator().manual_seed(seed)
+    # -- the model ------------------------------------------------------------ #
+    def _previous_fit(self) -> dict | None:
+        """What a warm start continues from (None for a fresh fit)."""
+        if not (self.warm_start and "n_iter_" in self.__dict__):
+            return None
+        return {
+            **self._network_summary(),
+            "classes": getattr(self, "classes_", None),
+            "n_iter": self.n_iter_,
+            "loss_curve": list(self.loss_curve_),
+        }
+
+    def _make_model(self, plan: FitPlan, device, previous: dict | None = None):
+        n_features, n_out = plan.X.shape[1], plan.n_out
+        if previous is not None:
+            self._check_warm_start(previous, n_features, n_out)
+            if previous["model"] == "callable":
+                return ModuleAdapter(self.module_.to(device=device, dtype=_DTYPE))
+            return self._stacked_weights(device)
         if callable(self.model):
-            # Built as the user's code builds it: its initial weights come from
-            # torch's global generator, which fit neither seeds nor restores
-            # (that would race other threads of the process).
-            module = self.model(n_features, n_out)
-            if not isinstance(module, nn.Module):
-                raise TypeError(
-                    "model must be 'linear', 'mlp' or a callable returning an "
-                    f"nn.Module; the callable returned {type(module).__name__}"
-                )
-            return ModuleAdapter(module.to(device=device, dtype=_DTYPE))
+            return ModuleAdapter(self._user_module(n_features, n_out, device))
+        gen = torch.Generator().manual_seed(plan.seed)
         sizes = self._sizes(n_features, n_out)
         return StackedMLP.initialize(sizes, [gen], 1, device=device, single=True)
 
-    def _sizes(self, n_features: int, n_out: int) -> tuple[int, ...]:
-        if self.model == "linear":
-            return (n_features, n_out)
-        return (n_features, *_hidden_sizes(self.hidden_layer_sizes), n_out)
+    def _user_module(self, n_features: int, n_out: int, device) -> nn.Module:
+        """The callable model's module, checked to give ``n_out`` outputs.
 
-    def _check_hidden_sizes(self) -> None:
-        sizes = _hidden_sizes(self.hidden_layer_sizes)
-        if any(int(h) != h or h < 1 for h in sizes):
+        Built as the user's code builds it: its initial weights come from
+        torch's global generator, which fit neither seeds nor restores (that
+        would race other threads of the process).
+        """
+        module = self.model(n_features, n_out)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                "model must be 'linear', 'mlp' or a callable returning an "
+                f"nn.Module; the callable returned {type(module).__name__}"
+            )
+        module = module.to(device=device, dtype=_DTYPE)
+        with torch.no_grad():
+            probe = module(torch.zeros(2, n_features, device=device, dtype=_DTYPE))
+        width = 1 if probe.dim() == 1 else probe.shape[-1]
+        if probe.dim() > 2 or probe.shape[0] != 2 or width != n_out:
             raise ValueError(
-                "hidden_layer_sizes must be positive integers; got "
-                f"{self.hidden_layer_sizes!r}"
+                f"model(n_features={n_features}, n_outputs={n_out}) must map "
+                f"(n_samples, {n_features}) inputs to (n_samples, {n_out}) "
+                f"outputs; it gave shape {tuple(probe.shape)} for 2 samples"
+            )
+        return module
+
+    def _check_warm_start(self, previous: dict, n_features: int, n_out: int) -> None:
+        """A clear ValueError when a warm start cannot reuse the weights."""
+        kind = self.model if isinstance(self.model, str) else "callable"
+        sizes = (n_features, n_out) if kind == "callable" else None
+        sizes = sizes or self._sizes(n_features, n_out)
+        changes = []
+        if previous["classes"] is not None and not np.array_equal(
+            previous["classes"], self.classes_
+        ):
+            changes.append(
+                f"classes {list(previous['classes'])} -> {list(self.classes_)}"
+            )
+        if kind != previous["model"]:
+            changes.append(f"model {previous['model']!r} -> {kind!r}")
+        elif previous["sizes"] != sizes:
+            changes.append(f"layer sizes {previous['sizes']} -> {sizes}")
+        if changes:
+            raise ValueError(
+                "warm_start=True cannot continue from the previous fit: "
+                + "; ".join(changes)
+                + ". Fit with warm_start=False to start afresh."
             )
 
-    def _store(self, model, result) -> None:
-        if bool(result.diverged.any()):
+    def _sizes(self, n_features: int, n_out: int) -> tuple[int, ...]:
+        return (n_features, *self._hidden_sizes(), n_out)
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        """The hidden layers: none for "linear", ``hidden_layer_sizes`` (by
+        default one layer of 10, the paper's MLP) for "mlp"."""
+        return hidden_layers(self.model, self.hidden_layer_sizes)
+
+    # -- the fitted state ----------------------------------------------------- #
+    def _store(self, model, result, index: tuple = (), warn: bool = True) -> None:
+        """Keep member ``index`` of a trained ``model`` as this estimator's
+        fitted state; DivergenceError if it diverged."""
+        if bool(result.diverged[index]):
             raise DivergenceError(
                 "Training diverged: the loss became NaN or infinite at epoch "
-                f"{int(result.n_epochs)} with learning_rate={self.learning_rate}. "
-                "Try a smaller learning_rate, a smaller C penalty weight "
-                "(larger C means less penalty), or standardised features."
+                f"{int(result.n_epochs[index])} with "
+                f"learning_rate={self.learning_rate}. Try a smaller "
+                "learning_rate, a smaller C penalty weight (larger C means less "
+                "penalty), or standardised features."
             )
-        if isinstance(model, ModuleAdapter):
-            self.module_ = model.module.cpu().eval()
-        else:
-            self.module_ = to_sequential(model.sizes, model.member_state(())).eval()
-        self.n_iter_ = int(result.n_epochs)
-        self.loss_curve_ = [float(v) for v in result.loss_curve]
-        self.best_epoch_ = self._best_epoch(result)
+        self._store_weights(model, index)
+        self.n_iter_ = int(result.n_epochs[index])
+        self.loss_curve_ = [float(v[index]) for v in result.loss_curve]
+        self.best_epoch_ = self._best_epoch(result, index)
         self.validation_scores_ = (
-            [float(v) for v in result.validation_scores]
+            [float(v[index]) for v in result.validation_scores]
             if self.early_stopping
             else None
         )
         if get_aggregate(self._aggregate_name).uses_threshold:
-            self.lambda_ = float(result.lam)
-        if not bool(result.converged):
+            self.lambda_ = self._user_lambda(float(result.lam[index]))
+        if warn and not bool(result.converged[index]):
             warnings.warn(
                 f"{type(self).__name__} reached max_epochs={self.max_epochs} before "
                 "converging; increase max_epochs or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
-    def _best_epoch(self, result) -> int:
+    def _user_lambda(self, lam: float) -> float:
+        """The threshold in the units of the user's losses (overridden where
+        the targets are rescaled for training)."""
+        return lam
+
+    def _best_epoch(self, result, index: tuple = ()) -> int:
         if not self.early_stopping:
             return self.n_iter_
-        steps = int(result.best_step)
+        steps = int(result.best_step[index])
         return max(1, -(-steps // result.steps_per_epoch))
 
     # -- inference ------------------------------------------------------------ #
     def _forward(self, X) -> np.ndarray:
         """Raw model outputs, shape (n_samples, n_outputs)."""
-        check_is_fitted(self, "module_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        device = _inference_device(self.device)
-        # Float64 inference: predictions do not depend on the row order or
-        # batch size through float32 rounding in the matrix products.
-        module = copy.deepcopy(self.module_).to(device, torch.float64).eval()
-        with torch.no_grad():
-            out = module(torch.as_tensor(X, dtype=torch.float64, device=device))
-        out = out.detach().cpu().numpy().astype(np.float64)
-        return out.reshape(len(X), -1)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        if "module_" in state:  # always pickle CPU weights
-            state["module_"] = copy.deepcopy(state["module_"]).cpu()
-        return state
+        self._check_network()
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=(np.float64, np.float32),
+            accept_sparse=("csr", "csc", "coo"),
+        )
+        X = X.toarray() if sp.issparse(X) else X
+        return self._network_outputs(X)
 
 
 def _store_params(estimator, values: dict) -> None:
@@ -264,24 +344,59 @@ def _store_params(estimator, values: dict) -> None:
             setattr(estimator, name, value)
 
 
-def _inference_device(device) -> torch.device:
-    """The fit-time device when it is still there, else the CPU (a model
-    fitted on CUDA predicts on a CPU-only machine)."""
+def hidden_layers(model, hidden_layer_sizes) -> tuple[int, ...]:
+    """Hidden layer sizes of ``model`` ("linear": none), validated.
+
+    Examples
+    --------
+    >>> hidden_layers("mlp", None), hidden_layers("mlp", (32, 16))
+    ((10,), (32, 16))
+    """
+    if not isinstance(model, str):
+        _refuse_hidden(hidden_layer_sizes, "a callable model")
+        return ()
+    if model == "linear":
+        _refuse_hidden(hidden_layer_sizes, 'model="linear"')
+        return ()
+    if hidden_layer_sizes is None:
+        return (10,)
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, Integral) and not isinstance(sizes, bool):
+        sizes = (sizes,)
     try:
-        return resolve_device(device)
-    except ValueError:
-        return torch.device("cpu")
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = (sizes,)
+    good = all(
+        isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
+    )
+    if not sizes or not good:
+        raise ValueError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence of "
+            f"positive ints; got {hidden_layer_sizes!r}"
+        )
+    return tuple(int(h) for h in sizes)
 
 
-def _hidden_sizes(sizes) -> tuple:
-    if isinstance(sizes, Integral):
-        return (int(sizes),)
-    return tuple(sizes)
+def _refuse_hidden(hidden_layer_sizes, what: str) -> None:
+    if hidden_layer_sizes is not None:
+        raise ValueError(
+            f"hidden_layer_sizes={hidden_layer_sizes!r} was given with {what}, "
+            'which has no hidden layers; use model="mlp" for an MLP, or leave '
+            "hidden_layer_sizes=None"
+        )
 
 
-def _stacked_from_module(module: nn.Module, sizes) -> StackedMLP:
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    params = []
-    for lin in linears:
-        params += [lin.weight.detach().T, lin.bias.detach()]
-    return StackedMLP.from_params(sizes, params)
+def _check_weight(sample_weight, X) -> np.ndarray:
+    """Finite, non-negative sample weights with a positive sum."""
+    weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if not np.all(np.isfinite(weight)):
+        raise ValueError("sample_weight must be finite; it contains NaN or inf")
+    if np.any(weight < 0):
+        raise ValueError(
+            f"sample_weight must be non-negative; its smallest value is "
+            f"{weight.min()!r}"
+        )
+    if not weight.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum; all are zero")
+    return weight

@@ -15,6 +15,7 @@ from ..losses._smoothing import get_smoothing
 from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params, _TopKEstimatorBase
 from ._classifier import _TopKClassifierBase
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions, _fit_context
+from ._targets import loss_degree, target_scale
 
 _AGGREGATE_CONSTRAINTS = {
     "aggregate": [RegistryOptions(lambda: names("aggregate"))],
@@ -46,8 +47,8 @@ class _STkMixin:
             get_smoothing(self.smoothing, self.delta)  # leaky_relu: delta < 1
         return super()._engine_value(param, n_train)
 
-    def _train_spec(self, loss, task, loss_params):
-        spec = super()._train_spec(loss, task, loss_params)
+    def _train_spec(self, loss, task, loss_params, n_train):
+        spec = super()._train_spec(loss, task, loss_params, n_train)
         spec.smoothing = self.smoothing
         return spec
 
@@ -78,8 +79,11 @@ _COMMON_DOC = """
         weights come from torch's global generator: call ``torch.manual_seed``
         before ``fit`` to make them reproducible (``random_state`` seeds the
         data order and the validation split).
-    hidden_layer_sizes : tuple of int, default=(10,)
-        Hidden layers of ``model="mlp"`` (the paper uses one layer of 10).
+    hidden_layer_sizes : int, tuple of int or None, default=None
+        Hidden layers of ``model="mlp"``; None gives one layer of 10 ReLU
+        units, the paper's model (``STkClassifier(model="mlp")``). Giving it
+        with ``model="linear"`` (or a callable) is a ValueError, never
+        silently ignored.
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
         The optimizer (AdaGrad in the paper).
     optimizer_params : dict or None, default=None
@@ -89,8 +93,10 @@ _COMMON_DOC = """
         An unknown option is a ValueError at fit.
     learning_rate : float, default=0.1
         Step size of the optimizer.
-    batch_size : int, default=16
-        Minibatch size (16 in the paper).
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)`` as in
+        ``MLPClassifier`` (the paper uses 16, which is much slower on large
+        data).
     max_epochs : int, default=200
         Largest number of passes over the training data.
     early_stopping : bool, default=False
@@ -133,8 +139,17 @@ _ATTRIBUTES_DOC = """
         Validation score per epoch when ``early_stopping=True``.
     best_epoch_ : int
         Epoch whose weights are kept.
+    coefs_ : list of ndarray
+        Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
+    intercepts_ : list of ndarray
+        Bias vectors of each layer ("linear" and "mlp").
+    module_state_ : dict of ndarray
+        The state dict of a callable model, as numpy arrays.
+    n_outputs_ : int
+        Number of outputs of the network.
     module_ : torch.nn.Module
-        The trained network, on the CPU.
+        The trained network as a torch module on the CPU, built from the
+        fitted arrays at each access.
     device_ : str
         The device the model was trained on (e.g. "cpu" or "cuda:0").
 """
@@ -195,11 +210,11 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         smoothing="srelu",
         C=1000.0,
         model="linear",
-        hidden_layer_sizes=(10,),
+        hidden_layer_sizes=None,
         optimizer="adagrad",
         optimizer_params=None,
         learning_rate=0.1,
-        batch_size=16,
+        batch_size="auto",
         max_epochs=200,
         early_stopping=False,
         validation_fraction=0.1,
@@ -255,8 +270,14 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
 class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     __doc__ = f"""Regressor trained with a top-k aggregate loss (default: STk).
 
-    Targets are used as given; scale them yourself if needed (for example
-    with ``sklearn.compose.TransformedTargetRegressor``).
+    Works on raw targets: ``fit`` standardises ``y`` (centre ``y_center_``,
+    scale ``y_scale_``: mean and standard deviation for the square loss,
+    median and mean absolute deviation for the absolute loss) and ``predict``
+    maps back, so fitting ``a * y + b`` (``a > 0``) predicts
+    ``a * y_hat + b``. The aggregate, ``delta`` and the penalty ``C`` act on
+    the losses of the standardised targets, so their meaning does not depend
+    on the units of ``y``; ``lambda_`` is reported in the user's units (the
+    threshold on the losses of ``y`` itself).
 
     Parameters
     ----------
@@ -265,6 +286,10 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
 {_COMMON_DOC}
     Attributes
     ----------
+    y_center_ : float
+        Centre subtracted from the targets for training.
+    y_scale_ : float
+        Scale the centred targets are divided by for training.
 {_ATTRIBUTES_DOC}
     See Also
     --------
@@ -276,8 +301,8 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     >>> from sktopk import STkRegressor
     >>> X, y = make_regression(n_samples=200, n_features=5, noise=1.0,
     ...                        random_state=0)
-    >>> reg = STkRegressor(random_state=0).fit(X, y / y.std())
-    >>> round(reg.score(X, y / y.std()), 2) > 0.9
+    >>> reg = STkRegressor(random_state=0).fit(X, 100 * y + 500)
+    >>> round(reg.score(X, 100 * y + 500), 2) > 0.9
     True
     """
 
@@ -296,11 +321,11 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         smoothing="srelu",
         C=1000.0,
         model="linear",
-        hidden_layer_sizes=(10,),
+        hidden_layer_sizes=None,
         optimizer="adagrad",
         optimizer_params=None,
         learning_rate=0.1,
-        batch_size=16,
+        batch_size="auto",
         max_epochs=200,
         early_stopping=False,
         validation_fraction=0.1,
@@ -319,9 +344,19 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         return self._fit(X, y, sample_weight)
 
     def _task_spec(self, y):
-        y = np.asarray(y, dtype=np.float32).reshape(-1)
-        return y, "regression", 1, self.loss, {}
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y must be finite; it contains NaN or inf")
+        self.y_center_, self.y_scale_ = target_scale(y, loss_degree(self.loss))
+        target = ((y - self.y_center_) / self.y_scale_).astype(np.float32)
+        return target, "regression", 1, self.loss, {}
+
+    def _user_lambda(self, lam: float) -> float:
+        # The losses of the standardised targets are (1 / y_scale_)^p times
+        # the user's (p the loss's degree: 2 for square, 1 for absolute).
+        return lam * self.y_scale_ ** loss_degree(self.loss)
 
     def predict(self, X) -> np.ndarray:
-        """Predicted targets, shape (n_samples,)."""
-        return self._forward(X)[:, 0]
+        """Predicted targets, shape (n_samples,), in the units of ``y``."""
+        out = self._forward(X)[:, 0]
+        return self.y_center_ + self.y_scale_ * out

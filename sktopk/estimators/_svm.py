@@ -35,8 +35,8 @@ class SmoothTopKSVMClassifier(_TopKClassifierBase):
 batch_size, \
 max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol, \
 device, random_state, verbose, warm_start
-        As in :class:`STkClassifier`; ``model`` defaults to "mlp" here, and
-        the individual losses are averaged.
+        As in :class:`STkClassifier` (the same defaults); the individual
+        losses are averaged.
 
     Attributes
     ----------
@@ -48,8 +48,17 @@ device, random_state, verbose, warm_start
     validation_scores_ : list of float or None
         Top-1 validation accuracy per epoch when ``early_stopping=True``.
     best_epoch_ : int
+    coefs_ : list of ndarray
+        Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
+    intercepts_ : list of ndarray
+        Bias vectors of each layer ("linear" and "mlp").
+    module_state_ : dict of ndarray
+        The state dict of a callable model, as numpy arrays.
+    n_outputs_ : int
+        Number of outputs of the network.
     module_ : torch.nn.Module
-        The trained network (one output per class), on the CPU.
+        The trained network as a torch module on the CPU, built from the
+        fitted arrays at each access.
     device_ : str
         The device the model was trained on.
 
@@ -89,12 +98,12 @@ device, random_state, verbose, warm_start
         tau=1.0,
         smooth=True,
         C=1000.0,
-        model="mlp",
-        hidden_layer_sizes=(10,),
+        model="linear",
+        hidden_layer_sizes=None,
         optimizer="adagrad",
         optimizer_params=None,
         learning_rate=0.1,
-        batch_size=16,
+        batch_size="auto",
         max_epochs=200,
         early_stopping=False,
         validation_fraction=0.1,

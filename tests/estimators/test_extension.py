@@ -107,7 +107,7 @@ def test_folds_of_unequal_size_train_as_their_single_runs(optimizer):
     rows = np.arange(400)
     folds = [(rows[:40], rows[300:]), (rows[:250], rows[300:])]
     est = STkClassifier(
-        model="mlp", optimizer=optimizer, max_epochs=15, tol=0.0,
+        model="mlp", optimizer=optimizer, max_epochs=15, tol=0.0, batch_size=16,
         n_iter_no_change=100, random_state=0, device="cpu",
     )  # fmt: skip
     grid = {"learning_rate": [0.3, 0.1, 0.03, 0.01], "k": [0.5]}

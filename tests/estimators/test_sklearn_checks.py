@@ -10,6 +10,7 @@ _SW_REASON = (
 )
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": _SW_REASON,
+    "check_sample_weight_equivalence_on_sparse_data": _SW_REASON,
 }
 
 

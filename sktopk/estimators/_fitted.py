@@ -1,0 +1,108 @@
+"""The fitted network of an estimator, kept as numpy arrays.
+
+Linear models and MLPs keep ``coefs_`` and ``intercepts_`` (as
+``MLPClassifier``); a callable model keeps ``module_state_``, its state dict as
+arrays. Nothing fitted is a torch object: pickles stay small, ``skops`` can
+store the estimator with trusted types only, and a model fitted on CUDA
+predicts on a CPU-only machine. ``module_`` builds the torch module on demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .._device import resolve_device
+from ..engine import ModuleAdapter, StackedMLP, to_sequential
+
+__all__ = ["FittedNetwork"]
+
+
+class FittedNetwork:
+    """Mixin: store, rebuild and evaluate the fitted network."""
+
+    def _store_weights(self, model, index: tuple = ()) -> None:
+        """Keep member ``index`` of ``model`` as numpy arrays."""
+        for name in ("coefs_", "intercepts_", "module_state_"):
+            self.__dict__.pop(name, None)
+        if isinstance(model, ModuleAdapter):
+            state = model.module.state_dict()
+            self.module_state_ = {
+                k: v.detach().cpu().numpy().copy() for k, v in state.items()
+            }
+            return
+        weights = [t.numpy() for t in model.member_state(index)]
+        self.coefs_, self.intercepts_ = weights[0::2], weights[1::2]
+
+    def _check_network(self) -> None:
+        check_is_fitted(self, ["coefs_", "module_state_"], all_or_any=any)
+
+    @property
+    def module_(self) -> nn.Module:
+        """The trained network as a torch module on the CPU, built from the
+        fitted arrays at each access (changing it changes nothing fitted)."""
+        if "coefs_" in self.__dict__:
+            sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
+            state = []
+            for W, b in zip(self.coefs_, self.intercepts_, strict=True):
+                state += [torch.from_numpy(W.copy()), torch.from_numpy(b.copy())]
+            return to_sequential(sizes, state).eval()
+        if "module_state_" in self.__dict__:
+            module = self.model(self.n_features_in_, self.n_outputs_)
+            module.load_state_dict(
+                {k: torch.from_numpy(v.copy()) for k, v in self.module_state_.items()}
+            )
+            return module.eval()
+        raise AttributeError(f"{type(self).__name__} is not fitted: no module_")
+
+    def _stacked_weights(self, device) -> StackedMLP:
+        """The fitted linear model or MLP as a one-member stack on ``device``
+        (warm start)."""
+        sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
+        params = []
+        for W, b in zip(self.coefs_, self.intercepts_, strict=True):
+            params += [
+                torch.as_tensor(W, device=device),
+                torch.as_tensor(b, device=device),
+            ]
+        return StackedMLP.from_params(sizes, params)
+
+    def _network_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Raw outputs (n_samples, n_outputs) in float64 for validated ``X``.
+
+        Linear models and MLPs are evaluated in numpy: predictions do not
+        depend on the row order or batch size through float32 rounding, and
+        read-only or negative-stride arrays need no copy.
+        """
+        if "coefs_" in self.__dict__:
+            out = np.asarray(X, dtype=np.float64)
+            last = len(self.coefs_) - 1
+            for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+                out = out @ W.astype(np.float64) + b
+                if i < last:
+                    np.maximum(out, 0.0, out=out)
+            return out
+        device = _inference_device(self.device)
+        module = self.module_.to(device, torch.float64)
+        Xt = torch.as_tensor(np.ascontiguousarray(X, np.float64), device=device)
+        with torch.no_grad():
+            out = module(Xt)
+        return out.detach().cpu().numpy().astype(np.float64).reshape(len(X), -1)
+
+    def _network_summary(self) -> dict:
+        """What a warm start must keep: the kind of model and its layer sizes."""
+        if "coefs_" in self.__dict__:
+            sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
+            return {"model": "linear" if len(sizes) == 2 else "mlp", "sizes": sizes}
+        return {"model": "callable", "sizes": (self.n_features_in_, self.n_outputs_)}
+
+
+def _inference_device(device) -> torch.device:
+    """The fit-time device when it is still there, else the CPU (a model
+    fitted on CUDA predicts on a CPU-only machine)."""
+    try:
+        return resolve_device(device)
+    except ValueError:
+        return torch.device("cpu")
