@@ -99,8 +99,8 @@ def make_sinc(
 
     References
     ----------
-    S. Xia, L. Liu, Y. Mao. "ST_k: A Scalable Module for Solving Top-k
-    Problems". NeurIPS 2024, Section 5.
+    Hanchen Xia, Weidong Liu, Xiaojun Mao. "ST_k: A Scalable Module for
+    Solving Top-k Problems". NeurIPS 2024, Section 5.
 
     Examples
     --------
