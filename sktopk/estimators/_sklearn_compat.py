@@ -3,9 +3,27 @@
 from collections.abc import Callable, Iterable
 
 from sklearn.base import _fit_context
+from sklearn.metrics import check_scoring
+from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScorer
 from sklearn.utils._param_validation import Interval, StrOptions
 
-__all__ = ["Interval", "StrOptions", "RegistryOptions", "_fit_context"]
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "RegistryOptions",
+    "_fit_context",
+    "multimetric_scorers",
+    "_MultimetricScorer",
+]
+
+
+def multimetric_scorers(estimator, scoring) -> tuple[dict, bool]:
+    """``({name: scorer}, multimetric)`` as GridSearchCV reads ``scoring``:
+    one scorer named "score" for None, a string or a callable; one per name
+    for a list, tuple, set or dict."""
+    if scoring is None or isinstance(scoring, str) or callable(scoring):
+        return {"score": check_scoring(estimator, scoring)}, False
+    return _check_multimetric_scoring(estimator, scoring), True
 
 
 class RegistryOptions(StrOptions):

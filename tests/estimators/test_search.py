@@ -63,8 +63,13 @@ def test_memory_budget_splits_batches_without_changing_results(clf_data):
         STkSearchCV(est, grid, cv=3, max_memory=10).fit(X, y)
 
 
-def test_rejects_callable_model(clf_data):
+def test_callable_model_is_fitted_one_by_one_as_grid_search(clf_data):
     X, y = clf_data
-    est = STkClassifier(model=lambda i, o: torch.nn.Linear(i, o))
-    with pytest.raises(ValueError, match="model='linear' or 'mlp'"):
-        STkSearchCV(est, {"k": [0.5]}).fit(X, y)
+
+    def build(n_in, n_out):
+        torch.manual_seed(0)  # the callable seeds its own initial weights
+        return torch.nn.Linear(n_in, n_out)
+
+    est = STkClassifier(model=build, max_epochs=5, random_state=0)
+    ours, _ = _compare(est, {"k": [0.5, 1.0]}, X, y, cv=3)
+    assert ours.members_per_batch_ == [1]

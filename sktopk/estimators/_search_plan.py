@@ -1,0 +1,244 @@
+"""Planning a batched search: which configurations train together, on which
+(preprocessed) folds.
+
+A grid point has three kinds of parameters: those of the preprocessing steps
+of a Pipeline (fitted once per fold and distinct setting), the final
+estimator's member parameters (``_member_params``: members of one batched
+model) and its other parameters (one batch per distinct setting).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import InvalidParameterError
+
+from ._base import FitPlan, _TopKEstimatorBase
+
+__all__ = ["Fold", "Batch", "split_estimator", "check_candidates", "plan_batches"]
+
+
+@dataclass
+class Fold:
+    """One cross-validation fold, after the preprocessing steps."""
+
+    index: int
+    train: np.ndarray  # row indices into the caller's X
+    test: np.ndarray
+    X_train: object
+    X_test: object
+    y_train: np.ndarray
+    y_test: np.ndarray
+    fit_params: dict = field(default_factory=dict)  # the final step's, sliced
+    score_test: dict = field(default_factory=dict)  # the scorers', sliced
+    score_train: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """Configurations of one structure, trained together over ``folds``."""
+
+    base: _TopKEstimatorBase  # the final step, structural parameters set
+    configs: list[int]  # candidate indices
+    member_params: list[dict]  # the final step's member parameters of each
+    folds: list[Fold]
+    plans: list[FitPlan]  # each fold's validated data, same order
+    grid: dict  # the engine's hyper-parameters, each (n_folds, n_configs)
+
+
+def split_estimator(estimator) -> tuple[Pipeline | None, str | None, object]:
+    """``(pipeline, final step name, final estimator)`` of what the search got.
+
+    Raises a TypeError for anything but an sktopk estimator or a Pipeline
+    whose last step is one.
+    """
+    if isinstance(estimator, Pipeline):
+        name, final = estimator.steps[-1]
+        if isinstance(final, _TopKEstimatorBase):
+            return estimator, name, final
+        what = f"a Pipeline whose last step is {type(final).__name__}"
+    elif isinstance(estimator, _TopKEstimatorBase):
+        return None, None, estimator
+    else:
+        what = type(estimator).__name__
+    raise TypeError(
+        "STkSearchCV needs an sktopk estimator (STkClassifier, STkRegressor, "
+        "SmoothTopKSVMClassifier) or a Pipeline whose last step is one; got "
+        f"{what}. Use sklearn.model_selection.GridSearchCV for other estimators."
+    )
+
+
+def split_params(params: dict, final_name: str | None) -> tuple[dict, dict]:
+    """A grid point's ``(preprocessing, final step)`` parameters; the final
+    step's keys lose their ``<name>__`` prefix."""
+    if final_name is None:
+        return {}, dict(params)
+    prefix = final_name + "__"
+    head, final = {}, {}
+    for key, value in params.items():
+        if key == final_name:
+            raise ValueError(
+                f"param_grid key {key!r} replaces the final step; STkSearchCV "
+                "searches the final step's parameters (e.g. "
+                f"'{prefix}k'), not the step itself"
+            )
+        if key.startswith(prefix):
+            final[key[len(prefix) :]] = value
+        else:
+            head[key] = value
+    return head, final
+
+
+def check_candidates(estimator, candidates: list[dict]) -> None:
+    """Every grid point set on a clone and validated, before any training:
+    a clear error naming the grid point and the parameter."""
+    pipeline, final_name, final = split_estimator(estimator)
+    for params in candidates:
+        head, own = split_params(params, final_name)
+        try:
+            est = clone(final).set_params(**own)
+            est._check_params()
+            if pipeline is not None and head:
+                _check_steps(clone(pipeline).set_params(**head))
+        except (InvalidParameterError, ValueError, TypeError) as exc:
+            raise type(exc)(f"param_grid point {params}: {exc}") from exc
+
+
+def _check_steps(pipeline: Pipeline) -> None:
+    for _, step in pipeline.steps[:-1]:
+        if hasattr(step, "_validate_params"):
+            step._validate_params()
+
+
+def group_candidates(
+    candidates: list[dict], final_name: str | None, member_params
+) -> dict[tuple, list[int]]:
+    """Candidate indices grouped by everything that cannot vary within one
+    batched model: the preprocessing parameters and the final step's
+    non-member parameters."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, params in enumerate(candidates):
+        head, own = split_params(params, final_name)
+        key = (
+            _freeze(head),
+            _freeze({k: v for k, v in own.items() if k not in member_params}),
+        )
+        groups[key].append(i)
+    return groups
+
+
+def _freeze(params: dict) -> tuple:
+    """A hashable, order-free key of ``params`` (lists become tuples; other
+    unhashable values are keyed by identity)."""
+    out = []
+    for k, v in sorted(params.items()):
+        if isinstance(v, list | np.ndarray):
+            v = tuple(np.asarray(v).tolist())
+        try:
+            hash(v)
+        except TypeError:
+            v = ("id", id(v))
+        out.append((k, v))
+    return tuple(out)
+
+
+def preprocess_folds(
+    pipeline: Pipeline | None,
+    head: dict,
+    X,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    step_params: dict,
+    final_name: str | None,
+) -> list[Fold]:
+    """Fit the preprocessing steps (set to ``head``) on each training fold and
+    transform both sides; without a Pipeline the folds are sliced as they are.
+
+    ``step_params`` maps each step's name to its fit parameters over all rows
+    (sliced here to the training rows).
+    """
+    out = []
+    for i, (train, test) in enumerate(folds):
+        X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
+        y_train, y_test = y[train], y[test]
+        if pipeline is not None:
+            steps = clone(pipeline).set_params(**head)
+            prep = Pipeline(steps.steps[:-1], memory=steps.memory)
+            prep_params = {
+                name: sliced(step_params.get(name, {}), train, len(y))
+                for name, _ in prep.steps
+            }
+            X_train = prep.fit_transform(X_train, y_train, **_flatten(prep_params))
+            X_test = prep.transform(X_test)
+        final_params = sliced(step_params.get(final_name, {}), train, len(y))
+        if set(final_params) - {"sample_weight"}:
+            raise TypeError(
+                f"the final step's fit takes only sample_weight; got "
+                f"{sorted(final_params)}"
+            )
+        out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, final_params))
+    return out
+
+
+def sliced(params: dict, rows: np.ndarray, n: int) -> dict:
+    """Per-sample parameters (arrays of length ``n``) restricted to ``rows``."""
+    out = {}
+    for key, value in params.items():
+        if value is not None and hasattr(value, "__len__") and len(value) == n:
+            value = _safe_indexing(value, rows)
+        out[key] = value
+    return out
+
+
+def _flatten(per_step: dict) -> dict:
+    """``{step: {param: v}}`` -> ``{"step__param": v}`` for Pipeline.fit."""
+    return {f"{s}__{k}": v for s, params in per_step.items() for k, v in params.items()}
+
+
+def plan_batches(
+    final, member_params: list[dict], configs: list[int], folds: list[Fold]
+) -> list[Batch]:
+    """Validate each fold's data for ``final`` and group the folds that can
+    share a stacked model: the same number of features, outputs (a class
+    missing from a training fold changes it) and batch size (with
+    ``batch_size="auto"`` it follows the fold's size)."""
+    grouped: dict[tuple, list] = defaultdict(list)
+    for fold in folds:
+        est = clone(final)
+        plan = est._prepare(
+            fold.X_train, fold.y_train, fold.fit_params.get("sample_weight")
+        )
+        plan.estimator = est  # keeps the fold's classes_, y_center_, ...
+        grouped[(plan.X.shape[1], plan.n_out, plan.spec.batch_size)].append(
+            (fold, plan)
+        )
+    batches = []
+    for pairs in grouped.values():
+        folds_, plans = [f for f, _ in pairs], [p for _, p in pairs]
+        grid = hyper_grid(final, member_params, plans)
+        batches.append(Batch(final, configs, member_params, folds_, plans, grid))
+    return batches
+
+
+def hyper_grid(final, member_params: list[dict], plans: list[FitPlan]) -> dict:
+    """The engine's hyper-parameters of every (fold, configuration), each an
+    array ``(n_folds, n_configs)``; an error names the configuration."""
+    rows = []
+    for plan in plans:
+        row = []
+        for params in member_params:
+            est = clone(final).set_params(**params)
+            try:
+                row.append(est._hyper(len(plan.train_idx)))
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(
+                    f"param_grid point {params} on a training fold of "
+                    f"{len(plan.train_idx)} rows: {exc}"
+                ) from exc
+        rows.append(row)
+    return {k: np.array([[h[k] for h in row] for row in rows]) for k in rows[0][0]}

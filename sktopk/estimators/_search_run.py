@@ -1,0 +1,198 @@
+"""Training one batch of a search and scoring each of its members.
+
+Runs where joblib sends it (this process, a worker process, a Dask worker):
+everything it needs travels in the :class:`~._search_plan.Batch`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+
+from .._device import resolve_device
+from ..engine import DivergenceError
+from ..engine.grid import make_data, train_in_chunks
+from ._search_plan import Batch
+
+__all__ = ["BatchScores", "run_batch", "fit_one_by_one"]
+
+
+@dataclass
+class BatchScores:
+    """Scores of a batch's configurations (rows) on its folds (columns)."""
+
+    configs: list[int]
+    folds: list[int]
+    test: dict[str, np.ndarray] = field(default_factory=dict)
+    train: dict[str, np.ndarray] = field(default_factory=dict)
+    fit_time: np.ndarray | None = None
+    score_time: np.ndarray | None = None
+    members_at_once: int = 0
+
+
+def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
+    """Train every configuration of ``batch`` on its folds at once and score
+    each member with every scorer.
+
+    ``options``: ``error_score``, ``return_train_score``, ``max_memory``.
+    """
+    start = time.perf_counter()
+    plans, device = batch.plans, resolve_device(batch.base.device)
+    data = _stack(plans, device)
+    sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
+    grid = batch.grid
+    out = _empty(batch, scorers, options["return_train_score"])
+    offset = [0]
+
+    def score_chunk(model, result):
+        m = int(model.lead[-1])
+        for g in range(len(plans)):
+            for j in range(m):
+                member = _member(batch, g, offset[0] + j, model, result, (g, j))
+                _score_member(out, member, batch, g, offset[0] + j, scorers, options)
+        offset[0] += m
+        return (np.zeros((len(plans), m)),)
+
+    chunk, _ = train_in_chunks(
+        data,
+        plans[0].spec,
+        sizes,
+        grid,
+        [p.seed for p in plans],
+        score_chunk,
+        max_memory=options["max_memory"],
+    )
+    # The batch's training time shared evenly among its (configuration, fold)
+    # members; the scoring is counted apart, as GridSearchCV's score_time.
+    training = time.perf_counter() - start - out.score_time.sum()
+    out.fit_time = np.full(out.score_time.shape, training / out.score_time.size)
+    out.members_at_once = chunk * len(plans)
+    return out
+
+
+def _stack(plans, device):
+    """All folds' training rows one after another (one group per fold)."""
+    offsets = np.cumsum([0] + [len(p.X) for p in plans])
+    splits = [
+        (o + p.train_idx, None if p.val_idx is None else o + p.val_idx)
+        for o, p in zip(offsets, plans, strict=False)
+    ]
+    X = np.vstack([p.X for p in plans])
+    target = np.concatenate([p.target for p in plans])
+    weight = np.concatenate([p.weight for p in plans])
+    return make_data(X, target, splits, weight, device)
+
+
+def _empty(batch: Batch, scorers: dict, with_train: bool) -> BatchScores:
+    shape = (len(batch.configs), len(batch.folds))
+    out = BatchScores(batch.configs, [f.index for f in batch.folds])
+    out.test = {name: np.full(shape, np.nan) for name in scorers}
+    if with_train:
+        out.train = {name: np.full(shape, np.nan) for name in scorers}
+    out.score_time = np.zeros(shape)
+    return out
+
+
+def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
+    """Member ``index`` of the trained model as a fitted estimator (None if it
+    diverged), with the fold's fitted attributes (classes_, y_center_, ...)."""
+    est = clone(batch.base).set_params(**batch.member_params[m])
+    fold_est = batch.plans[g].estimator
+    for key, value in vars(fold_est).items():
+        if key.endswith("_") and not key.startswith("_"):
+            setattr(est, key, value)
+    try:
+        est._store(model, result, index=index, warn=False)
+    except DivergenceError:
+        return None
+    est.device_ = str(model.flat.device)
+    return est
+
+
+def _score_member(out, est, batch, g, m, scorers, options) -> None:
+    fold = batch.folds[g]
+    if est is None:
+        _diverged(batch, g, m, options["error_score"], out)
+        return
+    start = time.perf_counter()
+    params = fold.score_test
+    out_test = _scores(est, fold.X_test, fold.y_test, scorers, options, params)
+    for name, value in out_test.items():
+        out.test[name][m, g] = value
+    if out.train:
+        params = fold.score_train
+        train = _scores(est, fold.X_train, fold.y_train, scorers, options, params)
+        for name, value in train.items():
+            out.train[name][m, g] = value
+    out.score_time[m, g] = time.perf_counter() - start
+
+
+def _scores(est, X, y, scorers: dict, options: dict, params: dict) -> dict:
+    out = {}
+    for name, scorer in scorers.items():
+        try:
+            out[name] = float(scorer(est, X, y, **params))
+        except Exception as exc:  # as GridSearchCV: error_score decides
+            if options["error_score"] == "raise":
+                raise
+            warnings.warn(
+                f"Scoring failed with {name!r}; its score is set to "
+                f"{options['error_score']}. Details: {exc!r}",
+                UserWarning,
+                stacklevel=2,
+            )
+            out[name] = float(options["error_score"])
+    return out
+
+
+def _diverged(batch: Batch, g: int, m: int, error_score, out: BatchScores) -> None:
+    params = batch.member_params[m]
+    message = (
+        f"Training diverged (the loss became NaN or infinite) for the "
+        f"configuration {params} on fold {batch.folds[g].index}"
+    )
+    if error_score == "raise":
+        raise DivergenceError(message + "; lower learning_rate or C.")
+    warnings.warn(
+        f"{message}; its scores are set to error_score={error_score}.",
+        FitFailedWarning,
+        stacklevel=2,
+    )
+    for table in (out.test, out.train):
+        for arr in table.values():
+            arr[m, g] = error_score
+
+
+def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
+    """The batch's configurations fitted one at a time (a callable model
+    cannot be stacked), then scored like the members of a batch."""
+    out = _empty(batch, scorers, options["return_train_score"])
+    out.fit_time = np.zeros_like(out.score_time)
+    for m, params in enumerate(batch.member_params):
+        for g, fold in enumerate(batch.folds):
+            start = time.perf_counter()
+            est = clone(batch.base).set_params(**params)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=ConvergenceWarning)
+                    est.fit(fold.X_train, fold.y_train, **fold.fit_params)
+            except DivergenceError:
+                est = None
+            out.fit_time[m, g] = time.perf_counter() - start
+            _score_member(out, est, batch, g, m, scorers, options)
+    out.members_at_once = 1
+    return out
+
+
+def check_error_score(error_score) -> None:
+    """``error_score`` is "raise" or a number."""
+    if error_score != "raise" and not isinstance(error_score, Real):
+        raise ValueError(
+            f"error_score must be 'raise' or a number; got {error_score!r}"
+        )

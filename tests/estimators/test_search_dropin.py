@@ -1,0 +1,251 @@
+"""STkSearchCV where GridSearchCV goes: Pipelines on mixed DataFrames,
+scoring, refit, error_score, sample_weight, n_jobs, nested CV."""
+
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import make_classification, make_regression
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from sktopk import STkClassifier, STkRegressor, STkSearchCV
+from sktopk.engine import DivergenceError
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """A DataFrame with numbers on different scales and categories."""
+    rng = np.random.default_rng(0)
+    n = 360
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n) * 10 + 5,
+            "c": pd.Categorical(rng.choice(["x", "y", "z"], n)),
+            "d": rng.choice(["u", "v"], n),
+        }
+    )
+    signal = df.a + (df.c == "x") * 1.0 + rng.normal(size=n) * 0.5
+    return df, (signal > 0.3).astype(int).to_numpy()
+
+
+def _pipe(**clf):
+    pre = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["c", "d"]),
+            ("num", StandardScaler(), ["a", "b"]),
+        ]
+    )
+    est = STkClassifier(max_epochs=8, random_state=0, **clf)
+    return Pipeline([("pre", pre), ("clf", est)])
+
+
+def _both(est, grid, X, y, fit_params=None, **kw):
+    fit_params = fit_params or {}
+    ours = STkSearchCV(est, grid, **kw).fit(X, y, **fit_params)
+    ref = GridSearchCV(est, grid, **kw).fit(X, y, **fit_params)
+    return ours, ref
+
+
+def _assert_same(ours, ref, keys):
+    for key in keys:
+        np.testing.assert_allclose(
+            ours.cv_results_[key], ref.cv_results_[key], atol=0.01, err_msg=key
+        )
+
+
+def test_pipeline_multimetric_refit_by_name_equals_grid_search(mixed):
+    X, y = mixed
+    grid = {
+        "clf__k": [0.3, 1.0],
+        "clf__C": [1.0, 1000.0],
+        "pre__num__with_mean": [True, False],
+    }
+    ours, ref = _both(
+        _pipe(),
+        grid,
+        X,
+        y,
+        cv=3,
+        scoring=["accuracy", "roc_auc"],
+        refit="roc_auc",
+        return_train_score=True,
+    )
+    assert set(ours.cv_results_) == set(ref.cv_results_)
+    keys = [f"{s}_{m}" for s in ("mean_test", "mean_train") for m in ("accuracy",)]
+    _assert_same(ours, ref, keys + ["mean_test_roc_auc", "split2_test_accuracy"])
+    np.testing.assert_array_equal(
+        ours.cv_results_["rank_test_roc_auc"], ref.cv_results_["rank_test_roc_auc"]
+    )
+    assert ours.best_params_ == ref.best_params_ and ours.multimetric_
+    assert isinstance(ours.best_estimator_, Pipeline)
+    assert ours.score(X, y) == pytest.approx(ref.score(X, y))
+    assert ours.refit_time_ > 0 and ours.n_splits_ == 3
+    # two distinct preprocessing settings: two batches of 4 configs x 3 folds
+    assert ours.members_per_batch_ == [12, 12]
+
+
+def test_sample_weight_reaches_each_fold(mixed):
+    X, y = mixed
+    w = np.random.default_rng(1).uniform(0.1, 3.0, len(y))
+    grid = {"clf__k": [0.3, 1.0]}
+    ours, ref = _both(_pipe(), grid, X, y, {"clf__sample_weight": w}, cv=3)
+    _assert_same(ours, ref, ["split0_test_score", "split1_test_score"])
+    unweighted = STkSearchCV(_pipe(), grid, cv=3).fit(X, y)
+    assert not np.allclose(
+        unweighted.cv_results_["mean_test_score"], ours.cv_results_["mean_test_score"]
+    )
+
+
+def test_metadata_routing_of_sample_weight():
+    X, y = make_classification(n_samples=240, n_features=5, random_state=0)
+    w = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        for scored in (False, True):
+            est = (
+                STkClassifier(max_epochs=8, random_state=0)
+                .set_fit_request(sample_weight=True)
+                .set_score_request(sample_weight=scored)
+            )
+            grid = {"k": [0.3, 1.0]}
+            ours, ref = _both(est, grid, X, y, {"sample_weight": w}, cv=3)
+            _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+
+
+def test_diverged_members_get_error_score_and_never_win():
+    X, y = make_classification(n_samples=300, weights=[0.7], random_state=0)
+    est = STkClassifier(optimizer="sgd", max_epochs=20, random_state=0)
+    grid = {"learning_rate": [1e6, 1e-7]}
+    with pytest.warns(FitFailedWarning, match="diverged"):
+        search = STkSearchCV(est, grid, cv=3).fit(X, y)
+    assert np.isnan(search.cv_results_["mean_test_score"][0])
+    assert search.cv_results_["rank_test_score"].tolist() == [2, 1]
+    assert search.best_params_ == {"learning_rate": 1e-7}
+    with pytest.raises(DivergenceError, match="learning_rate"):
+        STkSearchCV(est, grid, cv=3, error_score="raise").fit(X, y)
+    with pytest.warns(FitFailedWarning):
+        low = STkSearchCV(est, grid, cv=3, error_score=-1.0, refit=False).fit(X, y)
+    assert low.cv_results_["mean_test_score"][0] == -1.0
+
+
+def test_diverged_regression_member_is_not_scored():
+    X, y = make_regression(n_samples=200, n_features=4, random_state=0)
+    est = STkRegressor(optimizer="sgd", max_epochs=20, random_state=0)
+    with pytest.warns(FitFailedWarning):
+        search = STkSearchCV(est, {"learning_rate": [1e3, 1e-2]}, cv=3).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[0]) and scores[1] > 0.3
+
+
+@pytest.mark.parametrize(
+    "grid, match",
+    [
+        ({"learning_rate": [0.1, 0]}, "'learning_rate' parameter"),
+        ({"learning_rate": [-0.1]}, "'learning_rate' parameter"),
+        ({"C": [-1.0]}, "'C' parameter"),
+        ({"C": [np.inf]}, "'C' parameter"),
+        ({"aggregate": ["foo"]}, "'aggregate' parameter"),
+        ({"batch_size": [0]}, "'batch_size' parameter"),
+        ({"hidden_layer_sizes": [(4,)]}, "hidden_layer_sizes"),
+        ({"nonsense": [1]}, "Invalid parameter 'nonsense'"),
+        ({"k": [10_000]}, "out of range"),
+    ],
+)
+def test_every_grid_value_is_checked_before_training(grid, match, monkeypatch):
+    X, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    import sktopk.estimators._search_run as run
+
+    def no_training(*a, **k):  # pragma: no cover - must not be reached
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(run, "train_in_chunks", no_training)
+    with pytest.raises(ValueError, match="param_grid point") as info:
+        STkSearchCV(STkClassifier(), grid, cv=3).fit(X, y)
+    assert info.match(match)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fit, error, match",
+    [
+        ({}, {"sample_weight": np.ones(7)}, ValueError, "sample_weight"),
+        ({"error_score": "nan"}, {}, ValueError, "error_score"),
+        ({"scoring": ["accuracy", "f1"], "refit": True}, {}, ValueError, "refit"),
+    ],
+)
+def test_bad_search_arguments(kwargs, fit, error, match):
+    X, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    with pytest.raises(error, match=match):
+        STkSearchCV(STkClassifier(max_epochs=2), {"k": [0.5]}, cv=3, **kwargs).fit(
+            X, y, **fit
+        )
+
+
+def test_refuses_estimators_it_cannot_batch():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(n_samples=60, random_state=0)
+    with pytest.raises(TypeError, match="GridSearchCV"):
+        STkSearchCV(LogisticRegression(), {"C": [1.0]}).fit(X, y)
+    with pytest.raises(TypeError, match="last step"):
+        STkSearchCV(Pipeline([("lr", LogisticRegression())]), {}).fit(X, y)
+
+
+def test_sparse_input_and_callable_refit():
+    import scipy.sparse as sp
+
+    X, y = make_classification(n_samples=150, n_features=6, random_state=0)
+    est = STkClassifier(max_epochs=5, random_state=0)
+    search = STkSearchCV(
+        est, {"k": [0.2, 1.0]}, cv=3, refit=lambda r: int(np.argmin(r["params"] != 0))
+    ).fit(sp.csr_matrix(X), y)
+    assert search.best_index_ == 0 and not hasattr(search, "best_score_")
+    assert search.predict(X).shape == (150,)
+
+
+def test_nested_cross_validation():
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    inner = STkSearchCV(STkClassifier(max_epochs=5, random_state=0), {"k": [0.3, 1.0]})
+    scores = cross_val_score(inner, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.6)
+
+
+def test_n_jobs_spreads_batches_with_equal_results():
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    est = STkClassifier(max_epochs=5, random_state=0)
+    grid = {"aggregate": ["stk", "atk"], "k": [0.3, 1.0]}
+    one = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    with joblib.parallel_backend("loky"):
+        two = STkSearchCV(est, grid, cv=3, n_jobs=2, refit=False).fit(X, y)
+    np.testing.assert_array_equal(
+        one.cv_results_["split0_test_score"], two.cv_results_["split0_test_score"]
+    )
+
+
+def test_dask_backend_equals_n_jobs_1():
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra")
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    est = STkClassifier(max_epochs=5, random_state=0, device="cpu")
+    grid = {"aggregate": ["stk", "atk"], "k": [0.3, 1.0]}
+    one = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster),
+            joblib.parallel_backend("dask"),
+        ):
+            on_dask = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    np.testing.assert_array_equal(
+        one.cv_results_["mean_test_score"], on_dask.cv_results_["mean_test_score"]
+    )
