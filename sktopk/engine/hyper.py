@@ -40,15 +40,19 @@ class Hyper:
         aggregate has no k).
     delta : Tensor
         The smoothing's delta (1 where the aggregate does not smooth).
+    l1_ratio : Tensor
+        Share of the penalty that is l1: ``(1 - r) ||W||^2 / (2 C) +
+        r ||W||_1 / C`` (0: the L2 penalty alone).
     """
 
     lr: Tensor
     C: Tensor
     kappa: Tensor
     delta: Tensor
+    l1_ratio: Tensor
 
     #: The value of a hyper-parameter an estimator or aggregate does not use.
-    NEUTRAL = {"kappa": 1.0, "delta": 1.0}
+    NEUTRAL = {"kappa": 1.0, "delta": 1.0, "l1_ratio": 0.0}
 
     @classmethod
     def build(

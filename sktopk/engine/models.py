@@ -3,9 +3,11 @@ an adapter that trains any user ``nn.Module`` through autograd.
 
 Both expose the same small interface to the training loop:
 
-- ``attach(lam, inv_C)``: add the aggregate's threshold lambda (or ``None``) to
-  the trained state and set the L2 penalty ``||W||^2 / (2 C)``; returns the
-  tensor that holds lambda from then on;
+- ``attach(lam, l2, l1)``: add the aggregate's threshold lambda (or ``None``)
+  to the trained state and set the penalty ``l2 ||W||^2 / 2 + l1 ||W||_1``;
+  returns the tensor that holds lambda from then on;
+- ``shrink(t)``: the proximal step of the l1 penalty, ``W <- sign(W)
+  max(|W| - t l1, 0)`` on the penalised weights (exact zeros);
 - ``state``: the list of tensors the optimizer updates in place;
 - ``forward(X, cache)`` and ``backward(grad_out, grad_lam)``, the latter
   returning one gradient per ``state`` tensor, penalty included.
@@ -87,11 +89,12 @@ class StackedMLP:
             for a, b, shape in self.layout
         ]
 
-    def attach(self, lam: Tensor | None, inv_C: Tensor) -> Tensor | None:
+    def attach(self, lam: Tensor | None, l2: Tensor, l1: Tensor) -> Tensor | None:
         pen = torch.zeros(self.n_params + (lam is not None), device=self.flat.device)
         for i, (a, b, _) in enumerate(self.layout):
             pen[a:b] = 1.0 if i % 2 == 0 else 0.0
-        self._pen = (pen * inv_C.unsqueeze(-1)).to(self.flat.dtype)
+        self._pen = (pen * l2.unsqueeze(-1)).to(self.flat.dtype)
+        self._l1 = (pen * l1.unsqueeze(-1)).to(self.flat.dtype)
         if lam is None:
             return None
         return self.rebind(
@@ -109,6 +112,7 @@ class StackedMLP:
     def select(self, keep: Tensor) -> Tensor | None:
         """Keep only the members ``keep`` (indices along the member dim)."""
         self._pen = self._pen[:, keep].contiguous()
+        self._l1 = self._l1[:, keep].contiguous()
         return self.rebind(self.state[0][:, keep].contiguous())
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
@@ -142,8 +146,18 @@ class StackedMLP:
         return [grad.addcmul_(self.state[0], self._pen)]
 
     def penalty(self) -> Tensor:
-        """``||W||^2 / (2 C)`` of every member."""
-        return 0.5 * (self.state[0].detach().square() * self._pen).sum(-1)
+        """The penalty ``l2 ||W||^2 / 2 + l1 ||W||_1`` of every member."""
+        w = self.state[0].detach()
+        return (0.5 * w.square() * self._pen + w.abs() * self._l1).sum(-1)
+
+    def shrink(self, t: Tensor | float, scales: list[Tensor] | None = None) -> None:
+        """Soft-threshold the penalised weights by ``t l1`` (``t`` of shape
+        ``lead`` or a number; times the optimizer's per-coordinate
+        ``scales[0]`` where given): the proximal step of the l1 penalty."""
+        t = t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() else t
+        w = self.state[0]
+        cut = t * self._l1 if scales is None else t * self._l1 * scales[0]
+        w.copy_(torch.sign(w) * torch.relu(w.abs() - cut))
 
     def member_state(self, index: tuple = ()) -> list[Tensor]:
         """The weights ``[W1, b1, ...]`` of one member, as CPU tensors."""
@@ -242,10 +256,10 @@ class ModuleAdapter:
         self._n = len(self.state)
         self._penalized = [i for i, p in enumerate(self.state) if p.dim() >= 2]
         self._out: Tensor | None = None
-        self._inv_C: Tensor | None = None
+        self._l2: Tensor | None = None
 
-    def attach(self, lam: Tensor | None, inv_C: Tensor) -> Tensor | None:
-        self._inv_C = inv_C
+    def attach(self, lam: Tensor | None, l2: Tensor, l1: Tensor) -> Tensor | None:
+        self._l2, self._l1 = l2, l1
         if lam is not None:
             self.state = self.state + [lam]
         return lam
@@ -265,9 +279,18 @@ class ModuleAdapter:
         params = self.state[: self._n]
         grads = list(torch.autograd.grad(out, params, grad_out.reshape(out.shape)))
         for i in self._penalized:
-            grads[i] = grads[i] + params[i].detach() * self._inv_C
+            grads[i] = grads[i] + params[i].detach() * self._l2
         return grads + ([grad_lam] if grad_lam is not None else [])
 
     def penalty(self) -> Tensor:
         sq = sum(self.state[i].detach().square().sum() for i in self._penalized)
-        return 0.5 * sq * self._inv_C
+        ab = sum(self.state[i].detach().abs().sum() for i in self._penalized)
+        return 0.5 * sq * self._l2 + ab * self._l1
+
+    def shrink(self, t: Tensor | float, scales: list[Tensor] | None = None) -> None:
+        """Soft-threshold the penalised weights by ``t l1`` (times the
+        optimizer's per-coordinate ``scales`` where given)."""
+        for i in self._penalized:
+            w = self.state[i]
+            cut = t * self._l1 if scales is None else t * self._l1 * scales[i]
+            w.copy_(torch.sign(w) * torch.relu(w.abs() - cut))

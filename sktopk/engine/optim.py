@@ -180,6 +180,13 @@ class _Optimizer:
         self.t = t + mask
         return self.t
 
+    def scales(self) -> list[Tensor] | None:
+        """Per-coordinate factor of the step size in the last update (None:
+        1 everywhere), e.g. ``1 / (sqrt(sum g^2) + eps)`` for Adagrad. The l1
+        penalty's proximal step thresholds by ``lr`` times this factor, so it
+        matches the update it follows."""
+        return None
+
     def select(self, keep: Tensor, params: list[Tensor]) -> None:
         """Keep members ``keep`` (indices along dim 1 of ``lead``).
 
@@ -244,6 +251,9 @@ class _Adagrad(_Optimizer):
                 p.addcdiv_(g * _view(-lr, p), denom)
             else:
                 p.addcdiv_(g, denom, value=-lr)
+
+    def scales(self) -> list[Tensor]:
+        return [1.0 / s.sqrt().add_(self.eps) for s in self.sums]
 
     def _masked_step(
         self, grads: list[Tensor], lr: Tensor | float, mask: Tensor
@@ -330,6 +340,15 @@ class _Adam(_Optimizer):
             v.mul_(_view(decay, p)).addcmul_(g * _view(on, p), g, value=1 - b2)
             denom = v.sqrt().div_(_view(c2, p)).add_(self.eps)
             p.addcdiv_(m * _view(size, p), denom)
+
+    def scales(self) -> list[Tensor]:
+        if isinstance(self.t, Tensor):
+            c2 = self._corrections()[1, self.t]
+        else:
+            c2 = torch.tensor((1 - self.betas[1] ** max(1, self.t)) ** 0.5)
+        return [
+            1.0 / v.sqrt().div_(_view(c2.to(v.dtype), v)).add_(self.eps) for v in self.v
+        ]
 
     def _corrections(self) -> Tensor:
         """``[1 - b1**k, (1 - b2**k) ** 0.5]`` for k = 0, 1, ... past ``_most``.

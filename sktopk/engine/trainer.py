@@ -151,7 +151,10 @@ class _Loop:
         self.aggregate = get_aggregate(spec.aggregate)
         self.uses_lam = self.aggregate.uses_threshold
         lam0 = self._init_lambda() if self.uses_lam else None
-        self.lam = model.attach(lam0, 1.0 / hyper.C)
+        l1 = hyper.l1_ratio / hyper.C
+        self.lam = model.attach(lam0, (1.0 - hyper.l1_ratio) / hyper.C, l1)
+        # The l1 part is a proximal step after each update (exact zeros).
+        self.sparse = bool((hyper.l1_ratio > 0).any())
         self.opt = make_optimizer(
             spec.optimizer, model.state, self.lead, **spec.optimizer_options
         )
@@ -179,6 +182,9 @@ class _Loop:
             mask = self.step_mask[s].unsqueeze(-1)
         with torch.no_grad():  # user modules' parameters require grad
             self.opt.step(grads, lr, mask)
+            if self.sparse:
+                t = lr if mask is None else lr * mask
+                self.model.shrink(t, self.opt.scales())
             if self.uses_lam:
                 self.lam.clamp_min_(0.0)
         return obj

@@ -37,6 +37,8 @@ _DTYPE = torch.float32
 
 TRAINING_PARAMETER_CONSTRAINTS: dict = {
     "C": [Interval(Real, 0, None, closed="neither")],
+    "penalty": [StrOptions({"l2", "l1", "elasticnet"})],
+    "l1_ratio": [Interval(Real, 0, 1, closed="both")],
     "model": [StrOptions({"linear", "mlp"}), callable],
     "hidden_layer_sizes": [
         "array-like",
@@ -89,7 +91,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     #: the engine's per-member hyper-parameter each one sets (``_hyper``,
     #: through ``_engine_value``). Every other parameter is the same for a
     #: whole batch.
-    _member_params = {"learning_rate": "lr", "C": "C"}
+    _member_params = {"learning_rate": "lr", "C": "C", "l1_ratio": "l1_ratio"}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -156,6 +158,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     def _engine_value(self, param: str, n_train: int) -> float:
         """The engine's value of member parameter ``param`` (overridden where
         a parameter is not passed on as it is)."""
+        if param == "l1_ratio":  # the share of the penalty that is l1
+            return {"l2": 0.0, "l1": 1.0}.get(self.penalty, float(self.l1_ratio))
         return float(getattr(self, param))
 
     def _batch_size(self, n_train: int) -> int:

@@ -33,7 +33,13 @@ class _STkMixin:
 
     #: Parameters that may differ between the members of one batch, and the
     #: engine's per-member hyper-parameter each one sets (see ``_hyper``).
-    _member_params = {"learning_rate": "lr", "C": "C", "k": "kappa", "delta": "delta"}
+    _member_params = {
+        "learning_rate": "lr",
+        "C": "C",
+        "l1_ratio": "l1_ratio",
+        "k": "kappa",
+        "delta": "delta",
+    }
 
     @property
     def _aggregate_name(self) -> str:
@@ -69,9 +75,18 @@ _COMMON_DOC = """
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The smooth replacement of ReLU in STk.
     C : float, default=1000.0
-        Inverse strength of the L2 penalty ``||W||^2 / (2 C)`` on the weight
-        matrices (not biases), added to the mean-type aggregate. ``C`` here is
-        ``n_samples`` times scikit-learn's ``LogisticRegression`` C.
+        Inverse strength of the penalty on the weight matrices (not biases),
+        added to the mean-type aggregate: ``||W||^2 / (2 C)`` for "l2". ``C``
+        here is ``n_samples`` times scikit-learn's ``LogisticRegression`` C.
+    penalty : {"l2", "l1", "elasticnet"}, default="l2"
+        The penalty, as in ``SGDClassifier``: "l1" is ``||W||_1 / C`` and
+        "elasticnet" ``(1 - l1_ratio) ||W||^2 / (2 C) + l1_ratio ||W||_1 / C``.
+        The l1 part is applied by a proximal (soft-threshold) step after each
+        update, ``W <- sign(W) max(|W| - learning_rate / C, 0)``, so weights
+        that the data do not support are exactly zero.
+    l1_ratio : float, default=0.15
+        The l1 share of "elasticnet" (0: l2 alone, 1: l1 alone); ignored by
+        the other penalties.
     model : {"linear", "mlp"} or callable, default="linear"
         The model: linear, an MLP with ReLU hidden layers, or a callable
         ``model(n_features, n_outputs) -> torch.nn.Module`` (trained by
@@ -126,7 +141,7 @@ _COMMON_DOC = """
 _ATTRIBUTES_DOC = """
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when X has string column names).
     lambda_ : float
         The learned threshold of "matk"/"stk" (set only for those aggregates);
@@ -158,9 +173,9 @@ _ATTRIBUTES_DOC = """
 class STkClassifier(_STkMixin, _TopKClassifierBase):
     __doc__ = f"""Classifier trained with a top-k aggregate loss (default: STk).
 
-    Binary problems use the margin losses of method.md (``"logistic"``,
-    ``"hinge"``) on one output; more classes use their multi-class forms
-    (softmax cross-entropy, Crammer-Singer hinge) on one output per class.
+    Binary problems use the margin losses (``"logistic"``, ``"hinge"``) on one
+    output; more classes use their multi-class forms (softmax cross-entropy,
+    Crammer-Singer hinge) on one output per class. See :ref:`aggregates`.
 
     Parameters
     ----------
@@ -209,6 +224,8 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         delta=0.01,
         smoothing="srelu",
         C=1000.0,
+        penalty="l2",
+        l1_ratio=0.15,
         model="linear",
         hidden_layer_sizes=None,
         optimizer="adagrad",
@@ -320,6 +337,8 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         delta=0.01,
         smoothing="srelu",
         C=1000.0,
+        penalty="l2",
+        l1_ratio=0.15,
         model="linear",
         hidden_layer_sizes=None,
         optimizer="adagrad",

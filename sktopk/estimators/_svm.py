@@ -31,8 +31,8 @@ class SmoothTopKSVMClassifier(_TopKClassifierBase):
         Temperature (> 0) of the smoothing; ignored when ``smooth=False``.
     smooth : bool, default=True
         False trains the hard (non-smooth) top-k SVM loss.
-    C, model, hidden_layer_sizes, optimizer, optimizer_params, learning_rate, \
-batch_size, \
+    C, penalty, l1_ratio, model, hidden_layer_sizes, optimizer, \
+optimizer_params, learning_rate, batch_size, \
 max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol, \
 device, random_state, verbose, warm_start
         As in :class:`STkClassifier` (the same defaults); the individual
@@ -42,7 +42,7 @@ device, random_state, verbose, warm_start
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     n_iter_ : int
     loss_curve_ : list of float
     validation_scores_ : list of float or None
@@ -98,6 +98,8 @@ device, random_state, verbose, warm_start
         tau=1.0,
         smooth=True,
         C=1000.0,
+        penalty="l2",
+        l1_ratio=0.15,
         model="linear",
         hidden_layer_sizes=None,
         optimizer="adagrad",
