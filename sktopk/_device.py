@@ -21,9 +21,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(
             f"device={device!r} is not a valid device; use 'auto', 'cpu' or 'cuda'"
         ) from exc
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(
+            f"device={device!r} was requested but this torch has no usable MPS "
+            "backend; use device='auto' or 'cpu'"
+        )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device={device!r} cannot train a model; use 'auto', 'cpu' or 'cuda'"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available; "
             "use device='auto' or 'cpu'"
         )
     return dev
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())

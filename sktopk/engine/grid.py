@@ -16,7 +16,15 @@ from torch import Tensor
 
 from .hyper import Hyper
 from .models import ModuleAdapter, StackedMLP
-from .trainer import TrainData, TrainResult, TrainSpec, padded_rows, score, train
+from .trainer import (
+    Resume,
+    TrainData,
+    TrainResult,
+    TrainSpec,
+    padded_rows,
+    score,
+    train,
+)
 
 __all__ = [
     "make_data",
@@ -62,6 +70,7 @@ def train_grid(
     model: tuple[int, ...] | StackedMLP | ModuleAdapter,
     grid: Mapping[str, float | np.ndarray],
     seeds: list[int],
+    resume: Resume | None = None,
 ) -> tuple[StackedMLP | ModuleAdapter, TrainResult]:
     """Train ``len(seeds)`` groups x ``grid[...].shape[-1]`` members.
 
@@ -85,6 +94,8 @@ def train_grid(
         e.g. ``kappa = k / n_train`` of each fold) or a number.
     seeds : list of int
         One per group: its data order (and initial weights).
+    resume : Resume, optional
+        A single member's optimizer state and threshold to continue from.
 
     Returns
     -------
@@ -100,7 +111,7 @@ def train_grid(
         # the model.
         model = StackedMLP.initialize(model, gens, members, device=dev)
     hyper = Hyper.build(grid, tuple(model.lead), dev)
-    return model, train(model, data, spec, hyper, seeds)
+    return model, train(model, data, spec, hyper, seeds, resume)
 
 
 def train_in_chunks(

@@ -232,7 +232,11 @@ def to_sequential(sizes: tuple[int, ...], state: list[Tensor]) -> nn.Sequential:
     layers: list[nn.Module] = []
     n_layers = len(state) // 2
     for i in range(n_layers):
-        lin = nn.Linear(sizes[i], sizes[i + 1], dtype=state[2 * i].dtype)
+        # skip_init: the weights are copied in, so torch's global generator
+        # is neither read nor advanced.
+        lin = nn.utils.skip_init(
+            nn.Linear, sizes[i], sizes[i + 1], dtype=state[2 * i].dtype
+        )
         with torch.no_grad():
             lin.weight.copy_(state[2 * i].T)
             lin.bias.copy_(state[2 * i + 1])

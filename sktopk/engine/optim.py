@@ -187,6 +187,21 @@ class _Optimizer:
         matches the update it follows."""
         return None
 
+    def state_dict(self) -> dict:
+        """The buffers and step count of a single member, as numpy arrays
+        (kept by ``partial_fit`` between calls)."""
+        out = {"t": int(self.t)}
+        for name in self.buffers:
+            out[name] = [b.detach().cpu().numpy().copy() for b in getattr(self, name)]
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (buffers copied into place)."""
+        self.t = int(state["t"])
+        for name in self.buffers:
+            for buf, value in zip(getattr(self, name), state[name], strict=True):
+                buf.copy_(torch.as_tensor(value, dtype=buf.dtype))
+
     def select(self, keep: Tensor, params: list[Tensor]) -> None:
         """Keep members ``keep`` (indices along dim 1 of ``lead``).
 

@@ -31,6 +31,7 @@ __all__ = [
     "TrainData",
     "TrainSpec",
     "TrainResult",
+    "Resume",
     "train",
     "one_thread",
     "DivergenceError",
@@ -94,10 +95,24 @@ class TrainResult:
     diverged: Tensor  # (G, Mg) bool
     converged: Tensor  # (G, Mg) bool: stopped before max_epochs
     steps_per_epoch: int = 0
+    optimizer_state: dict | None = None  # single member: to resume from
+
+
+@dataclass
+class Resume:
+    """Where a single member's previous training stopped (``partial_fit``)."""
+
+    lam: float | None
+    optimizer: dict
 
 
 def train(
-    model, data: TrainData, spec: TrainSpec, hyper: Hyper, seeds: list[int]
+    model,
+    data: TrainData,
+    spec: TrainSpec,
+    hyper: Hyper,
+    seeds: list[int],
+    resume: Resume | None = None,
 ) -> TrainResult:
     """Train all members of ``model`` in place; see the module docstring.
 
@@ -107,7 +122,7 @@ def train(
     # The thread count is the caller's: torch.set_num_threads is process-wide,
     # and changing it here would race other threads of the process. (Steps on
     # a 16-row minibatch stay below torch's parallel grain size anyway.)
-    return _Loop(model, data, spec, hyper, seeds).run()
+    return _Loop(model, data, spec, hyper, seeds, resume).run()
 
 
 @contextlib.contextmanager
@@ -126,7 +141,7 @@ def one_thread():
 
 
 class _Loop:
-    def __init__(self, model, data, spec, hyper, seeds):
+    def __init__(self, model, data, spec, hyper, seeds, resume=None):
         self.model, self.data, self.spec, self.h = model, data, spec, hyper
         # One member's step size as a Python number (an argument of the update,
         # not one more tensor operation).
@@ -151,6 +166,8 @@ class _Loop:
         self.aggregate = get_aggregate(spec.aggregate)
         self.uses_lam = self.aggregate.uses_threshold
         lam0 = self._init_lambda() if self.uses_lam else None
+        if resume is not None and self.uses_lam and resume.lam is not None:
+            lam0 = torch.tensor(resume.lam, dtype=lam0.dtype, device=self.dev)
         l1 = hyper.l1_ratio / hyper.C
         self.lam = model.attach(lam0, (1.0 - hyper.l1_ratio) / hyper.C, l1)
         # The l1 part is a proximal step after each update (exact zeros).
@@ -158,6 +175,8 @@ class _Loop:
         self.opt = make_optimizer(
             spec.optimizer, model.state, self.lead, **spec.optimizer_options
         )
+        if resume is not None:
+            self.opt.load_state_dict(resume.optimizer)
         self.es = EarlyStopping(self.lead, self.dev, spec, model.state)
         self.archive = Archive(self.lead, self.dev, model.state)
         self.history: list[Tensor] = []
@@ -320,6 +339,7 @@ class _Loop:
             diverged=a.diverged.cpu(),
             converged=(a.n_epochs < self.spec.max_epochs).cpu() | a.stopped.cpu(),
             steps_per_epoch=self.S,
+            optimizer_state=self.opt.state_dict() if self.single else None,
         )
 
 

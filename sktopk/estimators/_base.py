@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import (
     _check_sample_weight,
     validate_data,
@@ -29,6 +30,7 @@ from ..engine import (
 from ..engine.grid import make_data, train_grid
 from ..engine.hyper import Hyper
 from ..engine.optim import OPTIMIZERS
+from ..engine.trainer import Resume
 from ..losses import get_aggregate
 from ._fitted import FittedNetwork
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
@@ -59,6 +61,9 @@ TRAINING_PARAMETER_CONSTRAINTS: dict = {
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
 }
+
+#: ``class_weight`` of the classifiers, as in scikit-learn's.
+CLASS_WEIGHT_CONSTRAINT = {"class_weight": [dict, StrOptions({"balanced"}), None]}
 
 
 @dataclass
@@ -115,30 +120,93 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         self.device_ = str(device)
         return self
 
+    def _partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One pass over ``(X, y)``, continuing the weights, optimizer state
+        and threshold of the previous ``partial_fit`` calls (the weights
+        alone after a ``fit``)."""
+        first = "n_iter_" not in self.__dict__  # after fit, continue from it
+        if is_classifier(self):
+            self._set_partial_classes(classes, first)
+        previous = None if first else self._fitted_summary()
+        keep = not first or is_classifier(self)  # classes_ set from `classes`
+        plan = self._prepare(X, y, sample_weight, reset=first, keep=keep)
+        plan.spec.max_epochs, plan.spec.early_stopping = 1, False
+        plan.train_idx, plan.val_idx = np.arange(len(plan.X)), None
+        device = resolve_device(self.device)
+        data = make_data(
+            plan.X, plan.target, [(plan.train_idx, None)], plan.weight, device
+        )
+        model = self._make_model(plan, device, previous)
+        state = self.__dict__.get("_partial_state")
+        resume = None if state is None else Resume(**state)
+        hyper = self._hyper(len(plan.train_idx))
+        model, result = train_grid(data, plan.spec, model, hyper, [plan.seed], resume)
+        self._store(model, result, warn=False)
+        self._partial_state = {
+            "lam": float(result.lam) if self._uses_lambda() else None,
+            "optimizer": result.optimizer_state,
+        }
+        if previous is not None:
+            self.n_iter_ += previous["n_iter"]
+            self.loss_curve_ = previous["loss_curve"] + self.loss_curve_
+        self.device_ = str(device)
+        return self
+
+    def _set_partial_classes(self, classes, first: bool) -> None:
+        if first and classes is None:
+            raise ValueError(
+                "classes must be given to the first partial_fit call: every "
+                "label y can take, e.g. classes=np.unique(y_all)"
+            )
+        if classes is None:
+            return
+        given = np.unique(classes)
+        if first:
+            if len(given) < 2:
+                raise ValueError(
+                    f"classes must hold at least two labels; got {list(given)}"
+                )
+            self.classes_ = given
+        elif not np.array_equal(given, self.classes_):
+            raise ValueError(
+                f"classes={list(given)} differs from the first partial_fit "
+                f"call's {list(self.classes_)}"
+            )
+
+    def _uses_lambda(self) -> bool:
+        return get_aggregate(self._aggregate_name).uses_threshold
+
     def _check_params(self) -> None:
         """Validate the parameters, alone and together, before any data is
         seen (also called by the batched search on every grid point)."""
         self._validate_params()
         self._hidden_sizes()
 
-    def _prepare(self, X, y, sample_weight=None) -> FitPlan:
+    def _prepare(
+        self, X, y, sample_weight=None, reset: bool = True, keep: bool = False
+    ) -> FitPlan:
         """Validate the data and decide everything a fit needs but the weights.
 
         Sets ``n_features_in_`` (and ``classes_`` for classifiers). The batched
         search calls this once per fold, then trains all configurations.
+        ``reset=False`` checks ``X`` against the fitted ``n_features_in_``;
+        ``keep=True`` encodes ``y`` with the fitted classes (or target scale).
         """
         self._check_params()
         X, y = validate_data(
             self,
             X,
             y,
+            reset=reset,
             dtype=(np.float64, np.float32),
             accept_sparse=("csr", "csc", "coo"),
             y_numeric=not is_classifier(self),
         )
         X = X.toarray() if sp.issparse(X) else X
         weight = _check_weight(sample_weight, X)
-        target, task, n_out, loss, loss_params = self._task_spec(y)
+        target, task, n_out, loss, loss_params = self._task_spec(y, keep=keep)
+        if getattr(self, "class_weight", None) is not None:
+            weight = weight * compute_sample_weight(self.class_weight, y)
         self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -206,8 +274,13 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     # -- the model ------------------------------------------------------------ #
     def _previous_fit(self) -> dict | None:
         """What a warm start continues from (None for a fresh fit)."""
+        self.__dict__.pop("_partial_state", None)  # fit ends a partial_fit run
         if not (self.warm_start and "n_iter_" in self.__dict__):
             return None
+        return self._fitted_summary()
+
+    def _fitted_summary(self) -> dict:
+        """The fitted model's kind, sizes, classes and curves."""
         return {
             **self._network_summary(),
             "classes": getattr(self, "classes_", None),
@@ -305,7 +378,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             if self.early_stopping
             else None
         )
-        if get_aggregate(self._aggregate_name).uses_threshold:
+        if self._uses_lambda():
             self.lambda_ = self._user_lambda(float(result.lam[index]))
         if warn and not bool(result.converged[index]):
             warnings.warn(

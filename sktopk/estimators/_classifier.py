@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin
@@ -13,8 +15,20 @@ from ._base import _TopKEstimatorBase
 class _TopKClassifierBase(ClassifierMixin, _TopKEstimatorBase):
     """Encodes labels at fit; ``decision_function`` and ``predict`` from scores."""
 
-    def _encode(self, y) -> np.ndarray:
+    def _encode(self, y, keep: bool = False) -> np.ndarray:
+        """Class indices of ``y``; sets ``classes_`` unless ``keep`` (a later
+        ``partial_fit`` call, whose labels must be among ``classes_``)."""
         check_classification_targets(y)
+        if keep:
+            codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+            unseen = self.classes_[codes] != y
+            if unseen.any():
+                raise ValueError(
+                    f"y has labels {sorted(set(np.asarray(y)[unseen]))} that are not "
+                    f"among the classes given to the first partial_fit call "
+                    f"({list(self.classes_)})"
+                )
+            return codes
         if type_of_target(y) not in ("binary", "multiclass"):
             raise ValueError(
                 f"{type(self).__name__} supports binary and multiclass targets; "
@@ -39,6 +53,39 @@ class _TopKClassifierBase(ClassifierMixin, _TopKEstimatorBase):
         scores = self.decision_function(X)
         idx = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(1)
         return self.classes_[idx]
+
+    def _default_topk(self) -> int:
+        """``predict_topk``'s k when none is given."""
+        return 1
+
+    def predict_topk(self, X, k: int | None = None) -> np.ndarray:
+        """The ``k`` highest-scoring classes per sample, best first.
+
+        ``predict`` is the first column. Score a top-k prediction with
+        scikit-learn's ``"top_k_accuracy"`` scorer (``top_k_accuracy_score``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        k : int, default=None
+            How many classes, in ``[1, n_classes]``; None is the top-k SVM's
+            ``k`` for :class:`SmoothTopKSVMClassifier` and 1 otherwise.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, k)
+            Class labels.
+        """
+        self._check_network()
+        k = self._default_topk() if k is None else k
+        n = len(self.classes_)
+        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n:
+            raise ValueError(f"k must be an int in [1, {n}]; got {k!r}")
+        out = self._forward(X)
+        if out.shape[1] == 1:  # one margin: classes_[1] when positive
+            out = np.column_stack([np.zeros(len(out)), out[:, 0]])
+        order = np.argsort(-out, axis=1, kind="stable")[:, :k]
+        return self.classes_[order]
 
     def _proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:

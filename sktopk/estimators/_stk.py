@@ -12,7 +12,12 @@ from sklearn.utils.metaestimators import available_if
 from .._validation import k_fraction
 from ..losses import SMOOTHINGS, get_aggregate, get_individual_loss, names
 from ..losses._smoothing import get_smoothing
-from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params, _TopKEstimatorBase
+from ._base import (
+    CLASS_WEIGHT_CONSTRAINT,
+    TRAINING_PARAMETER_CONSTRAINTS,
+    _store_params,
+    _TopKEstimatorBase,
+)
 from ._classifier import _TopKClassifierBase
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions, _fit_context
 from ._targets import loss_degree, target_scale
@@ -181,7 +186,12 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
     ----------
     loss : {{"logistic", "hinge"}}, default="logistic"
         The individual loss.
-{_COMMON_DOC}
+{_COMMON_DOC}    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, as in scikit-learn's classifiers: each
+        sample's weight is multiplied by its class's ("balanced":
+        ``n_samples / (n_classes * count)``). Top-k aggregates are often used
+        on imbalanced data; weighting the classes is usually the stronger
+        remedy there, and the two combine.
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -214,6 +224,7 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         "loss": [RegistryOptions(lambda: names("individual", task="binary"))],
         **_AGGREGATE_CONSTRAINTS,
         **TRAINING_PARAMETER_CONSTRAINTS,
+        **CLASS_WEIGHT_CONSTRAINT,
     }
 
     def __init__(
@@ -241,6 +252,7 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         random_state=None,
         verbose=0,
         warm_start=False,
+        class_weight=None,
     ):
         _store_params(self, locals())
 
@@ -261,8 +273,30 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         """
         return self._fit(X, y, sample_weight)
 
-    def _task_spec(self, y):
-        encoded = self._encode(y)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One pass (one epoch) over ``(X, y)``, continuing from earlier calls.
+
+        For data that does not fit in memory: the weights, the optimizer's
+        state and the threshold ``lambda_`` carry over between calls, and
+        ``n_iter_`` counts the calls. ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every label ``y`` can take; required on the first call (as in
+            ``SGDClassifier.partial_fit``), checked on later ones.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, y, classes, sample_weight)
+
+    def _task_spec(self, y, keep: bool = False):
+        encoded = self._encode(y, keep)
         if len(self.classes_) == 2:
             margin = np.where(encoded == 1, 1.0, -1.0).astype(np.float32)
             return margin, "binary", 1, self.loss, {}
@@ -362,11 +396,37 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         """Fit the model (see :meth:`STkClassifier.fit`)."""
         return self._fit(X, y, sample_weight)
 
-    def _task_spec(self, y):
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass (one epoch) over ``(X, y)``, continuing from earlier calls.
+
+        For data that does not fit in memory: the weights, the optimizer's
+        state and the threshold ``lambda_`` carry over between calls, and
+        ``n_iter_`` counts the calls; the targets are standardised with the
+        first call's ``y_center_`` and ``y_scale_``. ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, y, None, sample_weight)
+
+    def _task_spec(self, y, keep: bool = False):
+        if np.asarray(y).dtype.kind in "OUSb":
+            raise ValueError(
+                f"y must be numbers for a regressor; got dtype "
+                f"{np.asarray(y).dtype} (convert it, e.g. y.astype(float))"
+            )
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite; it contains NaN or inf")
-        self.y_center_, self.y_scale_ = target_scale(y, loss_degree(self.loss))
+        if not keep:  # partial_fit keeps the first call's centre and scale
+            self.y_center_, self.y_scale_ = target_scale(y, loss_degree(self.loss))
         target = ((y - self.y_center_) / self.y_scale_).astype(np.float32)
         return target, "regression", 1, self.loss, {}
 

@@ -6,7 +6,11 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ._base import TRAINING_PARAMETER_CONSTRAINTS, _store_params
+from ._base import (
+    CLASS_WEIGHT_CONSTRAINT,
+    TRAINING_PARAMETER_CONSTRAINTS,
+    _store_params,
+)
 from ._classifier import _TopKClassifierBase
 from ._sklearn_compat import Interval, _fit_context
 
@@ -34,7 +38,7 @@ class SmoothTopKSVMClassifier(_TopKClassifierBase):
     C, penalty, l1_ratio, model, hidden_layer_sizes, optimizer, \
 optimizer_params, learning_rate, batch_size, \
 max_epochs, early_stopping, validation_fraction, n_iter_no_change, tol, \
-device, random_state, verbose, warm_start
+device, random_state, verbose, warm_start, class_weight
         As in :class:`STkClassifier` (the same defaults); the individual
         losses are averaged.
 
@@ -89,6 +93,7 @@ device, random_state, verbose, warm_start
         "tau": [Interval(Real, 0, None, closed="neither")],
         "smooth": ["boolean"],
         **TRAINING_PARAMETER_CONSTRAINTS,
+        **CLASS_WEIGHT_CONSTRAINT,
     }
 
     def __init__(
@@ -115,6 +120,7 @@ device, random_state, verbose, warm_start
         random_state=None,
         verbose=0,
         warm_start=False,
+        class_weight=None,
     ):
         _store_params(self, locals())
 
@@ -123,8 +129,30 @@ device, random_state, verbose, warm_start
         """Fit the model (see :meth:`STkClassifier.fit`)."""
         return self._fit(X, y, sample_weight)
 
-    def _task_spec(self, y):
-        encoded = self._encode(y)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One pass (one epoch) over ``(X, y)``, continuing from earlier calls.
+
+        For data that does not fit in memory: the weights, the optimizer's
+        state and the threshold ``lambda_`` carry over between calls, and
+        ``n_iter_`` counts the calls. ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every label ``y`` can take; required on the first call (as in
+            ``SGDClassifier.partial_fit``), checked on later ones.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, y, classes, sample_weight)
+
+    def _task_spec(self, y, keep: bool = False):
+        encoded = self._encode(y, keep)
         n_classes = len(self.classes_)
         if self.k >= n_classes:
             raise ValueError(
@@ -144,24 +172,5 @@ device, random_state, verbose, warm_start
         out = self._forward(X)
         return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
 
-    def predict_topk(self, X, k: int | None = None) -> np.ndarray:
-        """The ``k`` most likely classes per sample, best first.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        k : int, default=None
-            How many classes; defaults to the fitted ``k``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, k)
-        """
-        k = self.k if k is None else k
-        if not isinstance(k, Integral) or not 1 <= k <= len(self.classes_):
-            raise ValueError(
-                f"k must be an int in [1, {len(self.classes_)}]; got {k!r}"
-            )
-        out = self._forward(X)
-        order = np.argsort(-out, axis=1, kind="stable")[:, :k]
-        return self.classes_[order]
+    def _default_topk(self) -> int:
+        return int(self.k)

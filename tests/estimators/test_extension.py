@@ -94,8 +94,9 @@ def test_svm_k_is_a_loss_parameter_of_the_search():
 
 
 def test_member_parameters_are_declared():
-    assert set(STkClassifier._member_params) == {"learning_rate", "C", "k", "delta"}
-    assert set(SmoothTopKSVMClassifier._member_params) == {"learning_rate", "C"}
+    common = {"learning_rate", "C", "l1_ratio"}
+    assert set(STkClassifier._member_params) == common | {"k", "delta"}
+    assert set(SmoothTopKSVMClassifier._member_params) == common
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
