@@ -3,12 +3,23 @@
 Every backend runs the same function, :func:`run_cell`, whose result depends
 only on the protocol, the seed and the cell, so the numbers are the same on
 every backend; only the order in which cells finish differs.
+
+Local workers never outlive the command: each one watches a pipe whose only
+writing end the parent holds, and exits as soon as it closes, whether the
+parent closed it (an error, Ctrl-C) or died (even by SIGKILL). Workers ignore
+SIGINT, so Ctrl-C in a terminal reaches the parent alone, which stops them.
 """
 
 from __future__ import annotations
 
-import warnings
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
@@ -47,8 +58,8 @@ def run_cells(
     protocol : Protocol
     seed : int
     backend : {"local", "dask"}
-        "local": ``jobs`` worker processes (joblib), or this process when
-        ``jobs == 1``; "dask": the Dask cluster at ``scheduler``.
+        "local": ``jobs`` worker processes, or this process when ``jobs == 1``;
+        "dask": the Dask cluster at ``scheduler``.
     jobs : int
         Local worker processes.
     scheduler : str, optional
@@ -60,21 +71,81 @@ def run_cells(
         raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if jobs == 1 or len(cells) <= 1:
         return (_task(c, protocol, seed) for c in cells)
-    return _joblib(cells, protocol, seed, jobs)
+    return _local(cells, protocol, seed, min(jobs, len(cells)))
 
 
-def _joblib(cells, protocol, seed, jobs):
-    from joblib import Parallel, delayed
+def _local(cells, protocol, seed, jobs):
+    context = multiprocessing.get_context("spawn")  # the same on every platform
+    stop_reader, stop_writer = context.Pipe(duplex=False)
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_worker_init, initargs=(stop_reader,)
+    )
+    try:
+        with _sigint_ignored():  # workers are started here, and inherit it
+            futures = [pool.submit(_task, c, protocol, seed) for c in cells]
+        for future in as_completed(futures):
+            yield _result(future)
+    except BaseException:
+        stop_writer.close()  # the workers exit now, even in the middle of a cell
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        try:
+            pool.shutdown(wait=True)
+        finally:  # even if a second Ctrl-C cuts the wait short
+            stop_writer.close()
+            stop_reader.close()
 
-    # loky replaces workers whose memory grew (torch's caches) and says so;
-    # no work is lost, so the warning would only confuse users. The filter
-    # holds while the results are collected, not for the rest of the process.
-    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="A worker stopped while some jobs", category=UserWarning
-        )
-        yield from parallel(delayed(_task)(c, protocol, seed) for c in cells)
+
+def _result(future):
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise BackendError(
+            "a worker process stopped unexpectedly (killed, or out of memory?); "
+            "the finished cells are saved: run the same command again to resume, "
+            "with fewer --jobs or a smaller --max-memory if memory is short"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this process while workers start (main thread only).
+
+    A process started with SIGINT ignored keeps it ignored from its first
+    instruction, before Python runs any of its code.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _worker_init(stop) -> None:
+    """Set up a local worker: ignore SIGINT, exit when the parent goes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch = threading.Thread(
+        target=_watch_parent, args=(stop,), name="sktopk-watch-parent", daemon=True
+    )
+    watch.start()
+
+
+def _watch_parent(stop) -> None:
+    parent = multiprocessing.parent_process()
+    try:
+        # poll() turns true when the parent's end of the pipe closes.
+        while not stop.poll(1.0):
+            if parent is not None and not parent.is_alive():
+                break
+    except (OSError, EOFError):
+        pass
+    os._exit(1)
 
 
 def _dask(cells, protocol, seed, scheduler):
@@ -86,8 +157,28 @@ def _dask(cells, protocol, seed, scheduler):
         raise BackendError(
             "the dask backend needs dask.distributed: pip install 'sktopk[dask]'"
         ) from exc
+    _check_address(scheduler)
     client = _connect(Client, scheduler)
     return _dask_results(client, as_completed, cells, protocol, seed)
+
+
+def _check_address(scheduler: str) -> None:
+    """Reject a malformed address before a Client is made: a Client that fails
+    on one stalls the interpreter's exit (it tries to close for 30 s)."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(scheduler)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise BackendError(
+            f"not a Dask scheduler address: {scheduler!r} ({exc}); expected e.g. "
+            "tcp://10.0.0.5:8786"
+        ) from exc
 
 
 def _connect(client_cls, scheduler: str):

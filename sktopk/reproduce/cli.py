@@ -11,7 +11,9 @@ import argparse
 import os
 import shlex
 import sys
+import warnings
 
+from .. import __version__
 from ..engine.grid import parse_memory
 from .backends import BACKENDS, BackendError
 from .experiment import members_at_once
@@ -23,11 +25,23 @@ from .protocol import (
     make_protocol,
     table_cells,
 )
-from .store import StoreError
+from .store import StoreError, StoreWarning
+from .synthetic.command import is_synthetic, parse_job
+from .synthetic.command import run as run_synthetic
 
 __all__ = ["main", "build_parser"]
 
 PROG = "sktopk"
+EPILOG = """\
+The output folder is locked while a run uses it: a second run on the same
+folder stops at once (exit status 2). Rerunning the same command resumes: the
+cells already in runs.csv are not run again. Files in the folder that sktopk
+did not write, and symbolic links, are never overwritten.
+
+exit status: 0 done; 2 a usage error, or an output folder that cannot be used
+(read-only, in use by another run, or holding files sktopk did not write),
+reported before any work; 130 interrupted (finished cells are kept).
+"""
 #: Patience used when --patience-unit changes the preset's unit.
 DEFAULT_PATIENCE = {"step": 1, "epoch": 5}
 
@@ -39,20 +53,29 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sktopk`` command."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     rep = sub.add_parser(
         "reproduce",
-        help="reproduce a published table (3, 4 or 6) of Xia et al. (2024)",
+        help="reproduce a published table (1-4, 6) or figure (3, 4) of Xia et "
+        "al. (2024)",
         description="Run the benchmark protocol and compare with the paper.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rep.add_argument("--table", required=True, help="3 (logistic), 4 (hinge) or "
-                     "6 (regression, square and absolute)")  # fmt: skip
+    rep.add_argument("--table", help="3 (logistic), 4 (hinge) or 6 (regression, "
+                     "square and absolute); 1 (time of a top-k sum) or 2 "
+                     "(imbalanced Gaussian data)")  # fmt: skip
+    rep.add_argument("--figure", help="3 (2-D boundaries) or 4 (accuracy against "
+                     "the negative ratio)")  # fmt: skip
     rep.add_argument("--protocol", default="quick",
                      help=f"preset: {', '.join(PRESETS)} (default: quick)")  # fmt: skip
     rep.add_argument("--datasets", help="comma-separated datasets (default: all of "
                      "the table)")  # fmt: skip
     rep.add_argument("--runs", type=int, help="random splits per cell")
-    rep.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
+    rep.add_argument(
+        "--seed", type=int, default=0, help="global seed, an integer >= 0 (default 0)"
+    )
     rep.add_argument("--max-epochs", type=int, help="epoch limit")
     rep.add_argument(
         "--patience-unit",
@@ -63,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or linear")
     rep.add_argument("--scaling", choices=SCALINGS, help="feature scaling")
     rep.add_argument("--out", help="output folder (default: "
-                     "sktopk-results/table<N>-<protocol>)")  # fmt: skip
+                     "sktopk-results/table<N>-<protocol>); one run at a time: "
+                     "a second run on the same folder exits at once with "
+                     "status 2")  # fmt: skip
     rep.add_argument(
         "--jobs",
         type=int,
@@ -90,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed its message
         return int(exc.code or 0)
     try:
-        return _reproduce(args, f"{PROG} {shlex.join(argv)}")
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_store_warnings(warnings.showwarning)
+            return _reproduce(args, f"{PROG} {shlex.join(argv)}")
     except (UsageError, StoreError, BackendError) as exc:
         print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
         return 2
@@ -103,11 +130,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _plain_store_warnings(default):
+    """Show warnings about the output folder as one plain line, others as usual."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StoreWarning):
+            print(f"{PROG} reproduce: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def _reproduce(args: argparse.Namespace, command: str) -> int:
     from .runner import format_comparison, reproduce
 
     if (args.backend == "dask") != bool(args.scheduler):
         raise UsageError("--backend dask and --scheduler ADDRESS go together")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give an output folder")
+    if args.table is None and args.figure is None:
+        raise UsageError("give --table N or --figure N")
+    if is_synthetic(args):
+        return _synthetic(args, command)
     table, datasets = _table(args.table), _datasets(args.datasets)
     try:
         protocol = _protocol(args)
@@ -126,11 +173,21 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _synthetic(args: argparse.Namespace, command: str) -> int:
+    """Tables 1-2 and Figures 3-4 (Section 4 of the paper)."""
+    try:
+        job, settings = parse_job(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return run_synthetic(job, settings, args, command)
+
+
 def _table(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"unknown table {text!r}; choose one of: 3, 4, 6") from None
+        choices = "1, 2, 3, 4, 6"
+        raise UsageError(f"unknown table {text!r}; choose one of: {choices}") from None
 
 
 def _protocol(args: argparse.Namespace):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from ..losses import get_aggregate
 
-__all__ = ["plot_datasets", "have_matplotlib"]
+__all__ = ["plot_datasets", "plot_name", "have_matplotlib"]
 
 
 def have_matplotlib() -> bool:
@@ -21,11 +22,19 @@ def have_matplotlib() -> bool:
     return True
 
 
-def plot_datasets(comparison: pd.DataFrame, folder: Path, prefix: str) -> list[str]:
-    """One PNG per dataset in ``folder``; returns the file names.
+def plot_name(prefix: str, dataset: str) -> str:
+    """The file name of the plot of ``dataset``."""
+    return f"{prefix}_{dataset}.png"
+
+
+def plot_datasets(
+    comparison: pd.DataFrame, write: Callable[[str, bytes], object], prefix: str
+) -> list[str]:
+    """One PNG per dataset, given to ``write(name, png_bytes)``; returns the names.
 
     Each figure has one panel per individual loss with, for every aggregate,
-    our mean ± std beside the published mean ± std.
+    our mean ± std beside the published mean ± std. ``write`` decides where
+    and how the file is saved (e.g. :meth:`OutputFolder.write`, atomically).
     """
     # A bare Figure (no pyplot): the process's backend and figure registry
     # are the user's, and are left alone.
@@ -33,9 +42,10 @@ def plot_datasets(comparison: pd.DataFrame, folder: Path, prefix: str) -> list[s
 
     names = []
     for dataset, rows in comparison.groupby("dataset", sort=False):
-        fig = _figure(Figure, dataset, rows)
-        name = f"{prefix}_{dataset}.png"
-        fig.savefig(folder / name, dpi=100)
+        buffer = io.BytesIO()
+        _figure(Figure, dataset, rows).savefig(buffer, format="png", dpi=100)
+        name = plot_name(prefix, dataset)
+        write(name, buffer.getvalue())
         names.append(name)
     return names
 

@@ -8,6 +8,7 @@ import pandas as pd
 from ..losses import get_aggregate, names
 from .protocol import Protocol
 from .published import load_published
+from .significance import significance_section
 
 __all__ = ["summarize", "compare", "format_table", "markdown_table", "render_report"]
 
@@ -120,8 +121,10 @@ def render_report(
     timing: dict[str, str],
     plots: list[str],
     plot_message: str | None = None,
+    runs: pd.DataFrame | None = None,
 ) -> str:
-    """The Markdown report: settings, table, timing, plots and notes."""
+    """The Markdown report: settings, table, timing, plots and notes; with
+    ``runs``, also STk's paired comparison with each baseline."""
     settings = {"command": f"`{command}`", "seed": str(seed)}
     settings |= protocol.describe()
     settings["protocol identity"] = protocol.identity(seed)
@@ -132,6 +135,8 @@ def render_report(
     lines += [f"- **{k}**: {v}" for k, v in timing.items()]
     lines += ["", "## Plots", ""]
     lines += [f"![{p}]({p})" for p in plots] or [plot_message or "none"]
+    if runs is not None and not runs.empty:
+        lines += ["", *significance_section(runs)]
     lines += ["", "## Notes", "", *_notes(comparison, protocol)]
     return "\n".join(lines) + "\n"
 

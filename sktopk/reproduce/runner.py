@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from tqdm.auto import tqdm
 from ..datasets import dataset_info
 from .backends import run_cells
 from .experiment import members_at_once
-from .plots import have_matplotlib, plot_datasets
+from .plots import have_matplotlib, plot_datasets, plot_name
 from .protocol import TABLES, Cell, Protocol, table_cells
 from .report import compare, format_table, render_report, summarize
-from .store import ResultStore
+from .store import OutputFolder, ResultStore
 
 __all__ = ["Reproduction", "reproduce"]
 
@@ -61,7 +62,9 @@ def reproduce(
         Seed of the splits, initial weights and data order.
     out : path, default="sktopk-results"
         Output folder: ``runs.csv`` (every run), ``table{N}.md`` (the report),
-        ``table{N}_comparison.csv`` and ``table{N}_{dataset}.png``.
+        ``table{N}_comparison.csv`` and ``table{N}_{dataset}.png``. It is
+        locked while the function runs and checked before any work: see
+        :class:`~sktopk.reproduce.store.OutputFolder`.
     datasets : list of str, optional
         Some of the table's datasets (default: all).
     backend, jobs, scheduler
@@ -72,29 +75,47 @@ def reproduce(
         Show a progress bar (on stderr).
     command : str, default=""
         The command line, recorded in the report.
+
+    Raises
+    ------
+    StoreError
+        Before any work, if the folder cannot be used: not writable, in use by
+        another run, holding a damaged or foreign ``runs.csv``, or holding a
+        file of an output name that this tool did not write, or a link.
     """
     start = time.perf_counter()
     cells = table_cells(table, datasets)
-    store = ResultStore(out, protocol.identity(seed), protocol.runs)
-    todo = sorted((c for c in cells if not store.is_complete(c)), key=_cost(protocol))
-    _run(todo, store, protocol, seed, backend, jobs, scheduler, progress)
-    runs = store.complete_rows(cells)
-    comparison = compare(summarize(runs))
-    folder = Path(out)
-    comparison.to_csv(folder / f"table{table}_comparison.csv", index=False)
-    names, message = _plots(comparison, folder, table, plots)
-    seconds = time.perf_counter() - start
-    timing = _timing(runs, len(todo), len(cells) - len(todo), seconds, backend, jobs)
-    text = render_report(
-        comparison, protocol, title=_title(table), command=command, seed=seed,
-        timing=timing, plots=names, plot_message=message,
-    )  # fmt: skip
-    report = folder / f"table{table}.md"
-    report.write_text(text, encoding="utf-8")
-    return Reproduction(
-        comparison, runs, report, [folder / n for n in names], len(todo),
-        len(cells) - len(todo), seconds,
-    )  # fmt: skip
+    with OutputFolder(out) as folder:
+        store = ResultStore(folder, protocol.identity(seed), protocol.runs)
+        folder.check_replaceable(_outputs(table, cells, plots))
+        todo = sorted(
+            (c for c in cells if not store.is_complete(c)), key=_cost(protocol)
+        )
+        _run(todo, store, protocol, seed, backend, jobs, scheduler, progress)
+        runs = store.complete_rows(cells)
+        comparison = compare(summarize(runs))
+        csv = comparison.to_csv(index=False, lineterminator="\n")
+        folder.write(f"table{table}_comparison.csv", csv.encode("utf-8"))
+        names, message = _plots(comparison, folder, table, plots)
+        seconds = time.perf_counter() - start
+        ran, resumed = len(todo), len(cells) - len(todo)
+        timing = _timing(runs, ran, resumed, seconds, backend, jobs)
+        text = render_report(
+            comparison, protocol, title=_title(table), command=command, seed=seed,
+            timing=timing, plots=names, plot_message=message, runs=runs,
+        )  # fmt: skip
+        report = folder.write(f"table{table}.md", text.encode("utf-8"))
+    paths = [Path(out) / n for n in names]
+    return Reproduction(comparison, runs, report, paths, ran, resumed, seconds)
+
+
+def _outputs(table: int, cells: list[Cell], plots: bool) -> list[str]:
+    """Names of the files this call may replace (checked before any work)."""
+    names = [f"table{table}_comparison.csv", f"table{table}.md"]
+    if plots:
+        datasets = dict.fromkeys(c.dataset for c in cells)
+        names += [plot_name(f"table{table}", d) for d in datasets]
+    return names
 
 
 def _run(todo, store, protocol, seed, backend, jobs, scheduler, progress) -> None:
@@ -105,7 +126,8 @@ def _run(todo, store, protocol, seed, backend, jobs, scheduler, progress) -> Non
     )
     bar = tqdm(total=len(todo), unit="cell", file=sys.stderr, disable=not progress,
                desc=f"table {todo[0].table}", dynamic_ncols=True)  # fmt: skip
-    with bar:
+    # closing: on any error here the workers stop now, not when collected.
+    with bar, closing(results):
         for cell, rows in results:
             store.append(rows)
             members = members_at_once(cell, protocol)
@@ -125,7 +147,7 @@ def _cost(protocol: Protocol):
     return key
 
 
-def _plots(comparison, folder: Path, table: int, wanted: bool):
+def _plots(comparison, folder: OutputFolder, table: int, wanted: bool):
     if not wanted:
         return [], "not requested (--no-plots)"
     if comparison.empty:
@@ -134,7 +156,7 @@ def _plots(comparison, folder: Path, table: int, wanted: bool):
         message = "skipped: matplotlib is not installed (pip install 'sktopk[plot]')"
         print(f"sktopk reproduce: plots {message}", file=sys.stderr)
         return [], message
-    return plot_datasets(comparison, folder, f"table{table}"), None
+    return plot_datasets(comparison, folder.write, f"table{table}"), None
 
 
 def _timing(runs, ran: int, resumed: int, seconds: float, backend, jobs) -> dict:

@@ -1,15 +1,31 @@
-"""The CSV of every single run: append per cell, resume, refuse foreign files.
+"""The output folder and the CSV of every single run.
 
-The file only grows: each finished cell appends its rows in one write, so an
-interrupted reproduction resumes from the cells already on disk. The store
-never deletes or rewrites an existing file; a file it cannot trust (another
-program's CSV, a damaged one, or runs made with other settings) is an error
-the user resolves, with a message saying how.
+Everything in the output folder is the user's data, so:
+
+- one run at a time: :class:`OutputFolder` holds an exclusive lock on the
+  folder while it is open, and a second run stops at once with a
+  :class:`StoreError`; the folder is checked writable before any work;
+- ``runs.csv`` only grows, by whole lines: before appending, the file must end
+  with a newline, and every row is written and synced to disk on its own. On
+  resume, an incomplete last line (the trace of an interrupted write) is
+  dropped with a :class:`StoreWarning` and its cell run again; a damaged line
+  anywhere else, another program's CSV or runs made with other settings are
+  errors the user resolves, with a message saying how;
+- other files (reports, plots) are written to a temporary file and renamed
+  over the target. A symbolic link is never written through, and a file is
+  only replaced if this tool wrote it, as recorded with its checksum in a
+  manifest kept in the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
 import os
+import secrets
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -17,22 +33,211 @@ import pandas as pd
 from .experiment import RUN_COLUMNS, RUN_DTYPES
 from .protocol import Cell
 
-__all__ = ["ResultStore", "StoreError"]
+__all__ = ["OutputFolder", "ResultStore", "StoreError", "StoreWarning"]
 
 CELL_KEY = ["table", "dataset", "loss", "aggregate"]
+#: Files of the tool in the output folder: the lock, the manifest of the
+#: files it wrote, and the prefix of its temporary files.
+LOCK_NAME = ".sktopk-lock"
+MANIFEST_NAME = ".sktopk-written.json"
+TEMP_PREFIX = ".sktopk-tmp-"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_HINT = "Move it away or choose another --out folder; it was left as it is."
+_HEADER = ",".join(RUN_COLUMNS) + "\n"
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:  # held by another process
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class StoreError(Exception):
     """A results file or folder that cannot be used (a user-facing message)."""
 
 
-class ResultStore:
-    """Runs of one protocol identity in ``folder / "runs.csv"``.
+class StoreWarning(UserWarning):
+    """Something in the output folder was repaired (the message says what)."""
+
+
+class OutputFolder:
+    """An output folder, locked for this process while it is open.
+
+    Opening it creates the folder if needed, checks that it can be written and
+    takes an exclusive lock (released by :meth:`close`, or by the system when
+    the process ends, however it ends). Use it as a context manager.
 
     Parameters
     ----------
-    folder : path
-        Output folder; created if missing.
+    path : path
+        The folder. It may itself be a symbolic link to a folder; links inside
+        it are never followed.
+
+    Raises
+    ------
+    StoreError
+        If the path is not a folder or cannot be written, or if another run
+        holds the lock.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._make()
+        self._probe()
+        self._fd = _acquire(self.path / LOCK_NAME, self.path)
+        try:
+            self._remove_stale_temps()
+            self._written = self._read_manifest()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the lock."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                _unlock(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _make(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"output path {self.path} exists and is not a folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create output folder {self.path}: {exc.strerror or exc}"
+            ) from exc
+
+    def _probe(self) -> None:
+        """Create and remove a file: the only test of writability that holds
+        for every user (root included) and every file system."""
+        try:
+            fd, name = _create_temp(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write in the output folder {self.path} "
+                f"({exc.strerror or exc}); nothing was run. Make it writable or "
+                "choose another --out folder."
+            ) from exc
+        os.close(fd)
+        os.unlink(name)
+
+    def _remove_stale_temps(self) -> None:
+        # Left by a run killed while writing; no other run writes here now.
+        for entry in os.scandir(self.path):
+            if entry.name.startswith(TEMP_PREFIX) and entry.is_file(
+                follow_symlinks=False
+            ):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    def _read_manifest(self) -> dict[str, list[str]]:
+        path = self.path / MANIFEST_NAME
+        _refuse_link(path)
+        if not path.exists():
+            return {}
+        try:
+            files = json.loads(path.read_text(encoding="utf-8"))["files"]
+            return {str(k): [str(h) for h in v] for k, v in files.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            warnings.warn(
+                f"{path} is unreadable: the files in {self.path} are treated as "
+                "not written by sktopk, and left as they are",
+                StoreWarning,
+                stacklevel=2,
+            )
+            return {}
+
+    def check_replaceable(self, names: list[str]) -> None:
+        """Raise :class:`StoreError` unless every file of ``names`` is absent
+        or was written by this tool and is unchanged since."""
+        for name in names:
+            self._current_digest(name)
+
+    def write(self, name: str, data: bytes) -> Path:
+        """Write ``data`` to the file ``name`` of the folder, atomically.
+
+        The bytes go to a temporary file, synced, that then replaces the
+        target; the manifest records the new file's checksum.
+
+        Returns
+        -------
+        Path
+            The path of the file written.
+        """
+        current = self._current_digest(name)
+        digest = _digest(data)
+        # While the rename is pending the target is either file: trust both.
+        self._written[name] = [h for h in (current, digest) if h]
+        self._save_manifest()
+        _replace(self.path, name, data)
+        self._written[name] = [digest]
+        self._save_manifest()
+        return self.path / name
+
+    def _current_digest(self, name: str) -> str | None:
+        target = self.path / name
+        _refuse_link(target)
+        if not target.exists():
+            return None
+        if not target.is_file():
+            raise StoreError(f"{target} exists and is not a file. {_HINT}")
+        digest = _digest(target.read_bytes())
+        if digest not in self._written.get(name, ()):
+            why = "" if self._written else (
+                f" (sktopk lists the files it writes in {MANIFEST_NAME}; this "
+                "folder has no such list: made by an earlier version?)"
+            )  # fmt: skip
+            raise StoreError(
+                f"{target} was not written by sktopk, or was changed since{why}; "
+                "it would be replaced. Move it away or choose another --out "
+                "folder; it was left as it is."
+            )
+        return digest
+
+    def _save_manifest(self) -> None:
+        text = json.dumps({"files": self._written}, indent=1, sort_keys=True)
+        _replace(self.path, MANIFEST_NAME, text.encode("utf-8"))
+
+
+class ResultStore:
+    """Runs of one protocol identity in ``folder.path / "runs.csv"``.
+
+    Parameters
+    ----------
+    folder : OutputFolder
+        The open (locked) output folder.
     identity : str
         The protocol identity (see :meth:`Protocol.identity`) the runs belong to.
     runs : int
@@ -41,29 +246,35 @@ class ResultStore:
 
     FILENAME = "runs.csv"
 
-    def __init__(self, folder: str | os.PathLike, identity: str, runs: int):
-        self.folder = Path(folder)
-        self.path = self.folder / self.FILENAME
+    def __init__(self, folder: OutputFolder, identity: str, runs: int):
+        self.folder = folder
+        self.path = folder.path / self.FILENAME
         self.identity, self.runs = identity, runs
-        self._check_folder()
-        self.frame = self._load()
+        self._check_file()
+        self.frame, self._size, self._tail = self._load()
 
-    def _check_folder(self) -> None:
-        if self.folder.exists() and not self.folder.is_dir():
-            raise StoreError(f"output path {self.folder} exists and is not a folder")
+    def _check_file(self) -> None:
+        _refuse_link(self.path)
+        if not self.path.exists():
+            return
+        if not self.path.is_file():
+            raise StoreError(f"{self.path} exists and is not a file. {_HINT}")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | _NOFOLLOW))
         except OSError as exc:
             raise StoreError(
-                f"cannot create output folder {self.folder}: {exc}"
+                f"cannot write to {self.path} ({exc.strerror or exc}); nothing "
+                "was run. Make it writable or choose another --out folder."
             ) from exc
-        if self.path.exists() and not self.path.is_file():
-            raise StoreError(f"{self.path} exists and is not a file")
 
-    def _load(self) -> pd.DataFrame:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return _empty()
-        frame = _read(self.path)
+    def _load(self) -> tuple[pd.DataFrame, int, bytes]:
+        """The complete lines as a frame, their size in bytes, and the bytes
+        of an incomplete last line (dropped at the first append)."""
+        if not self.path.exists():
+            return _empty(), 0, b""
+        raw = self.path.read_bytes()
+        end = raw.rfind(b"\n") + 1
+        frame = _read(self.path, raw[:end]) if end else _empty()
         other = sorted(set(frame["identity"].astype(str)) - {self.identity})
         if other:
             raise StoreError(
@@ -72,7 +283,9 @@ class ResultStore:
                 "Use another --out folder, or the options that made that file; "
                 "the file was left as it is."
             )
-        return frame
+        if end < len(raw):
+            _check_tail(self.path, raw[end:], raw.count(b"\n"), end > 0)
+        return frame, end, raw[end:]
 
     def is_complete(self, cell: Cell) -> bool:
         """Whether every run of ``cell`` is on disk."""
@@ -91,16 +304,59 @@ class ResultStore:
         return f[mask]
 
     def append(self, rows: pd.DataFrame) -> None:
-        """Add the rows of one finished cell to the file, in one write."""
-        rows = rows[list(RUN_COLUMNS)].astype(RUN_DTYPES)
-        header = not self.path.exists() or self.path.stat().st_size == 0
-        text = rows.to_csv(index=False, header=header, float_format="%.10g")
-        with open(self.path, "a", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        parts = [f for f in (self.frame, rows) if len(f)]
-        self.frame = pd.concat(parts, ignore_index=True) if parts else rows
+        """Add the rows of one finished cell, each as a whole line synced to disk.
+
+        Runs already on disk are skipped: a cell run again after an interrupted
+        write adds only the runs it lacked.
+        """
+        rows = self._new_rows(rows[list(RUN_COLUMNS)].astype(RUN_DTYPES))
+        if rows.empty:
+            return
+        lines = [_csv_line(rows.iloc[i : i + 1]) for i in range(len(rows))]
+        created = not self.path.exists()
+        fd = self._open_for_append()
+        try:
+            if self._size == 0:
+                self._size += _write_line(fd, _HEADER)
+            for line in lines:
+                self._size += _write_line(fd, line)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_folder(self.path.parent)
+        # The rows as written (values rounded to the file's digits): a report
+        # is then the same whether its runs were made now or resumed.
+        written = _read(self.path, (_HEADER + "".join(lines)).encode("utf-8"))
+        parts = [f for f in (self.frame, written) if len(f)]
+        self.frame = pd.concat(parts, ignore_index=True)
+
+    def _new_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        if self.frame.empty:
+            return rows
+        key = CELL_KEY + ["run"]
+        seen = pd.MultiIndex.from_frame(self.frame[key])
+        return rows[~pd.MultiIndex.from_frame(rows[key]).isin(seen)]
+
+    def _open_for_append(self) -> int:
+        """Open the file for appending, after dropping the incomplete last line
+        seen at load, and check that it ends with a newline."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | _NOFOLLOW | _BINARY
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if self._tail and size == self._size + len(self._tail):
+                os.ftruncate(fd, self._size)
+                self._tail, size = b"", self._size
+            if size != self._size or not _ends_with_newline(fd, size):
+                raise StoreError(
+                    f"{self.path} was changed by another program during this run; "
+                    "nothing more was written to it. Check it, then run the same "
+                    "command again."
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def complete_rows(self, cells: list[Cell]) -> pd.DataFrame:
         """The rows of the complete cells among ``cells``, runs 0..runs-1 only."""
@@ -116,28 +372,21 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in RUN_DTYPES.items()})
 
 
-def _read(path: Path) -> pd.DataFrame:
-    """Read and check a results CSV; any problem is a StoreError."""
-    hint = (
-        "It is not a results file of this program, or it is damaged. Move it away "
-        "or choose another --out folder; it was left as it is."
-    )
+def _read(path: Path, body: bytes) -> pd.DataFrame:
+    """Read and check the complete lines of a results CSV; any problem is a
+    StoreError."""
+    hint = f"It is not a results file of this program, or it is damaged. {_HINT}"
+    _check_fields(path, body.split(b"\n")[:-1], hint)
     try:
-        frame = pd.read_csv(path, dtype={"identity": str})
+        frame = pd.read_csv(io.BytesIO(body), dtype={"identity": str}, index_col=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise StoreError(f"cannot read {path}: {exc}. {hint}") from exc
-    missing = [c for c in RUN_COLUMNS if c not in frame.columns]
-    if missing or list(frame.columns) != list(RUN_COLUMNS):
-        raise StoreError(
-            f"{path} does not have the columns of a results file "
-            f"(missing: {', '.join(missing) or 'none'}; found: "
-            f"{', '.join(map(str, frame.columns))}). {hint}"
-        )
     numeric = ["table", "run", "seed", "kappa", "C", "lr", "delta", "configs"]
     numeric.append("seconds")
     bad = frame[numeric].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
-    if frame[CELL_KEY + ["identity"]].isna().any(axis=1).any() or bad.any():
-        row = int((bad | frame[CELL_KEY].isna().any(axis=1)).idxmax()) + 2
+    bad |= frame[CELL_KEY + ["identity"]].isna().any(axis=1)
+    if bad.any():
+        row = int(bad.to_numpy().argmax()) + 2
         raise StoreError(f"{path} has a damaged or incomplete line {row}. {hint}")
     try:
         return frame.astype(RUN_DTYPES)
@@ -145,3 +394,159 @@ def _read(path: Path) -> pd.DataFrame:
         raise StoreError(
             f"{path} has a value of the wrong type ({exc}). {hint}"
         ) from exc
+
+
+def _check_fields(path: Path, lines: list[bytes], hint: str) -> None:
+    """The header of a results file, then the same number of fields on every
+    line (its values never hold a comma): two lines glued into one, or a line
+    cut short, is found here."""
+    found = lines[0].rstrip(b"\r").decode("utf-8", "replace").split(",")
+    if found != list(RUN_COLUMNS):
+        missing = [c for c in RUN_COLUMNS if c not in found]
+        raise StoreError(
+            f"{path} does not have the columns of a results file "
+            f"(missing: {', '.join(missing) or 'none'}; found: "
+            f"{', '.join(found)}). {hint}"
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        if line.count(b",") != len(RUN_COLUMNS) - 1:
+            raise StoreError(f"{path} has a damaged line {number}. {hint}")
+
+
+def _check_tail(path: Path, tail: bytes, line: int, after_header: bool) -> None:
+    """Accept a last line without a newline only if it can be the start of a
+    line this tool writes (then warn that it is dropped)."""
+    text = tail.rstrip(b"\x00")
+    if after_header:
+        fits = text.count(b",") < len(RUN_COLUMNS) and _printable(text)
+    else:
+        fits = _HEADER.encode().startswith(text)
+    if not fits:
+        raise StoreError(
+            f"{path} has a damaged last line {line + 1}. It is not a results "
+            f"file of this program, or it is damaged. {_HINT}"
+        )
+    shown = text[:60].decode("utf-8", "replace") + ("..." if len(text) > 60 else "")
+    warnings.warn(
+        f"{path}: the last line {line + 1} ({shown!r}) is incomplete, the trace of "
+        "an interrupted write; it is dropped and its cell run again",
+        StoreWarning,
+        stacklevel=4,
+    )
+
+
+def _printable(text: bytes) -> bool:
+    try:
+        return text.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def _csv_line(row: pd.DataFrame) -> str:
+    """One row as a line of the results file."""
+    return row.to_csv(
+        index=False, header=False, float_format="%.10g", lineterminator="\n"
+    )
+
+
+def _write_line(fd: int, line: str) -> int:
+    """Write one whole line and sync it to disk; returns its size in bytes."""
+    data = memoryview(line.encode("utf-8"))
+    size = len(data)
+    while data:
+        data = data[os.write(fd, data) :]
+    os.fsync(fd)
+    return size
+
+
+def _ends_with_newline(fd: int, size: int) -> bool:
+    if size == 0:
+        return True
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1) == b"\n"
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise StoreError(
+            f"{path} is a symbolic link; sktopk never writes through links. "
+            "Remove the link or choose another --out folder."
+        )
+
+
+def _acquire(path: Path, folder: Path) -> int:
+    """Open and lock the lock file; StoreError if another run holds it."""
+    _refuse_link(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    try:
+        locked = _try_lock(fd)
+    except OSError as exc:  # a file system without locks
+        warnings.warn(
+            f"cannot lock {folder} ({exc.strerror or exc}): make sure no other "
+            "run uses this folder at the same time",
+            StoreWarning,
+            stacklevel=3,
+        )
+        locked = True
+    if not locked:
+        os.close(fd)
+        raise StoreError(
+            f"another sktopk reproduce{_holder(path)} is using the output folder "
+            f"{folder}; wait for it to finish, or choose another --out folder "
+            "(one run per folder at a time)"
+        )
+    with contextlib.suppress(OSError):  # who holds it, for that message
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new file of this tool's, created exclusively (mode from the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
+    while True:
+        name = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        with contextlib.suppress(FileExistsError):
+            return os.open(name, flags, 0o666), name
+
+
+def _replace(folder: Path, name: str, data: bytes) -> None:
+    fd, temp = _create_temp(folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a new or renamed entry of ``folder`` durable (POSIX only)."""
+    if os.name == "nt":  # pragma: no cover
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

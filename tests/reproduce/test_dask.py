@@ -1,9 +1,14 @@
+"""The Dask backend (the ``dask`` extra): skipped with a reason without it."""
+
 import pandas as pd
 import pytest
 
+from sktopk.reproduce import backends
 from sktopk.reproduce.cli import main
 
-distributed = pytest.importorskip("distributed")
+distributed = pytest.importorskip(
+    "distributed", reason="the dask backend needs pip install 'sktopk[dask]'"
+)
 
 ARGS = ["reproduce", "--table", "6", "--datasets", "housing", "--runs", "2",
         "--max-epochs", "2", "--quiet", "--no-plots"]  # fmt: skip
@@ -29,3 +34,11 @@ def test_dask_gives_the_local_results(tmp_path, processes):
     a = pd.read_csv(local / "table6_comparison.csv")
     b = pd.read_csv(remote / "table6_comparison.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_unreachable_scheduler(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", "1s")
+    argv = ARGS + ["--jobs", "1", "--out", str(tmp_path), "--backend", "dask",
+                   "--scheduler", "tcp://127.0.0.1:9"]  # fmt: skip
+    assert main(argv) == 2
+    assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
