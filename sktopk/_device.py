@@ -23,7 +23,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         ) from exc
     if dev.type == "mps" and not _mps_available():
         raise ValueError(
-            f"device={device!r} was requested but this torch has no usable MPS "
+            f"device={device!r} was requested but this installation has no usable MPS "
             "backend; use device='auto' or 'cpu'"
         )
     if dev.type not in ("cpu", "cuda", "mps"):
