@@ -231,9 +231,12 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         return float(getattr(self, param))
 
     def _batch_size(self, n_train: int) -> int:
-        """``batch_size``, with "auto" = min(200, n_train) as in MLPClassifier."""
+        """``batch_size``; "auto" is ``n_train // 10`` clipped to [16, 200]
+        (and at most ``n_train``): ten minibatches an epoch on small data,
+        so that the epoch's objective is a stable stopping signal, and 200
+        (MLPClassifier's) on large data."""
         if self.batch_size == "auto":
-            return max(1, min(200, n_train))
+            return max(1, min(n_train, 200, max(16, n_train // 10)))
         return int(self.batch_size)
 
     def _train_spec(

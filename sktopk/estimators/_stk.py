@@ -114,9 +114,10 @@ _COMMON_DOC = """
     learning_rate : float, default=0.1
         Step size of the optimizer.
     batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)`` as in
-        ``MLPClassifier`` (the paper uses 16, which is much slower on large
-        data).
+        Minibatch size; "auto" is a tenth of the training rows, clipped to
+        [16, 200]: at least ten minibatches an epoch on small data, and
+        ``MLPClassifier``'s 200 on large data (the paper uses 16, much
+        slower on large data).
     max_epochs : int, default=200
         Largest number of passes over the training data.
     early_stopping : bool, default=False
@@ -272,28 +273,6 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         self : STkClassifier
         """
         return self._fit(X, y, sample_weight)
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One pass (one epoch) over ``(X, y)``, continuing from earlier calls.
-
-        For data that does not fit in memory: the weights, the optimizer's
-        state and the threshold ``lambda_`` carry over between calls, and
-        ``n_iter_`` counts the calls. ``fit`` starts afresh.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), default=None
-            Every label ``y`` can take; required on the first call (as in
-            ``SGDClassifier.partial_fit``), checked on later ones.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self
-        """
-        return self._partial_fit(X, y, classes, sample_weight)
 
     def _task_spec(self, y, keep: bool = False):
         encoded = self._encode(y, keep)

@@ -129,28 +129,6 @@ device, random_state, verbose, warm_start, class_weight
         """Fit the model (see :meth:`STkClassifier.fit`)."""
         return self._fit(X, y, sample_weight)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One pass (one epoch) over ``(X, y)``, continuing from earlier calls.
-
-        For data that does not fit in memory: the weights, the optimizer's
-        state and the threshold ``lambda_`` carry over between calls, and
-        ``n_iter_`` counts the calls. ``fit`` starts afresh.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), default=None
-            Every label ``y`` can take; required on the first call (as in
-            ``SGDClassifier.partial_fit``), checked on later ones.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self
-        """
-        return self._partial_fit(X, y, classes, sample_weight)
-
     def _task_spec(self, y, keep: bool = False):
         encoded = self._encode(y, keep)
         n_classes = len(self.classes_)
