@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -244,7 +244,7 @@ def test_callable_model_of_the_wrong_width_is_refused(multi_data):
 def test_pipeline_on_unscaled_features_with_defaults():
     X, y = make_classification(n_samples=400, n_features=6, random_state=0)
     X = X * np.array([1, 10, 100, 1000, 0.1, 1])
-    score = cross_val_score(
-        make_pipeline(StandardScaler(), STkClassifier(random_state=0)), X, y, cv=3
-    ).mean()
-    assert score > 0.85
+    def cv(est):
+        return cross_val_score(make_pipeline(StandardScaler(), est), X, y, cv=3).mean()
+
+    assert cv(STkClassifier(random_state=0)) >= cv(LogisticRegression()) - 0.02
