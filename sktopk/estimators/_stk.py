@@ -114,10 +114,10 @@ _COMMON_DOC = """
     learning_rate : float, default=0.1
         Step size of the optimizer.
     batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is a tenth of the training rows, clipped to
-        [16, 200]: at least ten minibatches an epoch on small data, and
-        ``MLPClassifier``'s 200 on large data (the paper uses 16, much
-        slower on large data).
+        Minibatch size; "auto" is a tenth of the training rows clipped to
+        [16, 200] up to 20,000 rows (``MLPClassifier``'s 200 from 2,000
+        rows), then a hundredth clipped to [200, 1000]. The paper uses 16,
+        much slower on large data.
     max_epochs : int, default=200
         Largest number of passes over the training data.
     early_stopping : bool, default=False
