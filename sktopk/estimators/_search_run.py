@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from numbers import Real
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 
 from .._device import resolve_device
 from ..engine import DivergenceError
 from ..engine.grid import make_data, train_in_chunks
-from ._search_plan import Batch
+from ._search_plan import Batch, member_estimator
 
 __all__ = ["BatchScores", "run_batch", "fit_one_by_one"]
 
@@ -52,10 +53,15 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
 
     def score_chunk(model, result):
         m = int(model.lead[-1])
-        for g in range(len(plans)):
-            for j in range(m):
-                member = _member(batch, g, offset[0] + j, model, result, (g, j))
-                _score_member(out, member, batch, g, offset[0] + j, scorers, options)
+        # The scorers' inputs are the estimators' own: skip re-validating
+        # the metric functions' parameters thousands of times.
+        with config_context(skip_parameter_validation=True):
+            for g in range(len(plans)):
+                for j in range(m):
+                    member = _member(batch, g, offset[0] + j, model, result, (g, j))
+                    _score_member(
+                        out, member, batch, g, offset[0] + j, scorers, options
+                    )
         offset[0] += m
         return (np.zeros((len(plans), m)),)
 
@@ -102,11 +108,7 @@ def _empty(batch: Batch, scorers: dict, with_train: bool) -> BatchScores:
 def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
     """Member ``index`` of the trained model as a fitted estimator (None if it
     diverged), with the fold's fitted attributes (classes_, y_center_, ...)."""
-    est = clone(batch.base).set_params(**batch.member_params[m])
-    fold_est = batch.plans[g].estimator
-    for key, value in vars(fold_est).items():
-        if key.endswith("_") and not key.startswith("_"):
-            setattr(est, key, value)
+    est = member_estimator(batch.plans[g].estimator, batch.member_params[m])
     try:
         est._store(model, result, index=index, warn=False)
     except DivergenceError:

@@ -35,8 +35,11 @@ def test_l1_matches_sklearn_support_and_weights(sparse_problem, optimizer, lr):
     ).fit(X, y)
     ours = STkClassifier(
         aggregate="average", penalty="l1", C=C_sk * len(y), optimizer=optimizer,
-        learning_rate=lr, max_epochs=300, random_state=0,
+        learning_rate=lr, max_epochs=300, batch_size=200, random_state=0,
     ).fit(X, y)  # fmt: skip
+    # Minibatches of 200: a weight whose gradient noise stays below the l1
+    # strength is zeroed by every proximal step (smaller minibatches leave
+    # a few borderline weights at small non-zero values).
     w = ours.coefs_[0][:, 0]
     np.testing.assert_array_equal(w != 0, ref.coef_[0] != 0)
     np.testing.assert_allclose(w, ref.coef_[0], atol=0.1 * np.abs(ref.coef_).max())
