@@ -3,7 +3,8 @@
 Two kinds of top-k, named by their axis:
 
 * over **samples**: aggregates of a 1-D tensor of individual losses into a
-  scalar (``average``, ``maximum``, ``atk``, ``matk``, ``stk``);
+  scalar (``average``, ``maximum``, ``atk``, ``matk``, ``stk``; with ``dim``,
+  one value per row of a batch);
 * over **classes**: per-sample losses of a score matrix (the top-k SVM losses).
 
 Every loss is defined once, with its value and analytic gradient, and
@@ -39,6 +40,7 @@ from ._aggregate import (
     stk,
     stk_loss_gradient,
 )
+from ._checks import set_value_checks
 from ._individual import (
     BUILTINS,
     absolute,
@@ -91,6 +93,8 @@ __all__ = [
     # smoothing
     "srelu",
     "srelu_grad",
+    # validation
+    "set_value_checks",
     # registry
     "Aggregate",
     "IndividualLoss",

@@ -13,10 +13,11 @@ score matrix. Two routes live here:
   ``[0, 1]`` (no cancellation, no underflow that matters), with a backward pass
   through the stored product tree; the route for large k.
 - The pieces of the fast route used by ``_topk_svm``: :func:`power_sums`,
-  :func:`esp_from_power_sums` (Newton's identities), :func:`lagged_products`
-  and :func:`polyval`. They are only accurate for values in ``[0, 1]`` and
-  small ``k``, the setting that ``_topk_svm`` arranges by normalising at the
-  k-th largest score.
+  :func:`esp_from_power_sums` (Newton's identities), :func:`lagged_products`,
+  :func:`xpolyval` and :func:`split_esp_lags`, which does the Newton step and
+  every lagged product of a split set in three batched operations. They are
+  only accurate for values in ``[0, 1]`` and small ``k``, the setting that
+  ``_topk_svm`` arranges by normalising at the k-th largest score.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "lagged_products",
     "log_esp",
     "power_sums",
+    "split_esp_lags",
     "xpolyval",
 ]
 
@@ -133,7 +135,9 @@ def esp_unit(x: Tensor, k: int) -> Tensor:
     partial product is a sum of non-negative terms bounded by ``C(m, j)``, so
     each coefficient is accurate to a few ulps (float64 holds ``C(m, j)`` up
     to about ``1e308``). The backward pass runs through the stored product
-    tree, so gradients are as accurate (no deflation, no cancellation).
+    tree, so gradients are as accurate (no deflation, no cancellation). A
+    second backward pass through it raises an error: use :func:`log_esp`,
+    differentiable to every order, for that.
 
     Parameters
     ----------
@@ -179,8 +183,15 @@ class _UnitESP(torch.autograd.Function):
         return torch.nn.functional.pad(out, (0, k + 1 - out.shape[-1]))
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "esp_unit (the product-tree route of smooth_topk_svm, k > 10) has "
+                "first derivatives only: a second backward pass (create_graph=True, "
+                "a gradient penalty, a Hessian) is not supported. Use k <= 10, or "
+                "torch.func transforms, which take an exact route with every "
+                "derivative."
+            )
         tree = ctx.saved_tensors
         k = grad.shape[-1] - 1
         g = grad.movedim(-1, 0)[..., None]
@@ -335,3 +346,128 @@ def xpolyval(coef: Tensor, x: Tensor) -> Tensor:
     for deg in range(coef.shape[1] - 2, -1, -1):
         out.add_(coef[:, deg : deg + 1]).mul_(x)
     return out
+
+
+# --- the split ESP of the smooth top-k SVM in three batched operations ------------
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(builder, *key):
+    return builder(*key)
+
+
+def constants(builder, *key, like: Tensor):
+    """``builder(*key, like.device)``, cached for real tensors.
+
+    Fake and meta tensors, tensor subclasses and code being compiled get fresh
+    constants: a cached constant made under a fake-tensor mode would be fake
+    for every later caller.
+    """
+    if type(like) in _PLAIN and not torch.compiler.is_compiling():
+        return _cached(builder, *key, like.device)
+    return builder(*key, like.device)
+
+
+def _split_constants(k: int, device: torch.device) -> tuple[Tensor, ...]:
+    """Float64 constants of :func:`split_esp_lags` for degree ``k``.
+
+    ``exponents`` holds, for each monomial ``p_lambda`` of the power sums of
+    degree up to ``k`` (one per partition ``lambda``, a column), the
+    multiplicity of each ``p_i``; ``coef`` maps the monomials to
+    ``e_0..e_k`` (Newton's identities solved in closed form:
+    ``e_j = sum_{lambda |- j} (-1)^(j - len(lambda)) p_lambda / z_lambda``);
+    ``lags`` maps the products ``a_i b_j`` to the columns of
+    :func:`split_esp_lags`.
+    """
+    size = k + 1
+    exponents, coef = [], []
+    for degree in range(size):
+        for part in _partitions(degree, degree):
+            exponents.append([float(part.count(i)) for i in range(1, size)])
+            z = math.prod(part)
+            for i in set(part):
+                z *= math.factorial(part.count(i))
+            row = [0.0] * size
+            row[degree] = (-1.0) ** (degree - len(part)) / z
+            coef.append(row)
+    lags = [[[0.0] * (2 + 4 * k) for _ in range(size)] for _ in range(size)]
+    for j in range(size):
+        lags[j][j][0] = 1.0  # A = sum_j a_j b_j
+        if j < k:
+            lags[j + 1][j][1] = 1.0  # B = sum_j a_{j+1} b_j
+    for d in range(k):  # coefficient of (-x)^d, (-u)^d
+        sign = float((-1) ** d)
+        for i in range(size):
+            if i + d + 1 <= k:
+                lags[i + d + 1][i][2 + d] += sign  # g_{d+1}
+                lags[i][i + d + 1][2 + k + d] += sign  # h_{d+1}
+            if i + d + 2 <= k:
+                lags[i + d + 2][i][2 + 2 * k + d] -= sign  # g_{d+2}
+            if i + d <= k - 1:
+                lags[i][i + d][2 + 3 * k + d] -= sign  # h_d without b_k
+    f64 = dict(dtype=torch.float64, device=device)
+    return (
+        torch.tensor(exponents, **f64).T.contiguous(),
+        torch.tensor(coef, **f64),
+        torch.tensor(lags, **f64).reshape(size * size, -1),
+    )
+
+
+def _partitions(n: int, largest: int):
+    """Partitions of ``n`` into parts ``<= largest``, as non-increasing tuples."""
+    if n == 0:
+        yield ()
+        return
+    for part in range(min(n, largest), 0, -1):
+        for rest in _partitions(n - part, part):
+            yield (part, *rest)
+
+
+def split_esp_lags(p: Tensor) -> Tensor:
+    r"""ESP products of a set split in two, from the power sums of each part.
+
+    For the two parts ``u`` and ``x`` of a set (values in ``[0, 1]``), with
+    power sums ``p[:, 0]`` of ``u`` and ``p[:, 1]`` of ``x``, Newton's
+    identities in closed form (a sum over the partitions of each degree) give
+    ``a = e(u)`` and ``b = e(x)`` up to degree ``k``, and one matrix product
+    gives, per row,
+
+    * ``A = sum_j a_j b_j`` and ``B = sum_j a_{j+1} b_j`` (columns 0 and 1);
+    * ``(-1)^l g_{l+1}`` and ``(-1)^l h_{l+1}`` for ``l < k`` (columns
+      ``2 .. 2 + 2k``), with ``g_d = sum_i a_{i+d} b_i``, ``h_d = sum_i a_i
+      b_{i+d}``: the coefficients of ``dA / dx`` and ``dA / du``;
+    * ``-(-1)^l g_{l+2}`` and ``-(-1)^l h'_l`` (columns ``2 + 2k ..``), with
+      ``h'`` as ``h`` without the ``b_k`` terms: those of ``dB / dx``,
+      ``dB / du``.
+
+    This is what the smooth top-k SVM needs (see ``_topk_svm``): with ``u``
+    the top k values inverted and ``x`` the rest, ``A`` and ``B`` are the
+    scaled ``e_k`` and ``e_{k-1}`` of the whole set. Every step is a batched
+    product or sum (no triangular solve, whose batched CPU version calls
+    LAPACK once per row). Accurate for values in ``[0, 1]``, ``k <= 10`` and
+    ``p`` in float64.
+
+    Parameters
+    ----------
+    p : Tensor of shape (n, 2, k), float64
+
+    Returns
+    -------
+    Tensor of shape (n, 2 + 4 k), float64
+
+    Examples
+    --------
+    >>> u, x = torch.tensor([1.0, 0.5]), torch.tensor([0.25, 0.0, 1.0])
+    >>> p = torch.stack([power_sums(u, 2), power_sums(x, 2)])[None].double()
+    >>> split_esp_lags(p)[0, :2]  # A = 1 + 1.5 * 1.25 + 0.5 * 0.25, B = 1.5 + 0.625
+    tensor([3.0000, 2.1250], dtype=torch.float64)
+    """
+    n, _, k = p.shape
+    exponents, coef, lags = constants(_split_constants, k, like=p)
+    # Monomials as exp(log p @ exponents): two small matrix products instead of
+    # a gather (slow on CPU); p > 0 on this route, the clamp guards log(0).
+    log_p = p.reshape(-1, k).clamp_min(1e-300).log()
+    e = (torch.exp(log_p @ exponents) @ coef).view(n, 2, k + 1)  # a, b
+    return (e[:, 0, :, None] * e[:, 1, None, :]).view(n, -1) @ lags

@@ -1,41 +1,54 @@
-"""The dual form ``sum_i w_i phi(l_i - lam) / W + kappa lam``, defined once.
+"""The dual form ``sum_i wn_i phi(l_i - lam) + kappa lam``, defined once.
 
 MATk, STk and ATk (at its exact threshold) are all this form, with ``phi`` the
-ReLU or a smoothing of :mod:`._smoothing`. :func:`dual_value` and
-:func:`dual_grad` define it over the last axis of batched losses; the training
-engine calls them on a minibatch for every member at once, and the public
-functions through :class:`DualForm`, which streams a large 1-D tensor through
-the same two functions:
+ReLU or a smoothing of :mod:`._smoothing` and ``wn`` weights that sum to one
+(``1 / n`` without weights). :func:`dual_value`, :func:`dual_grad` and
+:func:`dual_loss_gradient` define it over the last axis of batched losses;
+the training engine calls them on a minibatch for every member at once.
 
-* on CPU, in chunks below torch's parallel grain size, so that every operation
-  runs inside the cache, on the calling thread (no OpenMP barrier per chunk,
-  which degrades badly on a loaded machine);
-* on CPU and large inputs (``>= 2**20`` losses), through the same functions
-  compiled once per process by ``torch.compile`` (dynamic shapes, so one
-  compilation serves every size; it takes seconds, the first time only). If
-  compilation fails the chunked path is used; ``SKTOPK_COMPILE=0`` in the
-  environment disables it;
-* on accelerators, in one pass over the whole tensor.
+The public functions evaluate the same definitions through :func:`dual_form`:
 
-Nothing is saved for backward but the inputs.
+* in eager mode, up to ``_ONE_PASS_MAX`` losses a row, through
+  :class:`_OnePass`, whose forward computes the value and both gradients in
+  one pass (about ten operations: on training batches the cost is the number
+  of operations) and whose backward only scales them. Larger 1-D inputs go
+  through :class:`_Streamed`, saving only the inputs: on CPU in chunks below torch's
+  parallel grain size (every operation in cache, on the calling thread), and
+  from ``2**20`` losses on through the same functions compiled once per
+  process by ``torch.compile`` (``SKTOPK_COMPILE=0`` disables it; a failed
+  compilation falls back to the chunks); on accelerators in one pass;
+* under ``torch.func`` transforms, through :class:`DualForm` (``setup_context``,
+  a generated vmap rule and a ``jvp``);
+* under ``torch.compile``, ``torch.export`` and ``torch.jit.trace``, as the
+  plain definition, for the compiler to fuse.
+
+Every backward is differentiable again (``create_graph=True``: Hessians,
+gradient penalties), by recomputing the gradient from the saved inputs with
+differentiable operations.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from ._checks import transformed
 from ._smoothing import Smoothing
 
-__all__ = ["dual_form", "dual_value", "dual_grad", "dual_loss_gradient"]
+__all__ = ["dual_form", "dual_value", "dual_grad", "dual_loss_gradient", "DualForm"]
 
 # Below at::internal::GRAIN_SIZE (32768): each op runs serially, in L1/L2 cache.
 _CPU_CHUNK = 32704
+# Up to this many losses a row, one pass computes the value and the gradients.
+_ONE_PASS_MAX = _CPU_CHUNK
 _COMPILE_MIN_SIZE = 1 << 20
 _compile_state: dict = {"failed": False}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # --- the definition ---------------------------------------------------------------
@@ -61,9 +74,7 @@ def dual_loss_gradient(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
     """:func:`dual_value` (summed in the dtype of ``losses``) and
     :func:`dual_grad` at once, sharing the smoothing's intermediate results:
     what a training step needs."""
-    v, dv = phi.both(losses - _column(lam), _column(delta))
-    g = dv.mul_(wn)
-    return _weighted_sum(v, wn).add_(kappa * lam), g, kappa - g.sum(-1)
+    return phi.dual(losses - _column(lam), _column(delta), wn, lam, kappa)
 
 
 def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
@@ -74,7 +85,7 @@ def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
 
 
 def _column(t):
-    """Per-member values against a batch axis (numbers stay as they are)."""
+    """Per-row values against the last axis (numbers stay as they are)."""
     return t.unsqueeze(-1) if isinstance(t, Tensor) and t.dim() else t
 
 
@@ -82,12 +93,30 @@ def _weighted_sum(v: Tensor, wn, dtype: torch.dtype | None = None) -> Tensor:
     """``sum_i wn_i v_i`` over the last axis, accumulated in ``dtype``."""
     if isinstance(wn, Tensor):
         return (v * wn).sum(-1, dtype=dtype)
-    return v.sum(-1, dtype=dtype).mul_(wn)
+    return v.sum(-1, dtype=dtype) * wn
 
 
 def _times(kappa, lam):
     lam = lam.double() if isinstance(lam, Tensor) else lam
     return kappa * lam
+
+
+# --- one pass: value and gradients ------------------------------------------------
+
+
+def _one_pass(losses: Tensor, lam: Tensor, wn, kappa, phi: Smoothing, delta):
+    """The value, its gradient in the losses and in ``lam``: the fewest
+    operations (they, not the arithmetic, cost on a training batch)."""
+    dtype = losses.dtype
+    if dtype in _HALF:
+        losses = losses.float()
+    if lam.dtype != losses.dtype:
+        lam = lam.to(losses.dtype)
+    x = torch.sub(losses, _column(lam))
+    value, g, g_lam = phi.dual(x, _column(delta), wn, lam, kappa)
+    if dtype in _HALF:
+        value, g = value.to(dtype), g.to(dtype)
+    return value, g, g_lam
 
 
 # --- streaming a large 1-D tensor -------------------------------------------------
@@ -100,18 +129,14 @@ def _chunks(losses: Tensor):
         yield start, min(start + size, n)
 
 
-def _chunk_weights(weight: Tensor | None, s: int, e: int, scale: float):
-    return scale if weight is None else weight[s:e] * scale
-
-
 def _sum_chunked(losses, lam, weight, phi, delta) -> Tensor:
-    """``sum_i w_i phi(l_i - lam)`` in float64."""
+    """``sum_i w_i phi(l_i - lam)`` in float64 (``w = 1`` without weights)."""
     parts = [
         dual_value(
             losses[s:e],
             lam,
             0.0,
-            _chunk_weights(weight, s, e, 1.0),
+            1.0 if weight is None else weight[s:e],
             phi,
             delta,
             torch.float64,
@@ -125,9 +150,8 @@ def _grad_chunked(losses, lam, weight, phi, delta, scale) -> tuple[Tensor, Tenso
     """``scale * w_i phi'(l_i - lam)`` for every i, and its sum (float64)."""
     out, parts = torch.empty_like(losses), []
     for s, e in _chunks(losses):
-        g, minus_sum = dual_grad(
-            losses[s:e], lam, 0.0, _chunk_weights(weight, s, e, scale), phi, delta
-        )
+        wn = scale if weight is None else weight[s:e] * scale
+        g, minus_sum = dual_grad(losses[s:e], lam, 0.0, wn, phi, delta)
         out[s:e] = g
         parts.append(-minus_sum.double())
     return out, parts[0] if len(parts) == 1 else torch.stack(parts).sum()
@@ -175,72 +199,251 @@ def _run(chunked, whole, losses, lam, weight, phi, delta, *extra):
                 f"sktopk: compiling the fused loss kernel failed ({exc!r}); using "
                 "the chunked implementation instead",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
     return chunked(losses, lam, weight, phi, delta, *extra)
 
 
-# --- the autograd function ------------------------------------------------------
+def _streamed(losses: Tensor) -> bool:
+    return losses.dim() == 1 and losses.shape[0] > _ONE_PASS_MAX
 
 
-def _threshold(lam: Tensor, losses: Tensor) -> Tensor:
-    return lam.detach().to(device=losses.device, dtype=losses.dtype).reshape(())
+def _streamed_value(losses, lam, wn, kappa, phi, delta) -> Tensor:
+    weight = wn if isinstance(wn, Tensor) else None
+    acc = _run(_sum_chunked, _sum_whole, losses, lam, weight, phi, delta)
+    scale = 1.0 if weight is not None else wn
+    return (acc * scale + _times(kappa, lam)).to(losses.dtype)
 
 
-class DualForm(torch.autograd.Function):
-    r"""``sum_i w_i phi(l_i - lam) / W + kappa lam``, saving only its inputs.
+def _streamed_grad(losses, lam, wn, kappa, phi, delta, grad):
+    weight = wn if isinstance(wn, Tensor) else None
+    scale = grad if weight is not None else grad * wn
+    out, acc = _run(_grad_chunked, _grad_whole, losses, lam, weight, phi, delta, scale)
+    return out, (grad.double() * kappa - acc).to(losses.dtype)
 
-    With ``lam_index`` the threshold is ``losses[lam_index]`` (ATk at its exact
-    threshold) and the gradient with respect to it goes to that entry.
+
+# --- backward, differentiable -----------------------------------------------------
+
+
+def _backward_graph(losses, lam, wn, kappa, phi, delta, grad, lam_index=None):
+    """The gradients as differentiable operations of the inputs and ``grad``
+    (for ``create_graph=True`` and the ``torch.func`` transforms)."""
+    if lam_index is not None:
+        lam = losses[lam_index]
+    g = phi.derivative(losses - _column(lam), _column(delta)) * wn
+    g_losses = g * _column(grad)
+    g_lam = grad * (kappa - g.sum(-1))
+    if lam_index is not None:
+        index = (lam_index.reshape(1),)
+        return g_losses.index_put(index, g_lam.reshape(1), accumulate=True), None
+    return g_losses, g_lam
+
+
+# --- the autograd functions -------------------------------------------------------
+
+
+class _OnePass(torch.autograd.Function):
+    """The dual form of at most ``_ONE_PASS_MAX`` losses a row, eager: the
+    forward computes the value and the gradients, the backward scales them.
+
+    Written with ``forward(ctx, ...)``: ``Function.apply`` binds the
+    arguments of a ``setup_context`` function by signature inspection, a cost
+    that shows on small batches; :class:`DualForm` is the same function for
+    the ``torch.func`` transforms.
     """
 
     @staticmethod
-    def forward(ctx, losses, lam, weight, total, kappa, phi, delta, lam_index):
-        lam_t = _threshold(lam, losses)
-        acc = _run(_sum_chunked, _sum_whole, losses.detach(), lam_t, weight, phi, delta)
-        ctx.save_for_backward(losses, lam, weight)
-        ctx.args = (total, kappa, phi, delta, lam_index)
-        return (acc.double() / total + kappa * lam_t.double()).to(losses.dtype)
+    def forward(ctx, losses, lam, wn, kappa, phi, delta):
+        ctx.save_for_backward(losses, lam)
+        ctx.args = (wn, kappa, phi, delta)
+        value, ctx.g, ctx.g_lam = _one_pass(losses, lam, wn, kappa, phi, delta)
+        return value
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        losses, lam, weight = ctx.saved_tensors
-        total, kappa, phi, delta, lam_index = ctx.args
-        scale = float(grad) / total
-        lam_t = _threshold(lam, losses)
-        out, acc = _run(
-            _grad_chunked,
-            _grad_whole,
-            losses.detach(),
-            lam_t,
-            weight,
-            phi,
-            delta,
-            scale,
-        )
-        grad_lam = (grad.double() * kappa - acc.to(grad.device)).to(losses.dtype)
-        nones = (None,) * 6
+        if torch.is_grad_enabled():  # create_graph=True
+            losses, lam = ctx.saved_tensors
+            out = _backward_graph(losses, lam, *ctx.args, grad)
+            return *out, None, None, None, None
+        g_lam = ctx.g_lam * grad
+        if grad.dim():
+            grad = grad.unsqueeze(-1)
+        return ctx.g * grad, g_lam, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, d_losses, d_lam, *_):
+        # Forward mode (torch.autograd.forward_ad): the saved gradients.
+        return _tangent(ctx.g, ctx.g_lam, d_losses, d_lam)
+
+
+class Plan(NamedTuple):
+    """What a small 1-D eager call needs, made once per batch size: the
+    smoothing's kernel with its constants, and the scalars of the form."""
+
+    run: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+    phi: Smoothing
+    delta: float
+    wn: float
+    kappa: float
+
+
+def small_plan(
+    phi: Smoothing, delta: float, n: int, kappa: float, dtype, device
+) -> Plan | None:
+    """The plan of ``n`` 1-D losses, ``n <= _ONE_PASS_MAX`` (None where the
+    smoothing has no kernel, or for other dtypes)."""
+    if phi.kernel is None or dtype not in (torch.float32, torch.float64):
+        return None
+    run = phi.kernel(delta, 1.0 / n, kappa, dtype, device)
+    return Plan(run, phi, delta, 1.0 / n, kappa)
+
+
+class _Small(torch.autograd.Function):
+    """:class:`_OnePass` for a :class:`Plan`: the least Python per call (the
+    training loop's case, where the call costs more than the arithmetic)."""
+
+    @staticmethod
+    def forward(ctx, losses, lam, plan):
+        ctx.save_for_backward(losses, lam)
+        ctx.plan = plan
+        value, ctx.g, ctx.g_lam = plan.run(torch.sub(losses, lam), lam)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        if torch.is_grad_enabled():  # create_graph=True
+            losses, lam = ctx.saved_tensors
+            p = ctx.plan
+            out = _backward_graph(losses, lam, p.wn, p.kappa, p.phi, p.delta, grad)
+            return *out, None
+        return ctx.g * grad, ctx.g_lam * grad, None
+
+    @staticmethod
+    def jvp(ctx, d_losses, d_lam, _):
+        return _tangent(ctx.g, ctx.g_lam, d_losses, d_lam)
+
+
+def small_form(losses: Tensor, lam: Tensor, plan: Plan) -> Tensor:
+    """The dual form of a :class:`Plan` (eager, 1-D, ``lam`` 0-d, one dtype)."""
+    return _Small.apply(losses, lam, plan)
+
+
+class _Streamed(torch.autograd.Function):
+    """The dual form of a large 1-D tensor, eager, saving only the inputs.
+
+    With ``lam_index`` the threshold is ``losses[lam_index]`` (ATk at its
+    exact threshold) and the gradient with respect to it goes to that entry.
+    """
+
+    @staticmethod
+    def forward(ctx, losses, lam, wn, kappa, phi, delta, lam_index):
+        ctx.save_for_backward(losses, lam)
+        ctx.save_for_forward(losses, lam)
+        ctx.args = (wn, kappa, phi, delta, lam_index)
+        lam_v = lam if lam_index is None else losses[lam_index]
+        return _streamed_value(losses, lam_v, wn, kappa, phi, delta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        losses, lam = ctx.saved_tensors
+        wn, kappa, phi, delta, lam_index = ctx.args
+        nones = (None,) * 5
+        if torch.is_grad_enabled():  # create_graph=True
+            out = _backward_graph(losses, lam, wn, kappa, phi, delta, grad, lam_index)
+            return *out, *nones
+        lam_v = lam if lam_index is None else losses[lam_index]
+        out, g_lam = _streamed_grad(losses, lam_v, wn, kappa, phi, delta, grad)
         if lam_index is not None:
-            out[lam_index] += grad_lam
+            out[lam_index] += g_lam
             return out, None, *nones
-        return out, grad_lam.reshape(lam.shape).to(lam), *nones
+        return out, g_lam.reshape(lam.shape).to(lam.dtype), *nones
+
+    @staticmethod
+    def jvp(ctx, d_losses, d_lam, *_):
+        losses, lam = ctx.saved_tensors
+        wn, kappa, phi, delta, lam_index = ctx.args
+        if lam_index is not None:
+            lam = losses[lam_index]
+            d_lam = None if d_losses is None else d_losses[lam_index]
+        g = phi.derivative(losses - lam, delta) * wn
+        return _tangent(g, kappa - g.sum(), d_losses, d_lam)
+
+
+def _tangent(g: Tensor, g_lam: Tensor, d_losses, d_lam) -> Tensor:
+    """The directional derivative ``sum_i g_i dl_i + g_lam dlam``."""
+    out = torch.zeros_like(g_lam)
+    if d_losses is not None:
+        out = out + (g * d_losses).sum(-1)
+    if d_lam is not None:
+        out = out + g_lam * d_lam
+    return out
+
+
+class DualForm(torch.autograd.Function):
+    r"""``sum_i wn_i phi(l_i - lam) + kappa lam`` over the last axis, for the
+    ``torch.func`` transforms: ``setup_context``, a generated vmap rule, a
+    ``jvp`` (forward mode, ``jacfwd``, ``hessian``) and a backward that is
+    differentiable again. ``wn`` and ``kappa`` are constants (numbers or
+    tensors without gradient)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(losses, lam, wn, kappa, phi, delta):
+        return dual_value(losses, lam, kappa, wn, phi, delta)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        losses, lam, wn, kappa, phi, delta = inputs
+        tensors = [t if isinstance(t, Tensor) else None for t in (wn, kappa)]
+        ctx.save_for_backward(losses, lam, *tensors)
+        ctx.save_for_forward(losses, lam, *tensors)
+        ctx.args = (wn, kappa, phi, delta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        losses, lam, wn, kappa, phi, delta = _restore(ctx)
+        out = _backward_graph(losses, lam, wn, kappa, phi, delta, grad)
+        return *out, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, d_losses, d_lam, *_):
+        losses, lam, wn, kappa, phi, delta = _restore(ctx)
+        g = phi.derivative(losses - _column(lam), _column(delta)) * wn
+        return _tangent(g, kappa - g.sum(-1), d_losses, d_lam)
+
+
+def _restore(ctx):
+    losses, lam, wn_t, kappa_t = ctx.saved_tensors
+    wn, kappa, phi, delta = ctx.args
+    wn = wn_t if wn_t is not None else wn
+    kappa = kappa_t if kappa_t is not None else kappa
+    return losses, lam, wn, kappa, phi, delta
 
 
 def dual_form(
     losses: Tensor,
     lam: Tensor,
-    kappa: float,
+    kappa,
     phi: Smoothing,
     delta: float,
-    weight: Tensor | None,
-    total: float,
+    wn,
     lam_index: Tensor | None = None,
 ) -> Tensor:
-    """Evaluate the dual form of a 1-D tensor (inputs already validated)."""
-    if torch.compiler.is_compiling():
-        # Inside a user's torch.compile: the definition itself, for it to fuse.
-        lam = losses[lam_index] if lam_index is not None else lam.reshape(())
-        wn = 1.0 / total if weight is None else weight / total
+    """Evaluate the dual form over the last axis (inputs already validated).
+
+    ``lam`` has the leading shape of ``losses`` (0-d for 1-D losses),
+    ``kappa`` is a number or a tensor of that shape, ``wn`` a number or
+    normalised weights of the shape of ``losses``.
+    """
+    if not transformed():
+        if lam_index is None and losses.shape[-1] <= _ONE_PASS_MAX:
+            return _OnePass.apply(losses, lam, wn, kappa, phi, delta)
+        if losses.dim() == 1:
+            return _Streamed.apply(losses, lam, wn, kappa, phi, delta, lam_index)
+    if lam_index is not None:
+        lam = losses[lam_index]
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # The definition itself, for the compiler to fuse.
         return dual_value(losses, lam, kappa, wn, phi, delta)
-    return DualForm.apply(losses, lam, weight, total, kappa, phi, delta, lam_index)
+    return DualForm.apply(losses, lam, wn, kappa, phi, delta)

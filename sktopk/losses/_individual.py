@@ -3,14 +3,28 @@
 Binary classification takes real scores ``f`` and labels ``y`` in {-1, +1};
 regression a prediction and a target; multi-class a score matrix and integer
 labels. All are differentiable by autograd and numerically stable.
+
+Unlike ``torch.nn.functional``'s losses, whose ``reduction`` defaults to
+``"mean"``, these return one value per sample (``reduction="none"``): the
+aggregates of :mod:`sktopk.losses` reduce them. The public functions take
+torch's argument names ``input`` and ``target`` as keywords beside their own,
+and the binary and regression ones broadcast ``input`` against ``target`` as
+``torch.nn.functional.mse_loss`` does (with its warning when the shapes
+differ). Checks that read values (labels in {-1, +1}, class indices in range)
+run only in eager mode on host memory (see :func:`set_value_checks`), so that
+``torch.compile``, ``torch.export`` and ``torch.func`` trace them without a
+graph break or a host read.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import value_checks_apply
 from ._registry import IndividualLoss
 
 __all__ = [
@@ -23,48 +37,91 @@ __all__ = [
     "multiclass_hinge",
 ]
 
+_REDUCTIONS = ("none", "mean", "sum")
 
-def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
+
+def _one_of(fn: str, names: tuple[str, str], values: tuple) -> Tensor:
+    """The argument given under either name (its own, or torch's)."""
+    own, torch_name = values
+    if own is None and torch_name is None:
+        raise TypeError(
+            f"{fn}() missing a required argument: {names[0]!r} (or {names[1]!r})"
+        )
+    if own is not None and torch_name is not None:
+        raise TypeError(f"{fn}() got both {names[0]!r} and {names[1]!r}; pass one")
+    return own if torch_name is None else torch_name
+
+
+def _reduce(values: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return values
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
+
+
+def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> tuple[Tensor, Tensor]:
+    """Both tensors, ``a`` floating point; broadcast (with torch's warning)."""
     for x, name in ((a, names[0]), (b, names[1])):
         if not isinstance(x, Tensor):
             raise ValueError(f"{name} must be a tensor; got {type(x).__name__}")
     if not a.is_floating_point():
         raise ValueError(f"{names[0]} must be a floating-point tensor; got {a.dtype}")
-    if a.shape != b.shape:
+    if torch.jit.is_tracing() or a.shape == b.shape:
+        return a, b  # traced sizes are tensors: torch broadcasts, unchecked
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
         raise ValueError(
-            f"{names[1]} must have the shape of {names[0]} {tuple(a.shape)}; "
-            f"got {names[1]} of shape {tuple(b.shape)}"
-        )
+            f"{names[1]} must have the shape of {names[0]} {tuple(a.shape)} or "
+            f"broadcast with it; got {names[1]} of shape {tuple(b.shape)}"
+        ) from None
+    warnings.warn(
+        f"Using a target size ({b.size()}) that is different to the input size "
+        f"({a.size()}). This will likely lead to incorrect results due to "
+        "broadcasting. Please ensure they have the same size.",
+        stacklevel=3,
+    )
+    return torch.broadcast_tensors(a, b)
 
 
-def _check_margin_labels(scores: Tensor, y: Tensor) -> Tensor:
-    _check_pair(scores, y, ("scores", "y"))
-    y = y.to(scores.dtype)
-    if not torch.all((y == 1) | (y == -1)):
+def _check_margin_labels(scores: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    scores, y = _check_pair(scores, y, ("scores", "y"))
+    if value_checks_apply(y) and not bool(((y == 1) | (y == -1)).all()):
         bad = y[(y != 1) & (y != -1)][0].item()
         raise ValueError(f"y must contain only -1 and +1; got the value {bad!r}")
-    return y
+    return scores, y.to(scores.dtype)
 
 
 def _check_class_labels(scores: Tensor, labels: Tensor) -> None:
-    if not isinstance(scores, Tensor) or scores.ndim != 2 or scores.shape[1] < 2:
-        shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
-        raise ValueError(
-            f"scores must be a tensor of shape (n_samples, n_classes >= 2); got {shape}"
-        )
+    for x, name in ((scores, "scores"), (labels, "labels")):
+        if not isinstance(x, Tensor):
+            raise ValueError(f"{name} must be a tensor; got {type(x).__name__}")
     if not scores.is_floating_point():
         raise ValueError(f"scores must be a floating-point tensor; got {scores.dtype}")
-    if not isinstance(labels, Tensor) or labels.shape != scores.shape[:1]:
-        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels)
-        raise ValueError(
-            f"labels must be a tensor of shape ({scores.shape[0]},); got {shape}"
-        )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"labels must be an integer tensor; got {labels.dtype}")
-    if labels.numel() and not (0 <= labels.min() and labels.max() < scores.shape[1]):
+    if torch.jit.is_tracing():  # traced sizes are tensors: no Python bool of them
+        return
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(
+            "scores must be a tensor of shape (n_samples, n_classes >= 2); got "
+            f"{tuple(scores.shape)}"
+        )
+    if labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"labels must be a tensor of shape ({scores.shape[0]},); got "
+            f"{tuple(labels.shape)}"
+        )
+    if not value_checks_apply(labels) or not labels.numel():
+        return
+    low, high = labels.min().item(), labels.max().item()
+    if not (0 <= low and high < scores.shape[1]):
         raise ValueError(
             f"labels must be class indices in [0, {scores.shape[1] - 1}]; got values "
-            f"in [{labels.min().item()}, {labels.max().item()}]"
+            f"in [{low}, {high}]"
         )
 
 
@@ -148,39 +205,66 @@ def multiclass_hinge_loss_gradient(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor
 # --- public functions: validation, then the definition ----------------------------
 
 
-def logistic(scores: Tensor, y: Tensor) -> Tensor:
+def logistic(
+    scores: Tensor | None = None,
+    y: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    target: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
     r"""Logistic loss ``log(1 + exp(-y f))``, computed as ``softplus(-y f)``.
 
     Parameters
     ----------
     scores : Tensor of shape (n,)
-        Real scores ``f``; the positive class is ``y = +1``.
+        Real scores ``f``; the positive class is ``y = +1``. Also accepted as
+        ``input=`` (torch's name).
     y : Tensor of shape (n,)
-        Labels in {-1, +1}.
+        Labels in {-1, +1}; also accepted as ``target=``. A different shape
+        that broadcasts with ``scores`` is broadcast, with torch's warning.
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample (unlike torch's losses, whose default
+        is ``"mean"``).
 
     Returns
     -------
     Tensor of shape (n,)
-        One loss per sample; finite for any finite score.
+        One loss per sample (a scalar when reduced); finite for any finite
+        score.
 
     Examples
     --------
     >>> import torch
     >>> logistic(torch.tensor([0.0, 100.0]), torch.tensor([1, -1]))
     tensor([  0.6931, 100.0000])
+    >>> logistic(input=torch.tensor([0.0, 1.0]), target=torch.tensor([1, -1]))
+    tensor([0.6931, 1.3133])
     """
-    y = _check_margin_labels(scores, y)
-    return logistic_value(scores, y)
+    scores = _one_of("logistic", ("scores", "input"), (scores, input))
+    y = _one_of("logistic", ("y", "target"), (y, target))
+    scores, y = _check_margin_labels(scores, y)
+    return _reduce(logistic_value(scores, y), reduction)
 
 
-def hinge(scores: Tensor, y: Tensor) -> Tensor:
+def hinge(
+    scores: Tensor | None = None,
+    y: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    target: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
     r"""Hinge loss ``max(0, 1 - y f)``.
 
     Parameters
     ----------
     scores : Tensor of shape (n,)
+        Real scores ``f`` (or ``input=``).
     y : Tensor of shape (n,)
-        Labels in {-1, +1}.
+        Labels in {-1, +1} (or ``target=``); broadcast as in :func:`logistic`.
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample (torch's losses default to ``"mean"``).
 
     Returns
     -------
@@ -192,17 +276,30 @@ def hinge(scores: Tensor, y: Tensor) -> Tensor:
     >>> hinge(torch.tensor([0.5, 2.0]), torch.tensor([1, 1]))
     tensor([0.5000, 0.0000])
     """
-    y = _check_margin_labels(scores, y)
-    return hinge_value(scores, y)
+    scores = _one_of("hinge", ("scores", "input"), (scores, input))
+    y = _one_of("hinge", ("y", "target"), (y, target))
+    scores, y = _check_margin_labels(scores, y)
+    return _reduce(hinge_value(scores, y), reduction)
 
 
-def square(pred: Tensor, target: Tensor) -> Tensor:
-    r"""Square loss ``(y - f)^2``.
+def square(
+    pred: Tensor | None = None,
+    target: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
+    r"""Square loss ``(y - f)^2`` (``F.mse_loss`` with ``reduction="none"``).
 
     Parameters
     ----------
     pred : Tensor of shape (n,)
+        Predictions ``f`` (or ``input=``).
     target : Tensor of shape (n,)
+        Targets ``y``; a different shape that broadcasts with ``pred`` is
+        broadcast, with torch's warning.
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample (torch's losses default to ``"mean"``).
 
     Returns
     -------
@@ -214,17 +311,30 @@ def square(pred: Tensor, target: Tensor) -> Tensor:
     >>> square(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0]))
     tensor([1., 4.])
     """
-    _check_pair(pred, target, ("pred", "target"))
-    return square_value(pred, target.to(pred.dtype))
+    pred = _one_of("square", ("pred", "input"), (pred, input))
+    if target is None:
+        raise TypeError("square() missing a required argument: 'target'")
+    pred, target = _check_pair(pred, target, ("pred", "target"))
+    return _reduce(square_value(pred, target.to(pred.dtype)), reduction)
 
 
-def absolute(pred: Tensor, target: Tensor) -> Tensor:
-    r"""Absolute loss ``|y - f|``.
+def absolute(
+    pred: Tensor | None = None,
+    target: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
+    r"""Absolute loss ``|y - f|`` (``F.l1_loss`` with ``reduction="none"``).
 
     Parameters
     ----------
     pred : Tensor of shape (n,)
+        Predictions ``f`` (or ``input=``).
     target : Tensor of shape (n,)
+        Targets ``y``; broadcast as in :func:`square`.
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample (torch's losses default to ``"mean"``).
 
     Returns
     -------
@@ -236,19 +346,36 @@ def absolute(pred: Tensor, target: Tensor) -> Tensor:
     >>> absolute(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0]))
     tensor([1., 2.])
     """
-    _check_pair(pred, target, ("pred", "target"))
-    return absolute_value(pred, target.to(pred.dtype))
+    pred = _one_of("absolute", ("pred", "input"), (pred, input))
+    if target is None:
+        raise TypeError("absolute() missing a required argument: 'target'")
+    pred, target = _check_pair(pred, target, ("pred", "target"))
+    return _reduce(absolute_value(pred, target.to(pred.dtype)), reduction)
 
 
-def cross_entropy(scores: Tensor, labels: Tensor) -> Tensor:
-    r"""Cross-entropy of the softmax, ``logsumexp(s) - s_y``.
+def cross_entropy(
+    scores: Tensor | None = None,
+    labels: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    target: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
+    r"""Cross-entropy of the softmax, ``logsumexp(s) - s_y``, per sample.
+
+    ``torch.nn.functional.cross_entropy`` returns the *mean* over samples by
+    default; this function returns one loss per sample (``reduction="none"``),
+    to be aggregated by :func:`stk` and the others. With ``reduction="mean"``
+    it equals torch's.
 
     Parameters
     ----------
     scores : Tensor of shape (n, C)
-        Class scores (logits), ``C >= 2``.
+        Class scores (logits), ``C >= 2`` (or ``input=``).
     labels : Tensor of shape (n,)
-        Integer class indices in ``[0, C)``.
+        Integer class indices in ``[0, C)`` (or ``target=``).
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample.
 
     Returns
     -------
@@ -259,12 +386,25 @@ def cross_entropy(scores: Tensor, labels: Tensor) -> Tensor:
     >>> import torch
     >>> cross_entropy(torch.zeros(1, 4), torch.tensor([2]))
     tensor([1.3863])
+    >>> s, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    >>> mean = cross_entropy(s, y, reduction="mean")
+    >>> bool(mean == torch.nn.functional.cross_entropy(s, y))
+    True
     """
+    scores = _one_of("cross_entropy", ("scores", "input"), (scores, input))
+    labels = _one_of("cross_entropy", ("labels", "target"), (labels, target))
     _check_class_labels(scores, labels)
-    return cross_entropy_value(scores, labels)
+    return _reduce(cross_entropy_value(scores, labels), reduction)
 
 
-def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
+def multiclass_hinge(
+    scores: Tensor | None = None,
+    labels: Tensor | None = None,
+    *,
+    input: Tensor | None = None,
+    target: Tensor | None = None,
+    reduction: str = "none",
+) -> Tensor:
     r"""Multi-class hinge loss of Crammer and Singer.
 
     .. math:: \ell(s, y) = \max\bigl(0,\; 1 + \max_{j \ne y} s_j - s_y\bigr)
@@ -272,9 +412,11 @@ def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
     Parameters
     ----------
     scores : Tensor of shape (n, C)
-        Class scores, ``C >= 2``.
+        Class scores, ``C >= 2`` (or ``input=``).
     labels : Tensor of shape (n,)
-        Integer class indices in ``[0, C)``.
+        Integer class indices in ``[0, C)`` (or ``target=``).
+    reduction : {"none", "mean", "sum"}, default="none"
+        ``"none"``: one loss per sample.
 
     Returns
     -------
@@ -291,8 +433,10 @@ def multiclass_hinge(scores: Tensor, labels: Tensor) -> Tensor:
     >>> multiclass_hinge(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([0]))
     tensor([0.5000])
     """
+    scores = _one_of("multiclass_hinge", ("scores", "input"), (scores, input))
+    labels = _one_of("multiclass_hinge", ("labels", "target"), (labels, target))
     _check_class_labels(scores, labels)
-    return multiclass_hinge_value(scores, labels)
+    return _reduce(multiclass_hinge_value(scores, labels), reduction)
 
 
 #: The built-in individual losses, registered by :mod:`sktopk.losses`.

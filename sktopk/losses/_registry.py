@@ -98,7 +98,8 @@ class Aggregate:
         numbers). ``dvalue/dlam`` is None without a threshold, ``value`` when
         ``with_value`` is False.
     function : callable or None
-        The public function on a 1-D tensor (e.g. :func:`stk`).
+        The public function on a 1-D tensor, or on the rows of a batch with
+        ``dim`` (e.g. :func:`stk`).
     module : type of nn.Module or None
     uses_threshold : bool
         Whether it has a trainable threshold ``lam`` (its variational form).

@@ -71,6 +71,8 @@ class TopKSVMLoss(nn.Module):
     """Hard top-k SVM loss ``max(0, margin + (s'_[k] - s_y) / k)`` as a module.
 
     ``s'_[k]`` is the k-th largest wrong-class score; see :func:`topk_svm`.
+    Plain autograd operations: every derivative, ``torch.func``, compile and
+    export work.
 
     Parameters
     ----------

@@ -18,11 +18,22 @@ Examples
 >>> loss.backward(); opt.step(); _ = criterion.project_()
 >>> bool(criterion.lam >= 0)
 True
+
+Gradients of every order are exact, e.g. a gradient penalty:
+
+>>> loss = criterion(logistic(model(x).squeeze(1), y))
+>>> grads = torch.autograd.grad(loss, list(model.parameters()), create_graph=True)
+>>> penalty = sum(g.pow(2).sum() for g in grads)
+>>> (loss + 0.1 * penalty).backward()
+
+``torch.compile(model_and_loss, fullgraph=True)`` and ``torch.export`` trace
+the modules and functions as one graph.
 """
 
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +56,80 @@ def _check_k(k: int | float) -> int | float:
     raise ValueError(f"k={k!r} is out of range: an int k must be >= 1")
 
 
-class AverageLoss(nn.Module):
+def _check_dim(dim: int | None) -> int | None:
+    if dim is None or (isinstance(dim, int) and not isinstance(dim, bool)):
+        return dim
+    raise TypeError(f"dim must be an int or None; got {dim!r}")
+
+
+def _initial_lambda(lam: float | Tensor) -> Tensor:
+    """The initial threshold(s) as a float tensor, finite."""
+    if isinstance(lam, Tensor):
+        value = lam.detach().clone()
+        if not value.is_floating_point():
+            value = value.to(torch.get_default_dtype())
+    elif isinstance(lam, numbers.Real) and not isinstance(lam, bool):
+        value = torch.tensor(float(lam))
+    else:
+        raise TypeError(f"lam must be a float or a floating-point tensor; got {lam!r}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"lam must be finite; got lam={lam!r}")
+    return value
+
+
+class _Module(nn.Module):
+    """Base of the loss modules: ``dim`` and a clear ``torch.jit.script`` error."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = _check_dim(dim)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this on every submodule before compiling.
+        raise TypeError(
+            f"{type(self).__name__} does not support torch.jit.script: its forward "
+            "calls Python functions that TorchScript cannot compile. Use "
+            "torch.compile or torch.export (both work without graph breaks), or "
+            "torch.jit.trace."
+        )
+
+    def extra_repr(self) -> str:
+        return "" if self.dim is None else f"dim={self.dim}"
+
+
+class _HyperState(_Module):
+    """A module whose hyper-parameters travel in its ``state_dict``."""
+
+    _hyper: tuple[str, ...] = ("k", "dim")
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._hyper}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the saved hyper-parameters (validated, as at construction)."""
+        if not isinstance(state, dict) or set(state) != set(self._hyper):
+            raise ValueError(
+                f"{type(self).__name__}: the saved state must hold {self._hyper}; "
+                f"got {state!r}"
+            )
+        self._set_hyper(**state)
+
+    def _set_hyper(self, k: int | float, dim: int | None, **_: Any) -> None:
+        self.k, self.dim = _check_k(k), _check_dim(dim)
+
+    def extra_repr(self) -> str:
+        rest = super().extra_repr()
+        return f"k={self.k!r}" + (f", {rest}" if rest else "")
+
+
+class AverageLoss(_Module):
     """Average of the individual losses; see :func:`~sktopk.losses.average`.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Aggregate each row of a batch along this axis; by default the losses
+        must be 1-D.
 
     Examples
     --------
@@ -56,11 +139,17 @@ class AverageLoss(nn.Module):
     """
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
-        return average(losses, weight)
+        return average(losses, weight, dim=self.dim)
 
 
-class MaximumLoss(nn.Module):
+class MaximumLoss(_Module):
     """Maximum of the individual losses; see :func:`~sktopk.losses.maximum`.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Aggregate each row of a batch along this axis; by default the losses
+        must be 1-D.
 
     Examples
     --------
@@ -70,16 +159,24 @@ class MaximumLoss(nn.Module):
     """
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
-        return maximum(losses, weight)
+        return maximum(losses, weight, dim=self.dim)
 
 
-class ATkLoss(nn.Module):
+class ATkLoss(_HyperState):
     """Average of the top-k losses (Fan et al., 2017); see :func:`~sktopk.losses.atk`.
 
     Parameters
     ----------
     k : int or float
         An int ``>= 1`` or a fraction in ``(0, 1]`` of the losses given.
+    dim : int, optional
+        Aggregate each row of a batch along this axis; by default the losses
+        must be 1-D.
+
+    Notes
+    -----
+    ``k`` and ``dim`` are saved in the ``state_dict`` (its ``_extra_state``)
+    and restored by ``load_state_dict``.
 
     Examples
     --------
@@ -88,24 +185,23 @@ class ATkLoss(nn.Module):
     tensor(4.)
     """
 
-    def __init__(self, k: int | float) -> None:
-        super().__init__()
+    def __init__(self, k: int | float, dim: int | None = None) -> None:
+        super().__init__(dim)
         self.k = _check_k(k)
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
-        return atk(losses, self.k, weight)
-
-    def extra_repr(self) -> str:
-        return f"k={self.k!r}"
+        return atk(losses, self.k, weight, dim=self.dim)
 
 
-class _ThresholdLoss(nn.Module):
+class _ThresholdLoss(_HyperState):
     """Base of the losses that own a trainable threshold ``lam``."""
 
-    def __init__(self, k: int | float, lam: float = 0.0) -> None:
-        super().__init__()
+    def __init__(
+        self, k: int | float, lam: float | Tensor = 0.0, dim: int | None = None
+    ) -> None:
+        super().__init__(dim)
         self.k = _check_k(k)
-        self.lam = nn.Parameter(torch.tensor(float(lam)))
+        self.lam = nn.Parameter(_initial_lambda(lam))
 
     @torch.no_grad()
     def init_lambda(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -113,8 +209,16 @@ class _ThresholdLoss(nn.Module):
 
         Call it once with the individual losses of the initial model over the
         training data: ``lam`` then starts at the optimum of MATk for them.
+        With ``dim``, ``lam`` holds one threshold per row (construct the
+        module with ``lam`` of the rows' shape).
         """
-        value = kth_largest(losses, self.k, weight).clamp(min=0)
+        value = kth_largest(losses, self.k, weight, dim=self.dim).clamp(min=0)
+        if value.shape != self.lam.shape:
+            raise ValueError(
+                f"init_lambda: the losses give thresholds of shape "
+                f"{tuple(value.shape)} but lam has shape {tuple(self.lam.shape)}; "
+                f"construct the module with lam=torch.zeros({tuple(value.shape)})"
+            )
         self.lam.copy_(value.to(self.lam))
         return self.lam.detach().clone()
 
@@ -124,9 +228,6 @@ class _ThresholdLoss(nn.Module):
         self.lam.clamp_(min=0)
         return self
 
-    def extra_repr(self) -> str:
-        return f"k={self.k!r}"
-
 
 class MATkLoss(_ThresholdLoss):
     """MATk with a trainable threshold; see :func:`~sktopk.losses.matk`.
@@ -135,13 +236,23 @@ class MATkLoss(_ThresholdLoss):
     ----------
     k : int or float
         An int ``>= 1`` or a fraction ``kappa`` in ``(0, 1]``.
-    lam : float, default=0.0
-        Initial threshold; see :meth:`init_lambda`.
+    lam : float or Tensor, default=0.0
+        Initial threshold, finite (see :meth:`init_lambda`); with ``dim``, a
+        tensor of the rows' shape gives one threshold per row.
+    dim : int, optional
+        Aggregate each row of a batch along this axis; by default the losses
+        must be 1-D.
 
     Attributes
     ----------
     lam : nn.Parameter of shape ()
-        The threshold, trained with the model.
+        The threshold, trained with the model (of the rows' shape with a
+        threshold per row).
+
+    Notes
+    -----
+    ``k`` and ``dim`` are saved in the ``state_dict`` (its ``_extra_state``,
+    beside ``lam``) and restored by ``load_state_dict``.
 
     Examples
     --------
@@ -150,12 +261,12 @@ class MATkLoss(_ThresholdLoss):
     >>> l = torch.tensor([1.0, 5.0, 2.0, 3.0])
     >>> loss.init_lambda(l)
     tensor(3.)
-    >>> loss(l)
-    tensor(2., grad_fn=<DualFormBackward>)
+    >>> loss(l).item()
+    2.0
     """
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
-        return matk(losses, self.lam, self.k, weight)
+        return matk(losses, self.lam, self.k, weight, dim=self.dim)
 
 
 class STkLoss(_ThresholdLoss):
@@ -171,13 +282,28 @@ class STkLoss(_ThresholdLoss):
         Smoothing, ``> 0``.
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The ReLU replacement.
-    lam : float, default=0.0
-        Initial threshold; see :meth:`init_lambda`.
+    lam : float or Tensor, default=0.0
+        Initial threshold, finite (see :meth:`init_lambda`); with ``dim``, a
+        tensor of the rows' shape gives one threshold per row.
+    dim : int, optional
+        Aggregate each row of a batch along this axis (one value and one
+        threshold per row); by default the losses must be 1-D.
 
     Attributes
     ----------
     lam : nn.Parameter of shape ()
-        The threshold, trained with the model.
+        The threshold, trained with the model (of the rows' shape with a
+        threshold per row).
+
+    Notes
+    -----
+    ``k``, ``delta``, ``smoothing`` and ``dim`` are saved in the
+    ``state_dict`` (its ``_extra_state``, beside ``lam``) and restored by
+    ``load_state_dict``, so that a threshold is never loaded into a loss with
+    other hyper-parameters. ``torch.compile`` and ``torch.export`` trace it
+    without graph breaks; ``torch.jit.trace`` keeps an int ``k`` a count (the
+    fraction ``k / n`` follows the batch size); ``torch.jit.script`` raises a
+    ``TypeError``.
 
     Examples
     --------
@@ -188,21 +314,40 @@ class STkLoss(_ThresholdLoss):
     tensor(3.)
     >>> round(loss(l).item(), 3)
     2.0
+    >>> sorted(loss.state_dict()["_extra_state"].items())
+    [('delta', 0.001), ('dim', None), ('k', 2), ('smoothing', 'srelu')]
     """
+
+    _hyper = ("k", "delta", "smoothing", "dim")
 
     def __init__(
         self,
         k: int | float,
         delta: float = 0.01,
         smoothing: str = "srelu",
-        lam: float = 0.0,
+        lam: float | Tensor = 0.0,
+        dim: int | None = None,
     ) -> None:
-        super().__init__(k, lam)
+        super().__init__(k, lam, dim)
+        self._set_hyper(k, dim, delta=delta, smoothing=smoothing)
+
+    def _set_hyper(
+        self,
+        k: int | float,
+        dim: int | None,
+        delta: float = 0.01,
+        smoothing: str = "srelu",
+        **_: Any,
+    ) -> None:
+        super()._set_hyper(k, dim)
         get_smoothing(smoothing, delta)
         self.delta, self.smoothing = float(delta), smoothing
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
-        return stk(losses, self.lam, self.k, self.delta, self.smoothing, weight)
+        return stk(
+            losses, self.lam, self.k, self.delta, self.smoothing, weight, dim=self.dim
+        )
 
     def extra_repr(self) -> str:
-        return f"k={self.k!r}, delta={self.delta!r}, smoothing={self.smoothing!r}"
+        text = f"k={self.k!r}, delta={self.delta!r}, smoothing={self.smoothing!r}"
+        return text + ("" if self.dim is None else f", dim={self.dim}")

@@ -8,6 +8,7 @@ import pandas as pd
 from ..losses import get_aggregate, names
 from .protocol import Protocol
 from .published import load_published
+from .reference import constant_section
 from .significance import significance_section
 
 __all__ = ["summarize", "compare", "format_table", "markdown_table", "render_report"]
@@ -124,7 +125,8 @@ def render_report(
     runs: pd.DataFrame | None = None,
 ) -> str:
     """The Markdown report: settings, table, timing, plots and notes; with
-    ``runs``, also STk's paired comparison with each baseline."""
+    ``runs``, also STk's paired comparison with each baseline; for regression
+    cells, the constant predictor's scores beside them."""
     settings = {"command": f"`{command}`", "seed": str(seed)}
     settings |= protocol.describe()
     settings["protocol identity"] = protocol.identity(seed)
@@ -137,6 +139,9 @@ def render_report(
     lines += [f"![{p}]({p})" for p in plots] or [plot_message or "none"]
     if runs is not None and not runs.empty:
         lines += ["", *significance_section(runs)]
+    reference = constant_section(comparison, protocol, seed)
+    if reference:
+        lines += ["", *reference]
     lines += ["", "## Notes", "", *_notes(comparison, protocol)]
     return "\n".join(lines) + "\n"
 

@@ -240,7 +240,10 @@ def test_dask_backend_equals_n_jobs_1():
         warnings.simplefilter("ignore")
         with (
             distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                processes=False,
+                dashboard_address=None,
             ) as cluster,
             distributed.Client(cluster),
             joblib.parallel_backend("dask"),

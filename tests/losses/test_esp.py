@@ -13,6 +13,7 @@ from sktopk.losses._esp import (
     lagged_products,
     log_esp,
     power_sums,
+    split_esp_lags,
     xpolyval,
 )
 
@@ -133,3 +134,38 @@ def test_esp_unit_gradcheck_and_edges(rng):
     zeros = torch.zeros(2, 3, dtype=torch.float64)
     assert esp_unit(zeros, 2).tolist() == [[1.0, 0.0, 0.0]] * 2
     assert esp_unit(torch.zeros(2, 0), 2).tolist() == [[1.0, 0.0, 0.0]] * 2
+
+
+def dp_esp(v, k):
+    """e_0..e_k of each row by the recurrence e_j <- e_j + v_i e_{j-1} (float64)."""
+    e = torch.zeros(v.shape[0], k + 1, dtype=torch.float64)
+    e[:, 0] = 1.0
+    for i in range(v.shape[1]):
+        e[:, 1:] = e[:, 1:] + v[:, i : i + 1] * e[:, :-1].clone()
+    return e
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 10])
+def test_split_esp_lags_matches_the_recurrence(k, rng):
+    u = torch.tensor(rng.uniform(size=(6, k)))
+    u[:, -1] = 1.0  # as in the loss: the k-th largest maps to 1
+    x = torch.tensor(rng.uniform(size=(6, 40)) ** 3)
+    p = torch.stack([power_sums(u, k), power_sums(x, k)], 1)
+    got = split_esp_lags(p)
+    a, b = dp_esp(u, k), dp_esp(x, k)
+
+    def lag(f, g, d, last=k):  # sum_i f_{i+d} g_i over i + d <= last
+        return sum(f[:, i + d] * g[:, i] for i in range(last - d + 1))
+
+    zero = torch.zeros(6, dtype=torch.float64)
+    sign = [(-1.0) ** d for d in range(k)]
+    want = [(a * b).sum(1), (a[:, 1:] * b[:, :-1]).sum(1)]
+    want += [sign[d] * lag(a, b, d + 1) for d in range(k)]  # g_{d+1}
+    want += [sign[d] * lag(b, a, d + 1) for d in range(k)]  # h_{d+1}
+    want += [-sign[d] * lag(a, b, d + 2) if d + 2 <= k else zero for d in range(k)]
+    want += [-sign[d] * lag(b, a, d, last=k - 1) for d in range(k)]  # h'_d
+    want = torch.stack(want, 1)
+    # Errors relative to the row's scale: A >= 1 and these numerators enter the
+    # loss and its gradient against A and B, so absolute accuracy is what counts.
+    err = (got - want).abs() / want.abs().amax(1, keepdim=True)
+    assert err.max() < 1e-13

@@ -103,7 +103,8 @@ def test_gradcheck_individual_losses(rng, margins):
 BAD = [
     (
         lambda: logistic(torch.zeros(3), torch.ones(4)),
-        r"y must have the shape of scores \(3,\); got y of shape \(4,\)",
+        r"y must have the shape of scores \(3,\) or broadcast with it; got y of "
+        r"shape \(4,\)",
     ),
     (
         lambda: hinge(torch.zeros(3), torch.tensor([1, 0, -1])),
@@ -114,8 +115,9 @@ BAD = [
         r"scores must be a floating-point tensor; got torch.int64",
     ),
     (
-        lambda: square(torch.zeros(3), torch.zeros(3, 1)),
-        r"target must have the shape of pred \(3,\); got target of shape \(3, 1\)",
+        lambda: square(torch.zeros(3), torch.zeros(2, 1, 2)),
+        r"target must have the shape of pred \(3,\) or broadcast with it; got target "
+        r"of shape \(2, 1, 2\)",
     ),
     (lambda: absolute([1.0], torch.zeros(1)), r"pred must be a tensor; got list"),
     (

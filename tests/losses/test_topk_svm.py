@@ -491,3 +491,20 @@ def test_module_follows_device(device, rng):
     crit = SmoothTopKSVMLoss(k=3).to(device)
     loss = crit(scores.to(device), labels.to(device))
     torch.testing.assert_close(loss.cpu(), smooth_topk_svm(scores, labels, 3))
+
+
+@pytest.mark.parametrize("n_classes, k", [(30, 5), (200, 3), (14, 10), (9, 2), (40, 1)])
+def test_registry_loss_gradient(n_classes, k, rng):
+    # The engine's value and gradient (batched over members, analytic on the
+    # fast route) against autograd of the independent log-space route.
+    from sktopk.losses import get_individual_loss
+
+    info = get_individual_loss("smooth_topk_svm")
+    f = torch.tensor(rng.normal(scale=2.0, size=(2, 3, 7, n_classes)))
+    y = torch.tensor(rng.integers(0, n_classes, size=7))
+    value, grad = info.loss_gradient(f, y, k=k, margin=0.7, tau=0.4)
+    flat, labels = f.reshape(-1, n_classes), y.repeat(6)
+    want = loss_and_grad(LOGSPACE, flat, labels, k, 0.7, 0.4)
+    torch.testing.assert_close(value.reshape(-1), want[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad.reshape(flat.shape), want[1], rtol=1e-9, atol=1e-12)
+    assert grad.shape == f.shape

@@ -146,3 +146,53 @@ def test_the_report_says_it_in_words(rng, monkeypatch):
     assert "STk wins beyond noise against" in report
     for a, b in itertools.pairwise(["## Plots", "## STk against", "## Notes"]):
         assert report.index(a) < report.index(b)
+
+
+# --- the constant-predictor reference of the regression reports -------------
+
+
+def test_constant_predictor_by_hand():
+    from sktopk.datasets import load_dataset
+    from sktopk.reproduce.reference import constant_predictor_runs
+    from sktopk.reproduce.splits import make_splits, run_seeds
+
+    protocol = make_protocol("quick", runs=2)
+    got = constant_predictor_runs(["housing"], ["square", "absolute"], protocol, 7)
+    _, y = load_dataset("housing", return_X_y=True)
+    y = (y - y.min()) / (y.max() - y.min())
+    for run, seed in enumerate(run_seeds(7, "housing", 2)):
+        train, _, test = make_splits(y, "regression", seed)
+        for loss, c in (("square", y[train].mean()), ("absolute", np.median(y[train]))):
+            rmse = np.sqrt(np.mean((y[test] - c) ** 2))
+            row = got[(got["run"] == run) & (got["loss"] == loss)]
+            assert row["value"].item() == pytest.approx(rmse, rel=1e-5)
+
+
+def test_constant_section_only_for_regression_and_in_words():
+    from sktopk.reproduce.reference import constant_section
+
+    protocol = make_protocol("quick", runs=2)
+    rows = [
+        ("average", 0.50, 0.50), ("stk", 0.05, np.nan),  # paper far worse
+    ]  # fmt: skip
+    comparison = pd.DataFrame(
+        [
+            (6, "housing", "square", a, "rmse_target_scaled_0_1", m, p)
+            for a, m, p in rows
+        ],
+        columns=[
+            "table",
+            "dataset",
+            "loss",
+            "aggregate",
+            "metric",
+            "mean",
+            "paper_mean",
+        ],
+    )
+    text = "\n".join(constant_section(comparison, protocol, 0))
+    assert "**housing** (square): constant (mean)" in text
+    assert "our best, stk, 0.0500" in text
+    assert "the paper's Average 0.5000, no better than the constant" in text
+    classification = comparison.assign(metric="error_rate_percent")
+    assert constant_section(classification, protocol, 0) == []

@@ -1,0 +1,104 @@
+"""The constant-predictor reference of the regression tables.
+
+A model that predicts one number for every sample, fitted to each run's
+training targets (the mean for the square loss, the median for the absolute
+loss), scored like the trained models: test RMSE on the same splits and the
+same target scaling. A model that does not beat it has learned nothing of
+the features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .protocol import Protocol
+from .splits import prepare
+
+__all__ = ["CONSTANTS", "constant_predictor_runs", "constant_section"]
+
+#: Individual loss -> the constant that minimises it on the training targets.
+CONSTANTS = {"square": ("mean", np.mean), "absolute": ("median", np.median)}
+REGRESSION_METRIC = "rmse_target_scaled_0_1"
+
+
+def constant_predictor_runs(
+    datasets: list[str], losses: list[str], protocol: Protocol, seed: int
+) -> pd.DataFrame:
+    """Test RMSE of the constant predictor of every run, dataset and loss.
+
+    The splits and target scaling are those of :func:`prepare`, so run ``g``
+    here is run ``g`` of the table. Losses without a known constant are
+    left out.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset, loss, statistic, run, value``.
+    """
+    rows = []
+    for dataset in datasets:
+        prep = prepare(dataset, protocol.runs, seed, "none")
+        for run, (train, test) in enumerate(zip(prep.train, prep.test, strict=True)):
+            y_train = prep.target[train].astype(np.float64)
+            y_test = prep.target[test].astype(np.float64)
+            for loss in losses:
+                if loss not in CONSTANTS:
+                    continue
+                name, fit = CONSTANTS[loss]
+                rmse = float(np.sqrt(np.mean((y_test - fit(y_train)) ** 2)))
+                rows.append((dataset, loss, name, run, rmse))
+    return pd.DataFrame(rows, columns=["dataset", "loss", "statistic", "run", "value"])
+
+
+def constant_section(
+    comparison: pd.DataFrame, protocol: Protocol, seed: int
+) -> list[str]:
+    """Markdown lines comparing each regression cell with the constant
+    predictor (none for a classification table)."""
+    cells = comparison[comparison["metric"] == REGRESSION_METRIC]
+    if cells.empty:
+        return []
+    datasets = list(dict.fromkeys(cells["dataset"]))
+    losses = list(dict.fromkeys(cells["loss"]))
+    const = constant_predictor_runs(datasets, losses, protocol, seed)
+    if const.empty:
+        return []
+    summary = const.groupby(["dataset", "loss", "statistic"], sort=False)["value"]
+    summary = summary.agg(["mean", lambda v: float(np.std(v))]).reset_index()
+    summary.columns = ["dataset", "loss", "statistic", "mean", "std"]
+    lines = [
+        "## Reference: a constant predictor",
+        "",
+        "The training-target mean (square loss) or median (absolute loss) of "
+        "each run, predicted for every test sample, scored as the models are "
+        "(test RMSE, same splits and target scaling), mean ± std over runs. A "
+        "cell that does not beat it has learned nothing of the features.",
+        "",
+    ]
+    lines += [_line(r, cells) for r in summary.itertuples(index=False)]
+    if any("no better than" in line for line in lines):
+        lines += [
+            "",
+            "Where the paper's Average is no better than the constant, its "
+            "number is what a model that learned nothing of the features scores "
+            "under our target scaling: either its models did not fit, or its "
+            "targets were scaled otherwise than ours.",
+        ]
+    return lines
+
+
+def _line(r, cells: pd.DataFrame) -> str:
+    mine = cells[(cells["dataset"] == r.dataset) & (cells["loss"] == r.loss)]
+    best = mine.loc[mine["mean"].idxmin()]
+    text = (
+        f"- **{r.dataset}** ({r.loss}): constant ({r.statistic}) "
+        f"{r.mean:.4f} ± {r.std:.4f}; our best, {best['aggregate']}, "
+        f"{best['mean']:.4f}"
+    )
+    paper = mine[mine["aggregate"] == "average"]["paper_mean"]
+    if len(paper) and pd.notna(paper.iloc[0]):
+        p = float(paper.iloc[0])
+        verdict = "no better than" if p >= r.mean - r.std else "better than"
+        text += f"; the paper's Average {p:.4f}, {verdict} the constant"
+    return text + "."
