@@ -12,12 +12,14 @@ score matrix. Two routes live here:
 - :func:`esp_unit`: the same divide and conquer in linear space for values in
   ``[0, 1]`` (no cancellation, no underflow that matters), with a backward pass
   through the stored product tree; the route for large k.
-- The pieces of the fast route used by ``_topk_svm``: :func:`power_sums`,
-  :func:`esp_from_power_sums` (Newton's identities), :func:`lagged_products`,
-  :func:`xpolyval` and :func:`split_esp_lags`, which does the Newton step and
-  every lagged product of a split set in three batched operations. They are
-  only accurate for values in ``[0, 1]`` and small ``k``, the setting that
-  ``_topk_svm`` arranges by normalising at the k-th largest score.
+- The fast route used by ``_topk_svm``: from the :func:`power_sums` of the two
+  parts of a split set, :func:`split_esp_lags` gives both ESPs (Newton's
+  identities in closed form) and every lagged product the loss and its
+  gradient need, in a few batched operations. Only accurate for values in
+  ``[0, 1]`` and small ``k``, the setting that ``_topk_svm`` arranges by
+  normalising at the k-th largest score.
+- :func:`constants`: constant tensors cached per device (never for fake
+  tensors or code being compiled).
 """
 
 from __future__ import annotations
@@ -29,13 +31,11 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "esp_from_power_sums",
+    "constants",
     "esp_unit",
-    "lagged_products",
     "log_esp",
     "power_sums",
     "split_esp_lags",
-    "xpolyval",
 ]
 
 
@@ -249,103 +249,6 @@ def power_sums(x: Tensor, k: int) -> Tensor:
         for _ in range(k - 2):
             sums.append(xp.mul_(x).sum(-1))
     return torch.stack(sums, -1)
-
-
-def esp_from_power_sums(p: Tensor) -> Tensor:
-    """ESP ``e_0..e_k`` from power sums ``p_1..p_k`` by Newton's identities.
-
-    Solves ``j e_j = sum_{i=1..j} (-1)^(i-1) p_i e_{j-i}`` (``e_0 = 1``) as one
-    batched lower-triangular Toeplitz system. The alternating signs make this
-    ill-conditioned in general; it is accurate when the values lie in
-    ``[0, 1]``, ``k`` is small (about 10 or less) and ``p`` is in float64,
-    which is how the smooth top-k SVM uses it.
-
-    Parameters
-    ----------
-    p : Tensor of shape (..., k)
-
-    Returns
-    -------
-    Tensor of shape (..., k + 1)
-
-    Examples
-    --------
-    >>> x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
-    >>> esp_from_power_sums(power_sums(x, 3))
-    tensor([[ 1.,  6., 11.,  6.]], dtype=torch.float64)
-    """
-    k = p.shape[-1]
-    diag, rhs, sign = _newton_constants(k, p.dtype, p.device)
-    # q = [0 (k + 1 times), s_1..s_k] with s_i = (-1)^(i-1) p_i; its windows,
-    # reversed, give the Toeplitz matrix [j, l] -> s_{j-l} (0 unless j > l).
-    q = torch.nn.functional.pad(p * sign, (k + 1, 0))
-    system = diag - q.unfold(-1, k + 1, 1).flip(-1)
-    rhs = rhs.expand(*p.shape[:-1], k + 1, 1)
-    return torch.linalg.solve_triangular(system, rhs, upper=False)[..., 0]
-
-
-@functools.lru_cache(maxsize=64)
-def _newton_constants(
-    k: int, dtype: torch.dtype, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Diagonal ``diag(1, 1, 2, .., k)``, right-hand side ``e_0`` and signs."""
-    j = torch.arange(k + 1, device=device)
-    diag = torch.diag(j.clamp_min(1).to(dtype))
-    rhs = torch.zeros(k + 1, 1, dtype=dtype, device=device)
-    rhs[0] = 1.0
-    sign = 1.0 - 2.0 * (j[:-1] % 2).to(dtype)  # (-1)^(i-1) for i = 1..k
-    return diag, rhs, sign
-
-
-def lagged_products(a: Tensor, b: Tensor) -> Tensor:
-    """``g_d = sum_i a_{i+d} b_i`` for ``d = 0..k`` (indices outside ``0..k`` are 0).
-
-    With ``a`` and ``b`` the ESP of two sets (``a`` of the k largest values,
-    inverted), ``g_0`` and ``g_1`` are the scaled ``e_k`` and ``e_{k-1}`` of their
-    union and the other lags give its gradient (see ``_topk_svm``).
-
-    Parameters
-    ----------
-    a, b : Tensor of shape (..., k + 1)
-
-    Returns
-    -------
-    Tensor of shape (..., k + 1)
-
-    Examples
-    --------
-    >>> lagged_products(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 1.0, 1.0]))
-    tensor([6., 5., 3.])
-    """
-    k = a.shape[-1] - 1
-    windows = torch.nn.functional.pad(a, (0, k)).unfold(-1, k + 1, 1)  # a_{d+i}
-    return (windows @ b[..., None])[..., 0]
-
-
-def xpolyval(coef: Tensor, x: Tensor) -> Tensor:
-    """``sum_l coef[:, l] * x^(l + 1)`` by Horner's rule, one polynomial per row.
-
-    The polynomial has no constant term: the gradients of the top-k SVM are of
-    the form ``x * q(x)``. Costs ``2 d + 1`` passes over ``x`` and one buffer.
-
-    Parameters
-    ----------
-    coef : Tensor of shape (n, d + 1)
-    x : Tensor of shape (n, m)
-
-    Returns
-    -------
-    Tensor of shape (n, m)
-
-    Examples
-    --------
-    >>> xpolyval(torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.0, 1.0, 2.0]]))
-    tensor([[ 0.,  3., 18.]])
-    """
-    out = x * coef[:, -1:]
-    for deg in range(coef.shape[1] - 2, -1, -1):
-        out.add_(coef[:, deg : deg + 1]).mul_(x)
-    return out
 
 
 # --- the split ESP of the smooth top-k SVM in three batched operations ------------

@@ -1,7 +1,6 @@
 """``nn.Module`` forms of the top-k SVM losses over classes."""
 
-from __future__ import annotations
-
+import torch
 from torch import Tensor, nn
 
 from ._topk_svm import _check_hyper, smooth_topk_svm, topk_svm
@@ -55,6 +54,9 @@ class SmoothTopKSVMLoss(nn.Module):
         _check_hyper(k, margin, tau, reduction)
         self.k, self.margin, self.tau, self.reduction = k, margin, tau, reduction
 
+    # TorchScript cannot compile the loss (Python validation, an autograd
+    # Function): a scripted model calls it back in Python.
+    @torch.jit.ignore
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:
         return smooth_topk_svm(
             scores, labels, self.k, self.margin, self.tau, self.reduction
@@ -106,6 +108,7 @@ class TopKSVMLoss(nn.Module):
         _check_hyper(k, margin, 1.0, reduction)
         self.k, self.margin, self.reduction = k, margin, reduction
 
+    @torch.jit.ignore
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:
         return topk_svm(scores, labels, self.k, self.margin, self.reduction)
 

@@ -60,13 +60,16 @@ _SUBSET_TOTAL = 4096
 # tensor while n_classes * k is at most _POWERS_MAX (per row, traced) and
 # n * n_classes * k at most _POWERS_TOTAL (eager); beyond, it makes passes over
 # the scores.
-_POWERS_MAX = 512
+_POWERS_MAX = 64
 _POWERS_TOTAL = 8192
 # k = 1 is a log-sum-exp (plain autograd) up to this many scores in eager mode,
 # the fast route's passes beyond.
 _K1_TOTAL = 1 << 20
-# From this many classes the top k are found among the top groups of scores.
+# The top k are found among the top groups of scores (two small topk) from this
+# many classes, and in eager mode also from _GROUPED_TOPK_TOTAL scores while
+# C < 64 k, where torch.topk takes its slower selection algorithm on CPU.
 _GROUPED_TOPK_MIN = 4096
+_GROUPED_TOPK_TOTAL = 1 << 15
 _REDUCTIONS = ("none", "mean", "sum")
 _F64 = torch.float64
 
@@ -158,11 +161,12 @@ def smooth_topk_svm(
     (``torch._dynamo.mark_dynamic(scores, 0)`` before the first call compiles
     the dynamic graph at once). ``torch.jit.trace`` follows the batch size too.
 
-    Speed (CPU): about 3 to 8 times ``torch.nn.functional.cross_entropy``
-    (forward + backward) for ``k = 5``, 2.5 to 4 times for ``k = 1``: the
-    exact algorithm takes tens of small tensor operations and a ``torch.topk``,
-    each of which costs about as much as a whole small cross-entropy
-    (``benchmarks/bench_topk_svm.py``).
+    Speed (CPU, forward + backward): about 2 to 9 times
+    ``torch.nn.functional.cross_entropy`` for ``k = 5`` and 1.2 to 4 times for
+    ``k = 1`` (``benchmarks/bench_topk_svm.py``). The exact algorithm takes a
+    ``torch.topk`` and tens of small tensor operations, each of which costs
+    about as much as a whole small cross-entropy; the ratio is highest for
+    small batches and few classes.
 
     Validation: shapes, dtypes and hyper-parameters are always checked; the
     values (finite scores, labels in range) only in eager mode on tensors in
@@ -599,7 +603,12 @@ def _wrong_topk(scores: Tensor, y: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Values and indices ``(n, k)`` of the k largest wrong-class scores
     (detached), largest first."""
     scores = scores.detach()
-    if scores.shape[1] < _GROUPED_TOPK_MIN or scores.stride(1) != 1:
+    n, n_classes = scores.shape
+    traced = transformed() and not _functorch_only()
+    grouped = n_classes >= _GROUPED_TOPK_MIN or (
+        not traced and n_classes < 64 * k and n * n_classes >= _GROUPED_TOPK_TOTAL
+    )
+    if not grouped or scores.stride(1) != 1:
         return scores.scatter(1, y, -math.inf).topk(k, 1)
     idx = _grouped_topk(scores, k + 1)
     values = scores.gather(1, idx).masked_fill_(idx == y, -math.inf)

@@ -5,6 +5,7 @@ References are independent of the implementation: the definition over all
 k-subsets (float64, plain autograd) and torch's cross-entropy.
 """
 
+import io
 import itertools
 import math
 
@@ -174,6 +175,7 @@ def test_gradient_penalty_matches_brute_force(name, monkeypatch):
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-13)
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
 def test_large_k_second_derivative_is_a_clear_error():
     scores, labels = problem(2, 30)
     scores.requires_grad_(True)
@@ -337,6 +339,7 @@ def test_export_with_a_dynamic_batch(name, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("name", ["subsets", "fast-small", "fast-grouped"])
 def test_jit_trace_follows_the_batch_size(name, monkeypatch):
     n_classes, k = use_route(monkeypatch, name)
@@ -399,3 +402,26 @@ def test_no_value_reads_under_vmap():
         batched
     )
     assert out.shape == (2,)
+
+
+class _ScriptedNet(torch.nn.Module):
+    def __init__(self, loss):
+        super().__init__()
+        self.linear = torch.nn.Linear(5, 9)
+        self.loss = loss
+
+    def forward(self, x, y):
+        return self.loss(self.linear(x), y)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("module", [SmoothTopKSVMLoss(k=3), TopKSVMLoss(k=3)])
+def test_jit_script_calls_the_loss_in_python(module):
+    # TorchScript cannot compile the loss; a scripted model calls it back in
+    # Python (so it cannot be saved, which raises a clear error).
+    net = _ScriptedNet(module)
+    scripted = torch.jit.script(net)
+    x, labels = torch.randn(6, 5), torch.randint(0, 9, (6,))
+    torch.testing.assert_close(scripted(x, labels), net(x, labels))
+    with pytest.raises(RuntimeError, match="Python function"):
+        torch.jit.save(scripted, io.BytesIO())
