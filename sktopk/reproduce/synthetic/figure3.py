@@ -10,7 +10,7 @@ from ...datasets import make_imbalanced_gaussians
 from ...losses import get_aggregate
 from ..report import markdown_table
 from .gaussian import run_gaussian
-from .output import hardware, pm, settings_lines
+from .output import closing_lines, pm, settings_lines
 from .settings import COLUMNS, GaussianSettings
 from .summary import chosen_text, summarize_chosen
 
@@ -109,16 +109,7 @@ def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str
     k_table = _k_table(runs, theory(settings)["coef"])
     if k_table:
         lines += ["Every k of the grid (means over repetitions):", "", k_table, ""]
-    lines += ["## Time and hardware", ""]
-    items = {"wall time of this invocation": f"{seconds:.1f} s"} | hardware()
-    lines += [f"- **{k}**: {v}" for k, v in items.items()]
-    lines += [
-        "",
-        "## Plot",
-        "",
-        f"![{plot_name}]({plot_name})" if plot_name else "none",
-    ]
-    lines += ["", "## Notes", "", *_notes(summary)]
+    lines += closing_lines(seconds, plot_name, _notes(summary))
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..report import markdown_table
 from .gaussian import run_gaussian
-from .output import hardware, pm, settings_lines
+from .output import closing_lines, num, pm, settings_lines
 from .published import published_value
 from .settings import COLUMNS, GaussianSettings
 from .summary import chosen_text, summarize_chosen
@@ -54,9 +54,9 @@ def _table(summary: pd.DataFrame) -> str:
             f"{r.negative_ratio:g}",
             r.label,
             pm(r.accuracy_mean, r.accuracy_std, 2),
-            _num(r.paper_accuracy, 1),
+            num(r.paper_accuracy, 1),
             pm(r.para_f1_mean, r.para_f1_std, 3),
-            _num(r.paper_para_f1, 2),
+            num(r.paper_para_f1, 2),
             f"{r.support_mean:.1f}",
             f"{r.train_rule_accuracy_percent:.2f}",
             chosen_text(r),
@@ -68,26 +68,13 @@ def _table(summary: pd.DataFrame) -> str:
     return markdown_table(pd.DataFrame(rows, columns=columns + ["chosen"]))
 
 
-def _num(value: float, digits: int) -> str:
-    return "" if pd.isna(value) else f"{value:.{digits}f}"
-
-
 def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str:
     """The Markdown report."""
     lines = ["# Figure 4 of Xia et al. (2024): accuracy against imbalance", ""]
     lines += ["## Settings", "", *settings_lines(command, seed, settings,
                                                 settings.identity(seed))]  # fmt: skip
     lines += ["", "## Results", "", _legend(summary), "", _table(summary), ""]
-    lines += ["## Time and hardware", ""]
-    items = {"wall time of this invocation": f"{seconds:.1f} s"} | hardware()
-    lines += [f"- **{k}**: {v}" for k, v in items.items()]
-    lines += [
-        "",
-        "## Plot",
-        "",
-        f"![{plot_name}]({plot_name})" if plot_name else "none",
-    ]
-    lines += ["", "## Notes", "", *_notes(summary)]
+    lines += closing_lines(seconds, plot_name, _notes(summary))
     return "\n".join(lines) + "\n"
 
 

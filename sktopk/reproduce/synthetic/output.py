@@ -73,6 +73,25 @@ def settings_lines(command: str, seed: int, settings, identity: str) -> list[str
     return [f"- **{k}**: {v}" for k, v in items.items()]
 
 
+def closing_lines(seconds: float, plot_name: str | None, notes: list[str]) -> list[str]:
+    """The report's last sections: time and hardware, the plot, the notes."""
+    items = {"wall time of this invocation": f"{seconds:.1f} s"} | hardware()
+    lines = ["## Time and hardware", ""]
+    lines += [f"- **{k}**: {v}" for k, v in items.items()]
+    lines += [
+        "",
+        "## Plot",
+        "",
+        f"![{plot_name}]({plot_name})" if plot_name else "none",
+    ]
+    return lines + ["", "## Notes", "", *notes]
+
+
+def num(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals; empty when missing."""
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
 def pm(mean: float, std: float, digits: int) -> str:
     """``mean ± std`` (``n/a`` for a missing mean; the mean alone without std)."""
     if pd.isna(mean):

@@ -12,7 +12,7 @@ import torch
 from ...engine import one_thread
 from ..report import markdown_table
 from ..splits import run_seeds
-from .output import hardware, pm, settings_lines
+from .output import closing_lines, pm, settings_lines
 from .published import published_value
 from .settings import TimingSettings
 from .topk_sum import (
@@ -174,16 +174,7 @@ def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str
     lines = ["# Table 1 of Xia et al. (2024): time of a top-k sum", "", "## Settings"]
     lines += ["", *settings_lines(command, seed, settings, settings.identity(seed))]
     lines += ["", "## Results", "", _legend(settings), "", _table(summary), ""]
-    lines += ["## Time and hardware", ""]
-    items = {"wall time of this invocation": f"{seconds:.1f} s"} | hardware()
-    lines += [f"- **{k}**: {v}" for k, v in items.items()]
-    lines += [
-        "",
-        "## Plot",
-        "",
-        f"![{plot_name}]({plot_name})" if plot_name else "none",
-    ]
-    lines += ["", "## Notes", "", *_notes(summary, settings)]
+    lines += closing_lines(seconds, plot_name, _notes(summary, settings))
     return "\n".join(lines) + "\n"
 
 

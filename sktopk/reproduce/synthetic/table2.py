@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..report import markdown_table
 from .gaussian import run_gaussian
-from .output import hardware, pm, settings_lines
+from .output import closing_lines, num, pm, settings_lines
 from .published import published_value
 from .settings import GaussianSettings
 from .summary import by_learning_rate, chosen_text, summarize_chosen
@@ -72,12 +72,12 @@ def _table(summary: pd.DataFrame) -> str:
             [
                 f"*{r.label}*" if limit else r.label,
                 pm(r.accuracy_mean, r.accuracy_std, 2),
-                _num(r.paper_accuracy, 2),
+                num(r.paper_accuracy, 2),
                 pm(r.para_f1_mean, getattr(r, "para_f1_std", np.nan), 3),
-                _num(r.paper_para_f1, 4),
+                num(r.paper_para_f1, 4),
                 f"{r.support_mean:.1f}",
                 "" if limit else f"{r.seconds_per_model:.2f}",
-                _num(r.paper_seconds, 1),
+                num(r.paper_seconds, 1),
                 "theory" if limit else chosen_text(r),
             ]
         )
@@ -86,26 +86,13 @@ def _table(summary: pd.DataFrame) -> str:
     return markdown_table(pd.DataFrame(rows, columns=columns))
 
 
-def _num(value: float, digits: int) -> str:
-    return "" if pd.isna(value) else f"{value:.{digits}f}"
-
-
 def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str:
     """The Markdown report."""
     lines = ["# Table 2 of Xia et al. (2024): imbalanced Gaussian data", ""]
     lines += ["## Settings", "", *settings_lines(command, seed, settings,
                                                 settings.identity(seed))]  # fmt: skip
     lines += ["", "## Results", "", _legend(summary), "", _table(summary), ""]
-    lines += ["## Time and hardware", ""]
-    items = {"wall time of this invocation": f"{seconds:.1f} s"} | hardware()
-    lines += [f"- **{k}**: {v}" for k, v in items.items()]
-    lines += [
-        "",
-        "## Plot",
-        "",
-        f"![{plot_name}]({plot_name})" if plot_name else "none",
-    ]
-    lines += ["", "## Notes", "", *_notes(summary, runs, settings)]
+    lines += closing_lines(seconds, plot_name, _notes(summary, runs, settings))
     return "\n".join(lines) + "\n"
 
 
