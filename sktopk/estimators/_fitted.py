@@ -44,11 +44,7 @@ class FittedNetwork:
         """The trained network as a torch module on the CPU, built from the
         fitted arrays at each access (changing it changes nothing fitted)."""
         if "coefs_" in self.__dict__:
-            sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
-            state = []
-            for W, b in zip(self.coefs_, self.intercepts_, strict=True):
-                state += [torch.from_numpy(W.copy()), torch.from_numpy(b.copy())]
-            return to_sequential(sizes, state).eval()
+            return to_sequential(self._layer_sizes(), self._weights("cpu")).eval()
         if "module_state_" in self.__dict__:
             module = self.model(self.n_features_in_, self.n_outputs_)
             module.load_state_dict(
@@ -60,14 +56,18 @@ class FittedNetwork:
     def _stacked_weights(self, device) -> StackedMLP:
         """The fitted linear model or MLP as a one-member stack on ``device``
         (warm start)."""
-        sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
-        params = []
+        return StackedMLP.from_params(self._layer_sizes(), self._weights(device))
+
+    def _layer_sizes(self) -> tuple[int, ...]:
+        """``(n_features, h1, ..., n_outputs)`` of the fitted linear model or MLP."""
+        return (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
+
+    def _weights(self, device) -> list[torch.Tensor]:
+        """``[W1, b1, ...]`` as new tensors on ``device`` (the arrays are copied)."""
+        out = []
         for W, b in zip(self.coefs_, self.intercepts_, strict=True):
-            params += [
-                torch.as_tensor(W, device=device),
-                torch.as_tensor(b, device=device),
-            ]
-        return StackedMLP.from_params(sizes, params)
+            out += [torch.tensor(W, device=device), torch.tensor(b, device=device)]
+        return out
 
     def _network_outputs(self, X: np.ndarray) -> np.ndarray:
         """Raw outputs (n_samples, n_outputs) in float64 for validated ``X``.
@@ -94,7 +94,7 @@ class FittedNetwork:
     def _network_summary(self) -> dict:
         """What a warm start must keep: the kind of model and its layer sizes."""
         if "coefs_" in self.__dict__:
-            sizes = (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
+            sizes = self._layer_sizes()
             return {"model": "linear" if len(sizes) == 2 else "mlp", "sizes": sizes}
         return {"model": "callable", "sizes": (self.n_features_in_, self.n_outputs_)}
 
