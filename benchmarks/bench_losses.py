@@ -11,7 +11,10 @@ Methods: ``mean`` and ``average`` (sktopk's, with its checks), ``maximum``,
 ``atk`` (sktopk: ``torch.topk`` up to 2**14 losses, beyond an exact threshold
 by selection and the fused dual form), ``atk_topk`` (the reference:
 ``torch.topk(l, k).values.mean()``), ``matk``, ``stk`` (sktopk, fused) and
-``stk_plain`` (the formula as plain autograd operations); k = n / 10.
+``stk_plain`` (the formula as plain autograd operations), and
+``function_floor`` (an ``autograd.Function`` of the losses and lam that does
+one sum and hands over ready gradients: what any fused aggregate with a
+trainable threshold costs before its arithmetic); k = n / 10.
 
 With ``--compiled``, a second table compares ``torch.compile(fullgraph=True)``
 with eager, in rounds of their own: ``matk`` and ``stk`` alone, and a training
@@ -47,6 +50,22 @@ def _stk_plain(losses, lam, k):
     return srelu(losses - lam, 0.01).mean() + (k / n) * lam
 
 
+class _Floor(torch.autograd.Function):
+    """The least a fused aggregate can cost: an ``autograd.Function`` of the
+    losses and lam whose forward is one sum and whose backward hands over
+    gradients made in the forward (the per-call cost of a custom function
+    and of two gradient accumulations, without the arithmetic)."""
+
+    @staticmethod
+    def forward(ctx, losses, lam):
+        ctx.g, ctx.g_lam = torch.ones_like(losses), torch.ones_like(lam)
+        return losses.sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.g, ctx.g_lam
+
+
 def methods(k: int) -> dict:
     return {
         "mean": lambda x, t: x.mean(),
@@ -57,6 +76,7 @@ def methods(k: int) -> dict:
         "matk": lambda x, t: matk(x, t, k),
         "stk": lambda x, t: stk(x, t, k),
         "stk_plain": lambda x, t: _stk_plain(x, t, k),
+        "function_floor": _Floor.apply,
     }
 
 

@@ -261,14 +261,19 @@ class _OnePass(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        losses, lam = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True
-            losses, lam = ctx.saved_tensors
             out = _backward_graph(losses, lam, *ctx.args, grad)
             return *out, None, None, None, None
-        g_lam = ctx.g_lam * grad
+        g, g_lam = ctx.g, ctx.g_lam
+        if g is None:  # a second backward: the same numbers again
+            _, g, g_lam = _one_pass(losses, lam, *ctx.args)
+        elif _is_one(grad):  # see _Small.backward
+            ctx.g, ctx.g_lam = None, None
+            return g, g_lam, None, None, None, None
         if grad.dim():
-            grad = grad.unsqueeze(-1)
-        return ctx.g * grad, g_lam, None, None, None, None
+            return g * grad.unsqueeze(-1), g_lam * grad, None, None, None, None
+        return g * grad, g_lam * grad, None, None, None, None
 
     @staticmethod
     def jvp(ctx, d_losses, d_lam, *_):
@@ -311,16 +316,35 @@ class _Small(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        losses, lam = ctx.saved_tensors
+        p = ctx.plan
         if torch.is_grad_enabled():  # create_graph=True
-            losses, lam = ctx.saved_tensors
-            p = ctx.plan
             out = _backward_graph(losses, lam, p.wn, p.kappa, p.phi, p.delta, grad)
             return *out, None
-        return ctx.g * grad, ctx.g_lam * grad, None
+        g, g_lam = ctx.g, ctx.g_lam
+        if g is None:  # a second backward: the same numbers again
+            _, g, g_lam = p.run(torch.sub(losses, lam), lam)
+        elif _is_one(grad):
+            # ``loss.backward()``: the saved gradients as they are, handed
+            # over (no copy, no product).
+            ctx.g, ctx.g_lam = None, None
+            return g, g_lam, None
+        return g * grad, g_lam * grad, None
 
     @staticmethod
     def jvp(ctx, d_losses, d_lam, _):
         return _tangent(ctx.g, ctx.g_lam, d_losses, d_lam)
+
+
+def _is_one(grad: Tensor) -> bool:
+    """Whether ``grad`` is the 1 that ``loss.backward()`` starts from: a read
+    of one number, made only in host memory (no synchronisation)."""
+    return (
+        type(grad) is Tensor  # not a FakeTensor
+        and grad.device.type == "cpu"
+        and not grad.dim()
+        and grad.item() == 1.0
+    )
 
 
 def small_form(losses: Tensor, lam: Tensor, plan: Plan) -> Tensor:

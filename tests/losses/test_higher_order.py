@@ -325,3 +325,52 @@ def test_brute_force_reference_agrees_with_sort():
     for k in range(1, 6):
         best = max(sum(c) / k for c in itertools.combinations(ls.tolist(), k))
         assert ref_atk(ls, k).item() == pytest.approx(best)
+
+
+# --- backward more than once, and scaled -------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("fn", ["stk", "matk"])
+def test_backward_again_and_scaled(fn, dtype, dim):
+    """``loss.backward()`` hands the saved gradients over; a second backward
+    through a retained graph, and a backward scaled by ``c``, recompute them:
+    every one equals the plain-autograd reference."""
+    shape = (3, 40) if dim else (40,)
+    gen = torch.Generator().manual_seed(3)
+    base = torch.rand(shape, generator=gen, dtype=F64).mul(3)
+    lam0 = torch.full(shape[:-1], 1.7, dtype=F64)
+
+    def grads(impl, scales):
+        losses = base.to(dtype).requires_grad_()
+        lam = lam0.to(dtype).requires_grad_()
+        value = impl(losses, lam)
+        out = value if dim is None else value.sum()
+        for i, c in enumerate(scales):
+            (out * c).backward(retain_graph=i < len(scales) - 1)
+        return losses.grad.double(), lam.grad.double()
+
+    mine = getattr(aggregate, fn)
+
+    def ours(losses, lam):
+        return mine(losses, lam, 9, **({"delta": 0.05} if fn == "stk" else {}), dim=dim)
+
+    def reference(losses, lam):
+        losses, lam = losses.double(), lam.double()
+        lam_col = lam.unsqueeze(-1) if dim else lam
+        x = losses - lam_col
+        phi = _srelu(x, 0.05) if fn == "stk" else torch.relu(x)
+        value = phi.mean(-1) + (9 / shape[-1]) * lam
+        return value
+
+    tol = {
+        torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2},
+        torch.float32: {"rtol": 1e-5, "atol": 1e-6},
+        F64: {},
+    }[dtype]
+    for scales in ([1.0], [1.0, 1.0], [1.0, 2.5], [-3.0]):
+        got = grads(ours, scales)
+        want = grads(reference, scales)
+        torch.testing.assert_close(got[0], want[0], **tol)
+        torch.testing.assert_close(got[1], want[1], **tol)
