@@ -3,7 +3,8 @@
 A cell (dataset, loss, aggregate) trains all runs and all grid configurations
 with the batched engine, chooses the configuration with the best mean
 validation score over runs and returns one row per run with that
-configuration's test error (%) or test RMSE. The result depends only on the
+configuration's test error (%) or test RMSE (in the units of the dataset's
+targets, which the row's metric key names). The result depends only on the
 protocol, the seed and the cell.
 """
 
@@ -34,13 +35,7 @@ __all__ = [
     "members_at_once",
     "RUN_COLUMNS",
     "RUN_DTYPES",
-    "METRICS",
 ]
-
-METRICS = {
-    "classification": "error_rate_percent",
-    "regression": "rmse_target_scaled_0_1",
-}
 
 #: Columns of a run row and their types (also those of the results CSV).
 RUN_DTYPES = {
@@ -74,7 +69,9 @@ def select_configuration(val_scores: np.ndarray) -> int:
 def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
     """Train and evaluate one cell; one row per run (columns ``RUN_COLUMNS``)."""
     start = time.perf_counter()
-    prep = prepare(cell.dataset, protocol.runs, seed, protocol.scaling)
+    prep = prepare(
+        cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
+    )
     grid = protocol.grid(cell.aggregate, prep.n_train)
     # One thread per cell: the steps are tiny, parallelism comes from running
     # cells side by side, and a fixed thread count keeps the floating-point
@@ -91,7 +88,7 @@ def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
             "aggregate": cell.aggregate,
             "run": np.arange(protocol.runs),
             "seed": prep.seeds,
-            "metric": METRICS[prep.task],
+            "metric": prep.metric,
             "value": _metric(prep.task, test[:, best]),
             "val_score": val[:, best],
             "kappa": grid["kappa"][best],

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..losses import get_aggregate
+from .splits import METRIC_AXES
 
 __all__ = ["plot_datasets", "plot_name", "have_matplotlib"]
 
@@ -57,11 +58,8 @@ def _figure(figure_class, dataset: str, rows: pd.DataFrame):
     for ax, loss in zip(axes[0], losses, strict=True):
         _panel(ax, rows[rows["loss"] == loss])
         ax.set_title(f"{dataset}, {loss} loss")
-    axes[0][0].set_ylabel(
-        "test error (%)"
-        if rows["metric"].iloc[0] == "error_rate_percent"
-        else "test RMSE (targets in [0, 1])"
-    )
+    metric = rows["metric"].iloc[0]
+    axes[0][0].set_ylabel(METRIC_AXES.get(metric, metric))
     axes[0][-1].legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig

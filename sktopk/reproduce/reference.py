@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 
 from .protocol import Protocol
-from .splits import prepare
+from .splits import REGRESSION_METRICS, TARGET_UNITS, prepare
 
 __all__ = ["CONSTANTS", "constant_predictor_runs", "constant_section"]
 
 #: Individual loss -> the constant that minimises it on the training targets.
 CONSTANTS = {"square": ("mean", np.mean), "absolute": ("median", np.median)}
-REGRESSION_METRIC = "rmse_target_scaled_0_1"
 
 
 def constant_predictor_runs(
@@ -27,18 +26,19 @@ def constant_predictor_runs(
 ) -> pd.DataFrame:
     """Test RMSE of the constant predictor of every run, dataset and loss.
 
-    The splits and target scaling are those of :func:`prepare`, so run ``g``
-    here is run ``g`` of the table. Losses without a known constant are
-    left out.
+    The splits and target scaling (``protocol.target_scaling``) are those of
+    :func:`prepare`, so run ``g`` here is run ``g`` of the table, in the same
+    units. Losses without a known constant are left out.
 
     Returns
     -------
     DataFrame
-        Columns ``dataset, loss, statistic, run, value``.
+        Columns ``dataset, loss, statistic, metric, run, value``; ``metric``
+        is the key the models' runs of the dataset carry (it names the units).
     """
     rows = []
     for dataset in datasets:
-        prep = prepare(dataset, protocol.runs, seed, "none")
+        prep = prepare(dataset, protocol.runs, seed, "none", protocol.target_scaling)
         for run, (train, test) in enumerate(zip(prep.train, prep.test, strict=True)):
             y_train = prep.target[train].astype(np.float64)
             y_test = prep.target[test].astype(np.float64)
@@ -47,8 +47,9 @@ def constant_predictor_runs(
                     continue
                 name, fit = CONSTANTS[loss]
                 rmse = float(np.sqrt(np.mean((y_test - fit(y_train)) ** 2)))
-                rows.append((dataset, loss, name, run, rmse))
-    return pd.DataFrame(rows, columns=["dataset", "loss", "statistic", "run", "value"])
+                rows.append((dataset, loss, name, prep.metric, run, rmse))
+    columns = ["dataset", "loss", "statistic", "metric", "run", "value"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def constant_section(
@@ -56,7 +57,7 @@ def constant_section(
 ) -> list[str]:
     """Markdown lines comparing each regression cell with the constant
     predictor (none for a classification table)."""
-    cells = comparison[comparison["metric"] == REGRESSION_METRIC]
+    cells = comparison[comparison["metric"].isin(REGRESSION_METRICS)]
     if cells.empty:
         return []
     datasets = list(dict.fromkeys(cells["dataset"]))
@@ -64,16 +65,18 @@ def constant_section(
     const = constant_predictor_runs(datasets, losses, protocol, seed)
     if const.empty:
         return []
-    summary = const.groupby(["dataset", "loss", "statistic"], sort=False)["value"]
+    key = ["dataset", "loss", "statistic", "metric"]
+    summary = const.groupby(key, sort=False)["value"]
     summary = summary.agg(["mean", lambda v: float(np.std(v))]).reset_index()
-    summary.columns = ["dataset", "loss", "statistic", "mean", "std"]
+    summary.columns = [*key, "mean", "std"]
     lines = [
         "## Reference: a constant predictor",
         "",
         "The training-target mean (square loss) or median (absolute loss) of "
         "each run, predicted for every test sample, scored as the models are "
-        "(test RMSE, same splits and target scaling), mean ± std over runs. A "
-        "cell that does not beat it has learned nothing of the features.",
+        "(test RMSE, same splits and target scaling, so in the units given for "
+        "each dataset), mean ± std over runs. A cell that does not beat it has "
+        "learned nothing of the features.",
         "",
     ]
     lines += [_line(r, cells) for r in summary.itertuples(index=False)]
@@ -101,4 +104,4 @@ def _line(r, cells: pd.DataFrame) -> str:
         p = float(paper.iloc[0])
         verdict = "no better than" if p >= r.mean - r.std else "better than"
         text += f"; the paper's Average {p:.4f}, {verdict} the constant"
-    return text + "."
+    return f"{text} (RMSE on {TARGET_UNITS[r.metric]})."

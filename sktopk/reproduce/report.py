@@ -10,6 +10,12 @@ from .protocol import Protocol
 from .published import load_published
 from .reference import constant_section
 from .significance import significance_section
+from .splits import (
+    METRIC_WORDS,
+    REGRESSION_METRICS,
+    UNSCALED_RMSE,
+    paper_scaled_datasets,
+)
 
 __all__ = ["summarize", "compare", "format_table", "markdown_table", "render_report"]
 
@@ -147,16 +153,26 @@ def render_report(
 
 
 def _legend(comparison: pd.DataFrame) -> str:
-    if (comparison["metric"] == "error_rate_percent").all():
-        metric = "test error in %"
-    else:
-        metric = "test RMSE on targets min-max scaled to [0, 1] over the dataset"
     return (
-        f"Mean ± std over runs of the {metric} (lower is better), for the "
-        "configuration with the best mean validation score over runs. "
+        f"Mean ± std over runs of the {_units(comparison)} (lower is better), for "
+        "the configuration with the best mean validation score over runs. "
         '"diff / paper std" is (ours - paper) / paper std; "chosen" is the '
         "selected configuration (k in samples of the training split)."
     )
+
+
+def _units(comparison: pd.DataFrame) -> str:
+    """What the numbers are, naming the datasets of each regression unit:
+    e.g. "test RMSE on ... [0, 1] ... (housing, abalone) and test RMSE on the
+    targets as generated, not scaled (sinc)"."""
+    metrics = comparison.groupby("metric", sort=False)["dataset"].unique()
+    if len(metrics) == 1 and metrics.index[0] not in REGRESSION_METRICS:
+        return METRIC_WORDS.get(metrics.index[0], metrics.index[0])
+    parts = [
+        f"{METRIC_WORDS.get(metric, metric)} ({', '.join(datasets)})"
+        for metric, datasets in metrics.items()
+    ]
+    return " and ".join(parts)
 
 
 def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
@@ -166,6 +182,7 @@ def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
         f"- Early-stopping rule of this table: {protocol.describe()['early stopping']}"
         ".",
     ]
+    notes += _unscaled_note(comparison)
     off = outliers(comparison)
     if off.empty:
         notes.append(
@@ -189,3 +206,18 @@ def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
         "discuss each such cell."
     )
     return notes
+
+
+def _unscaled_note(comparison: pd.DataFrame) -> list[str]:
+    """A note on the regression datasets whose targets were not scaled."""
+    unscaled = comparison.loc[comparison["metric"] == UNSCALED_RMSE]
+    if unscaled.empty:
+        return []
+    names = ", ".join(dict.fromkeys(unscaled["dataset"]))
+    scaled = ", ".join(paper_scaled_datasets())
+    return [
+        f"- Targets not scaled ({names}): the paper lists only {scaled} as "
+        "min-max scaled to [0, 1], so these RMSEs are on the targets as "
+        "generated; the paper's numbers are shown as published. "
+        "`--target-scaling all` scales them too."
+    ]

@@ -95,6 +95,7 @@ def _bad_cases(tmp_path):
         "dataset-other-table": (base + ["--datasets", "sinc"], "not in table 3"),
         "protocol": (base + ["--protocol", "slow"], "unknown protocol"),
         "runs": (base + ["--runs", "0"], "runs must be at least 1"),
+        "target-scaling": (base + ["--target-scaling", "x"], "--target-scaling"),
         "jobs": (base + ["--jobs", "0"], "--jobs"),
         "out-is-file": (TINY_BASE + ["--out", str(a_file)], "not a folder"),
         "foreign": (TINY_BASE + ["--out", str(foreign)], "columns"),
@@ -117,9 +118,9 @@ def _bad_cases(tmp_path):
 
 TINY_BASE = ["reproduce", *TINY]
 CASES = ["table", "table-word", "dataset", "dataset-other-table", "protocol", "runs",
-         "jobs", "out-is-file", "foreign", "corrupt", "dask-no-scheduler",
-         "seed-negative", "seed-word", "out-empty", "out-blank", "scheduler-malformed",
-         "scheduler-scheme", "command", "no-table"]  # fmt: skip
+         "target-scaling", "jobs", "out-is-file", "foreign", "corrupt",
+         "dask-no-scheduler", "seed-negative", "seed-word", "out-empty", "out-blank",
+         "scheduler-malformed", "scheduler-scheme", "command", "no-table"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
