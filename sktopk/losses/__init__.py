@@ -55,14 +55,13 @@ from ._registry import unregister as unregister
 from ._smoothing import SMOOTHINGS as _SMOOTHING_TABLE
 from ._smoothing import srelu, srelu_grad
 from ._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
-from ._topk_svm import (
-    smooth_topk_svm,
+from ._svm_registry import (
     smooth_topk_svm_loss_gradient,
     smooth_topk_svm_value,
-    topk_svm,
     topk_svm_loss_gradient,
     topk_svm_value,
 )
+from ._topk_svm import smooth_topk_svm, topk_svm
 from .modules import ATkLoss, AverageLoss, MATkLoss, MaximumLoss, STkLoss
 
 __all__ = [

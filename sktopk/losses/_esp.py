@@ -12,12 +12,12 @@ score matrix. Two routes live here:
 - :func:`esp_unit`: the same divide and conquer in linear space for values in
   ``[0, 1]`` (no cancellation, no underflow that matters), with a backward pass
   through the stored product tree; the route for large k.
-- The fast route used by ``_topk_svm``: from the :func:`power_sums` of the two
-  parts of a split set, :func:`split_esp_lags` gives both ESPs (Newton's
-  identities in closed form) and every lagged product the loss and its
-  gradient need, in a few batched operations. Only accurate for values in
-  ``[0, 1]`` and small ``k``, the setting that ``_topk_svm`` arranges by
-  normalising at the k-th largest score.
+- The fast route of the smooth top-k SVM (``_svm_fast``): from the
+  :func:`power_sums` of the two parts of a split set, :func:`split_esp_lags`
+  gives both ESPs (Newton's identities in closed form) and every lagged
+  product the loss and its gradient need, in a few batched operations. Only
+  accurate for values in ``[0, 1]`` and small ``k``, the setting that
+  ``_svm_fast`` arranges by normalising at the k-th largest score.
 - :func:`constants`: constant tensors cached per device (never for fake
   tensors or code being compiled).
 """
@@ -345,7 +345,7 @@ def split_esp_lags(p: Tensor) -> Tensor:
       ``h'`` as ``h`` without the ``b_k`` terms: those of ``dB / dx``,
       ``dB / du``.
 
-    This is what the smooth top-k SVM needs (see ``_topk_svm``): with ``u``
+    This is what the smooth top-k SVM needs (see ``_svm_fast``): with ``u``
     the top k values inverted and ``x`` the rest, ``A`` and ``B`` are the
     scaled ``e_k`` and ``e_{k-1}`` of the whole set. Every step is a batched
     product or sum (no triangular solve, whose batched CPU version calls

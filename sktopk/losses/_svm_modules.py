@@ -3,7 +3,8 @@
 import torch
 from torch import Tensor, nn
 
-from ._topk_svm import _check_hyper, smooth_topk_svm, topk_svm
+from ._svm_checks import _check_hyper
+from ._topk_svm import smooth_topk_svm, topk_svm
 
 __all__ = ["SmoothTopKSVMLoss", "TopKSVMLoss"]
 

@@ -11,14 +11,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sktopk.losses._svm_large import _smooth_topk_svm_logspace, _smooth_topk_svm_tree
 from sktopk.losses._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
-from sktopk.losses._topk_svm import (
-    _FAST_MAX_K,
-    _smooth_topk_svm_logspace,
-    _smooth_topk_svm_tree,
-    smooth_topk_svm,
-    topk_svm,
-)
+from sktopk.losses._topk_svm import _FAST_MAX_K, smooth_topk_svm, topk_svm
 
 F64 = torch.float64
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from sktopk.losses import _topk_svm, set_value_checks
+from sktopk.losses import _svm_fast, _svm_wrong_topk, _topk_svm, set_value_checks
 from sktopk.losses._svm_modules import SmoothTopKSVMLoss, TopKSVMLoss
 from sktopk.losses._topk_svm import _FAST_MAX_K, smooth_topk_svm, topk_svm
 
@@ -36,21 +36,27 @@ ROUTES = {
     ),
     "fast-k1": (13, 1, {"_K1_TOTAL": 0, "_SUBSET_MAX": 0, "_POWERS_TOTAL": 0}),
 }
+# The module that reads each threshold.
+OWNER = {
+    "_SUBSET_TOTAL": _topk_svm,
+    "_SUBSET_MAX": _topk_svm,
+    "_K1_TOTAL": _topk_svm,
+    "_POWERS_MAX": _svm_fast,
+    "_POWERS_TOTAL": _svm_fast,
+    "_GROUPED_TOPK_MIN": _svm_wrong_topk,
+}
 
 
 @pytest.fixture(params=list(ROUTES))
 def route(request, monkeypatch):
     """(n_classes, k) of a route, with the thresholds that force it."""
-    n_classes, k, force = ROUTES[request.param]
-    for name, value in force.items():
-        monkeypatch.setattr(_topk_svm, name, value)
-    return n_classes, k
+    return use_route(monkeypatch, request.param)
 
 
 def use_route(monkeypatch, name):
     n_classes, k, force = ROUTES[name]
     for attr, value in force.items():
-        monkeypatch.setattr(_topk_svm, attr, value)
+        monkeypatch.setattr(OWNER[attr], attr, value)
     return n_classes, k
 
 
@@ -75,25 +81,23 @@ def problem(n, n_classes, dtype=F64, seed=0, scale=2.0):
 
 def test_routes_are_taken(monkeypatch):
     assert math.comb(7, 3) <= _topk_svm._SUBSET_MAX < math.comb(13, 4)
-    assert 13 * 4 <= _topk_svm._POWERS_MAX
+    assert 13 * 4 <= _svm_fast._POWERS_MAX
     seen = []
     monkeypatch.setattr(
-        _topk_svm, "_power_sums", lambda x, k: seen.append(k) or _power_sums(x, k)
+        _svm_fast, "_power_sums", lambda x, k: seen.append(k) or _power_sums(x, k)
     )
     monkeypatch.setattr(
-        _topk_svm, "_grouped_topk", lambda s, m: seen.append(m) or _gt(s, m)
+        _svm_wrong_topk, "_grouped_topk", lambda s, m: seen.append(m) or _gt(s, m)
     )
     for name in ROUTES:
         with monkeypatch.context() as patch:
-            n_classes, k, force = ROUTES[name]
-            for attr, value in force.items():
-                patch.setattr(_topk_svm, attr, value)
+            n_classes, k = use_route(patch, name)
             smooth_topk_svm(*problem(2, n_classes), k)
     # passes (fast-large), grouped top-k and passes (fast-grouped), k = 1 passes
     assert seen == [4, 3 + 1, 3, 1]
 
 
-_power_sums, _gt = _topk_svm._power_sums, _topk_svm._grouped_topk
+_power_sums, _gt = _svm_fast._power_sums, _svm_wrong_topk._grouped_topk
 
 
 # ------------------------------------------------------- higher derivatives
