@@ -8,12 +8,6 @@ Local workers never outlive the command: each one watches a pipe whose only
 writing end the parent holds, and exits as soon as it closes, whether the
 parent closed it (an error, Ctrl-C) or died (even by SIGKILL). Workers ignore
 SIGINT, so Ctrl-C in a terminal reaches the parent alone, which stops them.
-
-Each local worker runs torch on its share of this process's threads
-(``torch.get_num_threads() // jobs``, at least one): without it every worker
-would start one thread per core, and where the cores are busy torch's threads
-wait on each other (a batched product of the paper protocol measured 8.6 ms on
-two threads against 0.31 ms on one, on two cores shared with other work).
 """
 
 from __future__ import annotations
@@ -28,12 +22,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
-import torch
 
 from .experiment import run_cell
 from .protocol import Cell, Protocol
 
-__all__ = ["BACKENDS", "BackendError", "run_cells", "worker_threads"]
+__all__ = ["BACKENDS", "BackendError", "run_cells"]
 
 BACKENDS = ("local", "dask")
 #: How long to wait for a Dask scheduler before giving up.
@@ -84,12 +77,8 @@ def run_cells(
 def _local(cells, protocol, seed, jobs):
     context = multiprocessing.get_context("spawn")  # the same on every platform
     stop_reader, stop_writer = context.Pipe(duplex=False)
-    threads = worker_threads(jobs)
     pool = ProcessPoolExecutor(
-        jobs,
-        mp_context=context,
-        initializer=_worker_init,
-        initargs=(stop_reader, threads),
+        jobs, mp_context=context, initializer=_worker_init, initargs=(stop_reader,)
     )
     try:
         with _sigint_ignored():  # workers are started here, and inherit it
@@ -138,17 +127,9 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def worker_threads(jobs: int) -> int:
-    """Torch threads of each of ``jobs`` local workers: their share of this
-    process's, at least one."""
-    return max(1, torch.get_num_threads() // jobs)
-
-
-def _worker_init(stop, threads: int) -> None:
-    """Set up a local worker: ignore SIGINT, exit when the parent goes, run
-    torch on ``threads`` threads."""
+def _worker_init(stop) -> None:
+    """Set up a local worker: ignore SIGINT, exit when the parent goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
     watch = threading.Thread(
         target=_watch_parent, args=(stop,), name="sktopk-watch-parent", daemon=True
     )

@@ -275,13 +275,3 @@ def test_ctrl_c_stops_the_workers_and_exits_cleanly(longer, tmp_path):
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
     assert _run(LONGER, out, "--jobs", "1") == 0
     _assert_same_runs(out, longer)
-
-
-def test_local_workers_share_the_threads(monkeypatch):
-    """Each local worker gets its share of the parent's torch threads."""
-    import torch
-
-    from sktopk.reproduce.backends import worker_threads
-
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert [worker_threads(j) for j in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
