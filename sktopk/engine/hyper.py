@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .members import take
+
 __all__ = ["Task", "TASKS", "Hyper", "check_task"]
 
 #: What the model's outputs mean: one margin (binary), one score per class
@@ -88,8 +90,10 @@ class Hyper:
         return self.lr.shape
 
     def select(self, keep: Tensor) -> Hyper:
-        """The members ``keep`` (indices along the member dim)."""
-        return Hyper(**{f.name: getattr(self, f.name)[:, keep] for f in fields(self)})
+        """The members ``keep`` of each group (see :func:`.members.take`)."""
+        return Hyper(
+            **{f.name: take(getattr(self, f.name), keep) for f in fields(self)}
+        )
 
 
 def _tensor(value, lead, device) -> Tensor:

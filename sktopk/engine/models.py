@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .members import take
+
 __all__ = ["StackedMLP", "ModuleAdapter", "to_sequential"]
 
 
@@ -110,10 +112,11 @@ class StackedMLP:
         return state[..., self.n_params] if state.shape[-1] > self.n_params else None
 
     def select(self, keep: Tensor) -> Tensor | None:
-        """Keep only the members ``keep`` (indices along the member dim)."""
-        self._pen = self._pen[:, keep].contiguous()
-        self._l1 = self._l1[:, keep].contiguous()
-        return self.rebind(self.state[0][:, keep].contiguous())
+        """Keep only the members ``keep`` of each group (see
+        :func:`.members.take`)."""
+        self._pen = take(self._pen, keep)
+        self._l1 = take(self._l1, keep)
+        return self.rebind(take(self.state[0], keep))
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
         """Scores of shape ``lead + (B, out)``."""

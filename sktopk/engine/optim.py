@@ -27,6 +27,8 @@ from numbers import Real
 import torch
 from torch import Tensor
 
+from .members import take
+
 __all__ = ["make_optimizer", "optimizer_options", "OPTIMIZERS"]
 
 
@@ -203,20 +205,20 @@ class _Optimizer:
                 buf.copy_(torch.as_tensor(value, dtype=buf.dtype))
 
     def select(self, keep: Tensor, params: list[Tensor]) -> None:
-        """Keep members ``keep`` (indices along dim 1 of ``lead``).
+        """Keep members ``keep`` of each group.
 
         Parameters
         ----------
-        keep : Tensor
-            Indices (or a bool mask) of the members kept along dim 1.
+        keep : Tensor of shape (G, M')
+            The members kept, per group (see :func:`.members.take`).
         params : list of Tensor
             The kept members' parameters, updated from now on.
         """
         self.params = params
         for name in self.buffers:
-            setattr(self, name, [b[:, keep].contiguous() for b in getattr(self, name)])
+            setattr(self, name, [take(b, keep) for b in getattr(self, name)])
         if isinstance(self.t, Tensor) and self.t.dim() > 1:
-            self.t = self.t[:, keep].contiguous()
+            self.t = take(self.t, keep)
         if params:
             self.lead = tuple(params[0].shape[: len(self.lead)])
 

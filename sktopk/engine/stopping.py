@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from .members import take
+
 __all__ = ["EarlyStopping", "Archive"]
 
 
@@ -25,9 +27,10 @@ class EarlyStopping:
         self.best_params = [p.detach().clone() for p in params]
 
     def select(self, keep: Tensor, params: list[Tensor]) -> None:
-        """Keep only the members ``keep``; ``params`` is the new model state."""
+        """Keep only the members ``keep`` of each group (see
+        :func:`.members.take`); ``params`` is the new model state."""
         self.params = params
-        self.best_params = [b[:, keep].contiguous() for b in self.best_params]
+        self.best_params = [take(b, keep) for b in self.best_params]
         for k in (
             "best",
             "bad",
@@ -37,7 +40,7 @@ class EarlyStopping:
             "n_epochs",
             "best_step",
         ):
-            setattr(self, k, getattr(self, k)[:, keep])
+            setattr(self, k, take(getattr(self, k), keep))
 
     @torch.no_grad()
     def update(self, score: Tensor, finite: Tensor, step: int, epoch: int) -> None:
@@ -72,13 +75,18 @@ class EarlyStopping:
 class Archive:
     """Full-size record of every member, filled as members leave the batch.
 
-    ``cols`` maps the batch's member columns to the original ones.
+    ``cols`` (of the batch's shape) gives each member of the batch its
+    original column in its group.
     """
 
     def __init__(self, lead, dev, state: list[Tensor]):
         self.lead, self.dev = lead, dev
         self.is_stacked = len(lead) == 2
-        self.cols = torch.arange(lead[1]) if self.is_stacked else None
+        self.cols = (
+            torch.arange(lead[1], device=dev).expand(lead).contiguous()
+            if self.is_stacked
+            else None
+        )
         self.state = [t.detach().clone() for t in state]
         self.n_epochs = torch.zeros(lead, dtype=torch.long, device=dev)
         self.best_step = torch.zeros(lead, dtype=torch.long, device=dev)
@@ -90,8 +98,15 @@ class Archive:
         if not self.is_stacked:
             return t.detach()
         full = torch.full(self.lead, math.nan, device=self.dev, dtype=t.dtype)
-        full[:, self.cols.to(self.dev)] = t.detach().to(full.dtype)
+        full[self._rows(), self.cols] = t.detach().to(full.dtype)
         return full
+
+    def narrow(self, full: Tensor) -> Tensor:
+        """A full-size per-member tensor -> the batch's members."""
+        return full[self._rows(), self.cols] if self.is_stacked else full
+
+    def _rows(self) -> Tensor:
+        return torch.arange(self.lead[0], device=self.dev).unsqueeze(1)
 
     @torch.no_grad()
     def store(self, done: Tensor, state: list[Tensor], es) -> None:
@@ -105,12 +120,14 @@ class Archive:
             for k, v in src.items():
                 setattr(self, k, v.clone())
             return
-        cols = self.cols[done].to(self.dev)
-        sel = done.to(self.dev)
+        # done: a mask over the batch's members, (G, M') or (M',) for all groups
+        done = done.to(self.dev).expand(self.cols.shape)
+        rows, members = done.nonzero(as_tuple=True)
+        cols = self.cols[rows, members]
         for a, t in zip(self.state, state, strict=True):
-            a[:, cols] = t.detach()[:, sel]
+            a[rows, cols] = t.detach()[rows, members]
         for k in ("n_epochs", "best_step", "diverged", "stopped"):
-            getattr(self, k)[:, cols] = getattr(es, k)[:, sel]
+            getattr(self, k)[rows, cols] = getattr(es, k)[rows, members]
 
 
 def _view(t: Tensor, like: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from torch import Tensor
 from ..losses import get_aggregate, get_individual_loss
 from ..losses._aggregate import ceil_count
 from .hyper import Hyper, Task, check_task
+from .members import compaction, take
 from .objectives import individual_loss_gradient
 from .optim import make_optimizer
 from .stopping import Archive, EarlyStopping
@@ -226,36 +227,37 @@ class _Loop:
             objective = objective + self.model.penalty()
             curve.append(self.archive.widen(objective))
             if not spec.early_stopping:
-                loss = curve[-1][:, self.archive.cols] if not self.single else curve[-1]
+                loss = self.archive.narrow(curve[-1])
                 self.evaluate(-loss, torch.isfinite(loss), step, epoch)
             self.report(epoch, curve[-1])
             if not self.es.any_active():
                 break
-        self.retire(torch.ones(self.lead[1:] or (), dtype=torch.bool))
+        self.retire(torch.ones(self.lead, dtype=torch.bool))
         return self.result(curve)
 
     def evaluate(self, score: Tensor, finite: Tensor, step: int, epoch: int) -> None:
-        """Early-stopping bookkeeping; drops finished members from the batch
-        once they are at least half of it."""
+        """Early-stopping bookkeeping; drops finished members from the batch,
+        group by group, once the batch can shrink by a tenth (see
+        :mod:`.members`)."""
         self.es.update(score, finite, step, epoch)
         self.history.append(self.archive.widen(score))
         if self.single or not self.spec.compact:
             return
-        live = self.es.active.bool().any(0).cpu()
-        if 0 < int(live.sum()) <= live.numel() // 2:
-            self.retire(~live)
-            keep = live.nonzero().squeeze(1).to(self.dev)
+        plan = compaction(self.es.active)
+        if plan is not None:
+            keep, done = plan
+            self.retire(done)
             self.lam = self.model.select(keep)
             self.opt.select(keep, self.model.state)
             self.es.select(keep, self.model.state)
             self.h = self.h.select(keep)
-            self.values = [v[:, keep] for v in self.values]
-            self.archive.cols = self.archive.cols[live]
+            self.values = [take(v, keep) for v in self.values]
+            self.archive.cols = take(self.archive.cols, keep)
             self.lead = self.h.lead
 
     def retire(self, done: Tensor) -> None:
         """Store the final (best, where rolled back) weights of members ``done``
-        (a mask over the batch's member columns)."""
+        (a mask over the batch's members)."""
         self.es.restore(self.spec.early_stopping, done)
         self.archive.store(done, self.model.state, self.es)
 
