@@ -401,7 +401,12 @@ def write_api(path: Path) -> None:
 # -- reproduction pages ------------------------------------------------------- #
 #: Titles given in the table of contents where a report's own title would be
 #: ambiguous (the folder name decides).
-RESULT_TITLES = {"table3-step": "Table 3 under the paper's early-stopping rule"}
+RESULT_TITLES = {
+    "table3-step": "Table 3 under the paper's early-stopping rule",
+    "table3-paper": "Table 3 under the paper protocol",
+    "table4-paper": "Table 4 under the paper protocol",
+    "table6-paper": "Table 6 under the paper protocol",
+}
 
 
 def write_results_toc(results: Path, path: Path) -> None:
