@@ -110,6 +110,7 @@ class Archive:
 
     @torch.no_grad()
     def store(self, done: Tensor, state: list[Tensor], es) -> None:
+        """Record the members ``done`` (a mask of the batch's shape)."""
         if not self.is_stacked:
             for a, t in zip(self.state, state, strict=True):
                 a.copy_(t.detach())
@@ -120,9 +121,7 @@ class Archive:
             for k, v in src.items():
                 setattr(self, k, v.clone())
             return
-        # done: a mask over the batch's members, (G, M') or (M',) for all groups
-        done = done.to(self.dev).expand(self.cols.shape)
-        rows, members = done.nonzero(as_tuple=True)
+        rows, members = done.to(self.dev).nonzero(as_tuple=True)
         cols = self.cols[rows, members]
         for a, t in zip(self.state, state, strict=True):
             a[rows, cols] = t.detach()[rows, members]

@@ -265,15 +265,8 @@ class _OnePass(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True
             out = _backward_graph(losses, lam, *ctx.args, grad)
             return *out, None, None, None, None
-        g, g_lam = ctx.g, ctx.g_lam
-        if g is None:  # a second backward: the same numbers again
-            _, g, g_lam = _one_pass(losses, lam, *ctx.args)
-        elif _is_one(grad):  # see _Small.backward
-            ctx.g, ctx.g_lam = None, None
-            return g, g_lam, None, None, None, None
-        if grad.dim():
-            return g * grad.unsqueeze(-1), g_lam * grad, None, None, None, None
-        return g * grad, g_lam * grad, None, None, None, None
+        out = _saved_gradients(ctx, grad, lambda: _one_pass(losses, lam, *ctx.args))
+        return *out, None, None, None, None
 
     @staticmethod
     def jvp(ctx, d_losses, d_lam, *_):
@@ -321,19 +314,31 @@ class _Small(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True
             out = _backward_graph(losses, lam, p.wn, p.kappa, p.phi, p.delta, grad)
             return *out, None
-        g, g_lam = ctx.g, ctx.g_lam
-        if g is None:  # a second backward: the same numbers again
-            _, g, g_lam = p.run(torch.sub(losses, lam), lam)
-        elif _is_one(grad):
-            # ``loss.backward()``: the saved gradients as they are, handed
-            # over (no copy, no product).
-            ctx.g, ctx.g_lam = None, None
-            return g, g_lam, None
-        return g * grad, g_lam * grad, None
+        out = _saved_gradients(ctx, grad, lambda: p.run(torch.sub(losses, lam), lam))
+        return *out, None
 
     @staticmethod
     def jvp(ctx, d_losses, d_lam, _):
         return _tangent(ctx.g, ctx.g_lam, d_losses, d_lam)
+
+
+def _saved_gradients(ctx, grad: Tensor, recompute: Callable) -> tuple[Tensor, Tensor]:
+    """The gradients in the losses and lam from those the forward pass saved
+    in ``ctx.g`` and ``ctx.g_lam``, scaled by ``grad``.
+
+    For ``loss.backward()`` (``grad`` is 1) they are handed over as they are:
+    no product, and no copy when autograd accumulates them. A second backward
+    through a retained graph then gets the same numbers from ``recompute()``,
+    which returns ``(value, g, g_lam)`` as the forward pass did.
+    """
+    g, g_lam = ctx.g, ctx.g_lam
+    if g is None:
+        _, g, g_lam = recompute()
+    elif _is_one(grad):
+        ctx.g, ctx.g_lam = None, None
+        return g, g_lam
+    column = grad.unsqueeze(-1) if grad.dim() else grad
+    return g * column, g_lam * grad
 
 
 def _is_one(grad: Tensor) -> bool:
