@@ -10,7 +10,7 @@ from ...datasets import make_imbalanced_gaussians
 from ...losses import get_aggregate
 from ..report import markdown_table
 from .gaussian import run_gaussian
-from .output import closing_lines, pm, settings_lines
+from .output import closing_lines, opening_lines, pm
 from .settings import COLUMNS, GaussianSettings
 from .summary import chosen_text, summarize_chosen
 
@@ -102,9 +102,8 @@ def _table(summary: pd.DataFrame) -> str:
 
 def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str:
     """The Markdown report."""
-    lines = ["# Figure 3 of Xia et al. (2024): learned boundaries in 2-D", ""]
-    lines += ["## Settings", "", *settings_lines(command, seed, settings,
-                                                settings.identity(seed))]  # fmt: skip
+    title = "Figure 3 of Xia et al. (2024): learned boundaries in 2-D"
+    lines = opening_lines(title, command, seed, settings)
     lines += ["", "## Results", "", _legend(settings), "", _table(summary), ""]
     k_table = _k_table(runs, theory(settings)["coef"])
     if k_table:

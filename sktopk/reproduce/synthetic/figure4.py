@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..report import markdown_table
 from .gaussian import run_gaussian
-from .output import closing_lines, num, pm, settings_lines
+from .output import closing_lines, num, opening_lines, pm
 from .published import published_value
 from .settings import COLUMNS, GaussianSettings
 from .summary import chosen_text, summarize_chosen
@@ -70,9 +70,8 @@ def _table(summary: pd.DataFrame) -> str:
 
 def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str:
     """The Markdown report."""
-    lines = ["# Figure 4 of Xia et al. (2024): accuracy against imbalance", ""]
-    lines += ["## Settings", "", *settings_lines(command, seed, settings,
-                                                settings.identity(seed))]  # fmt: skip
+    title = "Figure 4 of Xia et al. (2024): accuracy against imbalance"
+    lines = opening_lines(title, command, seed, settings)
     lines += ["", "## Results", "", _legend(summary), "", _table(summary), ""]
     lines += closing_lines(seconds, plot_name, _notes(summary))
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ import torch
 __all__ = [
     "file_names",
     "hardware",
-    "settings_lines",
+    "opening_lines",
     "png_bytes",
     "pm",
     "csv_bytes",
@@ -65,12 +65,18 @@ def hardware() -> dict[str, str]:
     }
 
 
-def settings_lines(command: str, seed: int, settings, identity: str) -> list[str]:
-    """The report's settings section as Markdown list items."""
+def opening_lines(title: str, command: str, seed: int, settings) -> list[str]:
+    """The report's title and settings section (with the settings' identity)."""
     items = {"command": f"`{command}`", "seed": str(seed)}
     items |= settings.describe()
-    items["settings identity"] = identity
-    return [f"- **{k}**: {v}" for k, v in items.items()]
+    items["settings identity"] = settings.identity(seed)
+    return [
+        f"# {title}",
+        "",
+        "## Settings",
+        "",
+        *(f"- **{k}**: {v}" for k, v in items.items()),
+    ]
 
 
 def closing_lines(seconds: float, plot_name: str | None, notes: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 from ...engine import one_thread
 from ..report import markdown_table
 from ..splits import run_seeds
-from .output import closing_lines, pm, settings_lines
+from .output import closing_lines, opening_lines, pm
 from .published import published_value
 from .settings import TimingSettings
 from .topk_sum import (
@@ -171,8 +171,8 @@ def _sec(mean: float, std: float) -> str:
 
 def render(summary, runs, settings, *, command, seed, seconds, plot_name) -> str:
     """The Markdown report."""
-    lines = ["# Table 1 of Xia et al. (2024): time of a top-k sum", "", "## Settings"]
-    lines += ["", *settings_lines(command, seed, settings, settings.identity(seed))]
+    title = "Table 1 of Xia et al. (2024): time of a top-k sum"
+    lines = opening_lines(title, command, seed, settings)
     lines += ["", "## Results", "", _legend(settings), "", _table(summary), ""]
     lines += closing_lines(seconds, plot_name, _notes(summary, settings))
     return "\n".join(lines) + "\n"
