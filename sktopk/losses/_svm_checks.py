@@ -34,11 +34,14 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_data(scores: Tensor, labels: Tensor, k: int) -> Tensor:
+def _check_data(
+    scores: Tensor, labels: Tensor, k: int, values: bool = True
+) -> Tensor:
     """Validate scores, labels and k against the data; return int64 labels.
 
     Shapes and dtypes always; values (finite scores, labels in range) where
-    :func:`._checks.value_checks_apply` allows reading them.
+    ``values`` asks for them and :func:`._checks.value_checks_apply` allows
+    reading them.
     """
     if not isinstance(scores, Tensor):
         raise TypeError(f"scores must be a torch.Tensor; got {type(scores).__name__}")
@@ -69,7 +72,7 @@ def _check_data(scores: Tensor, labels: Tensor, k: int) -> Tensor:
         raise ValueError(
             f"labels must have shape (n_samples,) = ({n},); got {tuple(labels.shape)}"
         )
-    if n and value_checks_apply(scores, labels):
+    if values and n and value_checks_apply(scores, labels):
         _check_values(scores, labels, n_classes)
     return labels.long()
 

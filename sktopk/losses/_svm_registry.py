@@ -2,11 +2,14 @@
 
 ``*_value(f, y, **params)`` gives the per-sample losses of scores of shape
 ``lead + (n, C)``; ``*_loss_gradient`` also their gradient: for the smooth loss
-directly from the fast route (:mod:`._svm_fast`) where it applies, by autograd
+directly, without autograd, in closed form for ``k = 1`` and few k-subsets
+(:mod:`._svm_small`) and on the fast route (:mod:`._svm_fast`), by autograd
 otherwise.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -14,7 +17,8 @@ from torch import Tensor
 from ._svm_checks import _check_data, _check_hyper
 from ._svm_common import _F64, _compute_dtype, _no_autocast, _result_dtype
 from ._svm_fast import _fast_backward, _fast_forward
-from ._topk_svm import _route, smooth_topk_svm, topk_svm
+from ._svm_small import K1, SUBSETS
+from ._topk_svm import _SUBSET_MAX, _route, smooth_topk_svm, topk_svm
 
 
 def _batched(fn):
@@ -44,19 +48,38 @@ def _autograd_loss_gradient(value):
 def _smooth_direct(
     scores: Tensor, labels: Tensor, k: int = 5, margin: float = 1.0, tau: float = 1.0
 ) -> tuple[Tensor, Tensor] | None:
-    """Per-sample loss and gradient of the fast route, without autograd (the
-    engine's training step); None where another route applies."""
+    """Per-sample loss and gradient without autograd (the engine's training
+    step): in closed form for ``k = 1`` and while the classes have at most
+    ``_SUBSET_MAX`` k-subsets, else by the fast route; None where none applies.
+
+    The values are not checked, as for the other losses' definitions: the
+    engine trains on validated data and stops a member whose loss is not
+    finite."""
     _check_hyper(k, margin, tau, "none")
-    labels = _check_data(scores, labels, k)
-    if _route(*scores.shape, k) != "fast":
-        return None
+    labels = _check_data(scores, labels, k, values=False)
     margin, tau = float(margin), float(tau)
+    closed = _closed_form(scores.shape[1], k, margin, tau)
+    if closed is None and _route(*scores.shape, k) != "fast":
+        return None
     with torch.no_grad(), _no_autocast(scores.device.type):
         work = scores.to(_compute_dtype(scores.dtype, k * tau))
-        loss, *saved = _fast_forward(work, labels, k, margin, tau)
-        grad = _fast_backward(torch.ones_like(loss, dtype=_F64), saved, k, work.dtype)
+        if closed is not None:
+            loss, grad = closed[0].closed_form(work, labels, *closed[1])
+        else:
+            loss, *saved = _fast_forward(work, labels, k, margin, tau)
+            ones = torch.ones_like(loss, dtype=_F64)
+            grad = _fast_backward(ones, saved, k, work.dtype)
     dtype = _result_dtype(scores)
     return loss.to(dtype), grad.to(dtype)
+
+
+def _closed_form(n_classes: int, k: int, margin: float, tau: float):
+    """The closed-form route and its parameters for these shapes, or None."""
+    if k == 1:
+        return K1, (margin, tau)
+    if math.comb(n_classes, k) <= _SUBSET_MAX:
+        return SUBSETS, (k, margin, tau)
+    return None
 
 
 def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:

@@ -11,8 +11,9 @@ only, so that it does not depend on the batch size:
   tau)``, which is ``tau`` times the cross-entropy of ``(s - margin onehot_y) /
   tau`` (plain autograd, :mod:`._svm_small`).
 * few k-subsets (``C(C, k) <= _SUBSET_MAX``): the definition itself, one
-  matrix product with a 0/1 subset matrix and two log-sum-exps (plain
-  autograd, :mod:`._svm_small`).
+  matrix product with a 0/1 subset matrix and two log-sum-exps; in plain
+  eager mode with its gradient in closed form, made in the forward pass
+  (:mod:`._svm_small`).
 * ``k <= _FAST_MAX_K``: the wrong classes split at the k-th largest wrong
   score, elementary symmetric polynomials from power sums, and an analytic
   backward (a custom autograd Function, :mod:`._svm_fast`).
@@ -43,7 +44,7 @@ from ._svm_common import (
 )
 from ._svm_fast import _apply_fast
 from ._svm_large import _smooth_large
-from ._svm_small import _smooth_k1, _smooth_subsets
+from ._svm_small import K1, SUBSETS, closed_form_route
 from ._svm_wrong_topk import _wrong_topk
 
 __all__ = ["smooth_topk_svm", "topk_svm"]
@@ -272,9 +273,9 @@ def _smooth_per_sample(
     """Per-sample smooth loss by the route the shapes select."""
     route = _route(*scores.shape, k)
     if route == "k1":
-        return _smooth_k1(scores, labels, margin, tau)
+        return closed_form_route(K1, scores, labels, margin, tau)
     if route == "subsets":
-        return _smooth_subsets(scores, labels, k, margin, tau)
+        return closed_form_route(SUBSETS, scores, labels, k, margin, tau)
     if route == "fast":
         return _apply_fast(scores, labels, k, margin, tau)
     return _smooth_large(scores, labels, k, margin, tau)

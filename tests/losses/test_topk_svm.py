@@ -488,10 +488,13 @@ def test_module_follows_device(device, rng):
     torch.testing.assert_close(loss.cpu(), smooth_topk_svm(scores, labels, 3))
 
 
-@pytest.mark.parametrize("n_classes, k", [(30, 5), (200, 3), (14, 10), (9, 2), (40, 1)])
+@pytest.mark.parametrize(
+    "n_classes, k", [(30, 5), (200, 3), (14, 10), (9, 2), (10, 5), (40, 1), (300, 1)]
+)
 def test_registry_loss_gradient(n_classes, k, rng):
-    # The engine's value and gradient (batched over members, analytic on the
-    # fast route) against autograd of the independent log-space route.
+    # The engine's value and gradient (batched over members, in closed form
+    # over the k-subsets and on the fast route) against autograd of the
+    # independent log-space route.
     from sktopk.losses import get_individual_loss
 
     info = get_individual_loss("smooth_topk_svm")
@@ -503,3 +506,19 @@ def test_registry_loss_gradient(n_classes, k, rng):
     torch.testing.assert_close(value.reshape(-1), want[0], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad.reshape(flat.shape), want[1], rtol=1e-9, atol=1e-12)
     assert grad.shape == f.shape
+
+
+@pytest.mark.parametrize("tau", [1e-3, 1.0, 50.0])
+def test_registry_subsets_float32(tau, rng):
+    # Closed form over the k-subsets in float32, against float64: large scores
+    # and a small tau make the terms huge; the results stay accurate.
+    from sktopk.losses import get_individual_loss
+
+    info = get_individual_loss("smooth_topk_svm")
+    f = torch.tensor(rng.normal(scale=30.0, size=(2, 16, 10)))
+    y = torch.tensor(rng.integers(0, 10, size=16))
+    value, grad = info.loss_gradient(f.float(), y, k=5, margin=1.0, tau=tau)
+    want = info.loss_gradient(f, y, k=5, margin=1.0, tau=tau)
+    assert value.dtype == grad.dtype == torch.float32
+    torch.testing.assert_close(value.double(), want[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad.double(), want[1], rtol=1e-5, atol=1e-6)
