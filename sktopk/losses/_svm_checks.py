@@ -34,9 +34,7 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_data(
-    scores: Tensor, labels: Tensor, k: int, values: bool = True
-) -> Tensor:
+def _check_data(scores: Tensor, labels: Tensor, k: int, values: bool = True) -> Tensor:
     """Validate scores, labels and k against the data; return int64 labels.
 
     Shapes and dtypes always; values (finite scores, labels in range) where

@@ -244,6 +244,7 @@ def test_callable_model_of_the_wrong_width_is_refused(multi_data):
 def test_pipeline_on_unscaled_features_with_defaults():
     X, y = make_classification(n_samples=400, n_features=6, random_state=0)
     X = X * np.array([1, 10, 100, 1000, 0.1, 1])
+
     def cv(est):
         return cross_val_score(make_pipeline(StandardScaler(), est), X, y, cv=3).mean()
 
