@@ -32,14 +32,12 @@ from threadpoolctl import threadpool_limits
 from sktopk import SmoothTopKSVMClassifier, STkClassifier
 
 
-def _time_fit(make, X, y, epochs: int, repeats: int) -> float:
-    times = []
-    for seed in range(repeats):
-        est = make(seed)
-        start = time.perf_counter()
-        est.fit(X, y)
-        times.append((time.perf_counter() - start) / epochs)
-    return float(np.median(times))
+def _time_fit(make, X, y, epochs: int, seed: int) -> float:
+    """Seconds per epoch of one fit."""
+    est = make(seed)
+    start = time.perf_counter()
+    est.fit(X, y)
+    return (time.perf_counter() - start) / epochs
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -78,15 +76,31 @@ def main(argv=None) -> pd.DataFrame:
 
 def _timing_table(makers, X, y, args, n_rows: int, ratio: str) -> pd.DataFrame:
     """Seconds per epoch of each estimator of ``makers`` (batches of 16 over
-    ``n_rows`` rows), with its ratio to the last one; printed and returned."""
-    rows = []
+    ``n_rows`` rows), with its ratio to the last one; printed and returned.
+
+    Each repeat fits every estimator once, in a rotating order, so that noise
+    on a shared machine hits them alike; the ratio is the median over repeats
+    of the ratio within a repeat (its min and max beside it)."""
+    names = list(makers)
+    times = {name: [] for name in names}
     with warnings.catch_warnings(), threadpool_limits(args.threads):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for name, make in makers.items():
-            rows.append((name, _time_fit(make, X, y, args.epochs, args.repeats)))
-    table = pd.DataFrame(rows, columns=["estimator", "s/epoch"]).set_index("estimator")
-    table["us/step"] = table["s/epoch"] / np.ceil(n_rows / 16) * 1e6
-    table[ratio] = table["s/epoch"] / table["s/epoch"].iloc[-1]
+        for seed in range(args.repeats):
+            shift = seed % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(_time_fit(makers[name], X, y, args.epochs, seed))
+    frame = pd.DataFrame(times)
+    ratios = frame.div(frame[names[-1]], axis=0)
+    table = pd.DataFrame(
+        {
+            "s/epoch": frame.median(),
+            "us/step": frame.median() / np.ceil(n_rows / 16) * 1e6,
+            ratio: ratios.median(),
+            "min": ratios.min(),
+            "max": ratios.max(),
+        }
+    )
+    table.index.name = "estimator"
     print(table.round(4).to_string())
     return table
 

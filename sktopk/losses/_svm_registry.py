@@ -21,13 +21,18 @@ from ._svm_small import K1, SUBSETS
 from ._topk_svm import _SUBSET_MAX, _route, smooth_topk_svm, topk_svm
 
 
+def _flat(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores ``lead + (n, C)`` as ``(N, C)`` and the labels beside them."""
+    if f.dim() == 2 and y.shape == f.shape[:1]:
+        return f, y
+    return f.reshape(-1, f.shape[-1]), y.expand(f.shape[:-1]).reshape(-1)
+
+
 def _batched(fn):
     """``fn(scores_2d, labels_1d, **params)`` over scores ``lead + (n, C)``."""
 
     def value(f: Tensor, y: Tensor, **params) -> Tensor:
-        y_full = y.expand(f.shape[:-1])
-        out = fn(f.reshape(-1, f.shape[-1]), y_full.reshape(-1), **params)
-        return out.reshape(f.shape[:-1])
+        return fn(*_flat(f, y), **params).reshape(f.shape[:-1])
 
     return value
 
@@ -61,8 +66,8 @@ def _smooth_direct(
     closed = _closed_form(scores.shape[1], k, margin, tau)
     if closed is None and _route(*scores.shape, k) != "fast":
         return None
-    with torch.no_grad(), _no_autocast(scores.device.type):
-        work = scores.to(_compute_dtype(scores.dtype, k * tau))
+    with _no_autocast(scores.device.type):
+        work = scores.detach().to(_compute_dtype(scores.dtype, k * tau))
         if closed is not None:
             loss, grad = closed[0].closed_form(work, labels, *closed[1])
         else:
@@ -83,8 +88,7 @@ def _closed_form(n_classes: int, k: int, margin: float, tau: float):
 
 
 def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:
-    flat = f.reshape(-1, f.shape[-1])
-    direct = _smooth_direct(flat, y.expand(f.shape[:-1]).reshape(-1), **params)
+    direct = _smooth_direct(*_flat(f, y), **params)
     if direct is None:
         return _autograd_loss_gradient(smooth_topk_svm_value)(f, y, **params)
     loss, grad = direct
