@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._checks import transformed
 from ._esp import constants, split_esp_lags
-from ._svm_common import _F64, _no_autocast, _traced
+from ._svm_common import _F64, _no_autocast, _traced, direct_apply, plain_eager
 from ._svm_wrong_topk import _wrong_topk
 
 # The fast route keeps the powers x^1..x^k of every score as one float64
@@ -107,22 +107,13 @@ def _fast_function() -> type[torch.autograd.Function]:
     return _SmoothTopKSVMCore if torch.compiler.is_compiling() else _SmoothTopKSVM
 
 
-_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-# Function.apply binds the arguments with inspect.signature on every call (tens
-# of microseconds, as much as a whole small cross-entropy); in plain eager mode
-# the C entry point it ends in is called directly.
-_direct_apply = getattr(super(torch.autograd.Function, _SmoothTopKSVM), "apply", None)
+# In plain eager mode, the C entry point of apply (see direct_apply).
+_direct_apply = direct_apply(_SmoothTopKSVM)
 
 
 def _apply_fast(scores: Tensor, labels: Tensor, k: int, margin: float, tau: float):
     args = (scores, labels, k, margin, tau)
-    if (
-        _direct_apply is None
-        or _functorch_wrapped is None
-        or transformed()
-        or _functorch_wrapped(scores)
-        or _functorch_wrapped(labels)
-    ):
+    if _direct_apply is None or not plain_eager(scores, labels):
         return _fast_function().apply(*args)[0]
     return _direct_apply(*args)[0]
 

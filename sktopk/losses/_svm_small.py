@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ._checks import _PLAIN, transformed
 from ._esp import constants
-from ._svm_common import _F64, _vector
+from ._svm_common import _F64, _vector, direct_apply, plain_eager
 
 
 def _smooth_k1(scores: Tensor, labels: Tensor, margin: float, tau: float) -> Tensor:
@@ -178,6 +178,7 @@ class _ClosedForm(torch.autograd.Function):
         return (ctx.grad * d_scores).sum(1)
 
 
+_closed_apply = direct_apply(_ClosedForm)
 K1 = _Route(_smooth_k1, _k1_loss_gradient)
 SUBSETS = _Route(_smooth_subsets, _subsets_loss_gradient)
 
@@ -188,6 +189,8 @@ def closed_form_route(route: _Route, scores: Tensor, labels: Tensor, *params):
     for tensor subclasses."""
     if transformed() or type(scores) not in _PLAIN or scores.device.type == "meta":
         return route.formula(scores, labels, *params)
+    if _closed_apply is not None and plain_eager(scores, labels):
+        return _closed_apply(scores, labels, route, params)
     return _ClosedForm.apply(scores, labels, route, params)
 
 
