@@ -9,8 +9,6 @@ otherwise.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -18,7 +16,7 @@ from ._svm_checks import _check_data, _check_hyper
 from ._svm_common import _F64, _compute_dtype, _no_autocast, _result_dtype
 from ._svm_fast import _fast_backward, _fast_forward
 from ._svm_small import K1, SUBSETS
-from ._topk_svm import _SUBSET_MAX, _route, smooth_topk_svm, topk_svm
+from ._topk_svm import _route, smooth_topk_svm, topk_svm
 
 
 def _flat(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -54,8 +52,8 @@ def _smooth_direct(
     scores: Tensor, labels: Tensor, k: int = 5, margin: float = 1.0, tau: float = 1.0
 ) -> tuple[Tensor, Tensor] | None:
     """Per-sample loss and gradient without autograd (the engine's training
-    step): in closed form for ``k = 1`` and while the classes have at most
-    ``_SUBSET_MAX`` k-subsets, else by the fast route; None where none applies.
+    step): in closed form where the loss's route is ``k = 1`` or the
+    k-subsets, by the fast route where it is that one; None otherwise.
 
     The values are not checked, as for the other losses' definitions: the
     engine trains on validated data and stops a member whose loss is not
@@ -63,13 +61,15 @@ def _smooth_direct(
     _check_hyper(k, margin, tau, "none")
     labels = _check_data(scores, labels, k, values=False)
     margin, tau = float(margin), float(tau)
-    closed = _closed_form(scores.shape[1], k, margin, tau)
-    if closed is None and _route(*scores.shape, k) != "fast":
+    route = _route(*scores.shape, k)
+    closed = _CLOSED.get(route)
+    if closed is None and route != "fast":
         return None
     with _no_autocast(scores.device.type):
         work = scores.detach().to(_compute_dtype(scores.dtype, k * tau))
         if closed is not None:
-            loss, grad = closed[0].closed_form(work, labels, *closed[1])
+            params = (margin, tau) if closed is K1 else (k, margin, tau)
+            loss, grad = closed.closed_form(work, labels, *params)
         else:
             loss, *saved = _fast_forward(work, labels, k, margin, tau)
             ones = torch.ones_like(loss, dtype=_F64)
@@ -78,13 +78,7 @@ def _smooth_direct(
     return loss.to(dtype), grad.to(dtype)
 
 
-def _closed_form(n_classes: int, k: int, margin: float, tau: float):
-    """The closed-form route and its parameters for these shapes, or None."""
-    if k == 1:
-        return K1, (margin, tau)
-    if math.comb(n_classes, k) <= _SUBSET_MAX:
-        return SUBSETS, (k, margin, tau)
-    return None
+_CLOSED = {"k1": K1, "subsets": SUBSETS}
 
 
 def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:

@@ -57,9 +57,11 @@ _FAST_MAX_K = 10
 # Under compile, export or tracing by the size of a row only, so that the route
 # does not depend on the batch size (one graph for every batch size).
 # Enumerate the k-subsets while a row has at most this many, and in eager mode
-# while the batch has at most _SUBSET_TOTAL subsets.
+# while the batch has at most _SUBSET_TOTAL subsets (measured on CPU with the
+# closed-form gradient: 0.4-0.8x the fast route's time up to 16k subsets a
+# batch, 1.1-1.3x at 30k-70k, 3.5x at 250k).
 _SUBSET_MAX = 256
-_SUBSET_TOTAL = 4096
+_SUBSET_TOTAL = 16384
 # k = 1 is a log-sum-exp (plain autograd) up to this many scores in eager mode,
 # the fast route's passes beyond.
 _K1_TOTAL = 1 << 20

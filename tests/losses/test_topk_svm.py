@@ -508,6 +508,22 @@ def test_registry_loss_gradient(n_classes, k, rng):
     assert grad.shape == f.shape
 
 
+def test_registry_route_follows_batch_size(rng):
+    # Few k-subsets but a large batch: the engine takes the fast route, as the
+    # loss does; same values as the log-space route.
+    from sktopk.losses import get_individual_loss
+    from sktopk.losses._topk_svm import _route
+
+    f = torch.tensor(rng.normal(size=(100, 20, 10)))
+    y = torch.tensor(rng.integers(0, 10, size=20))
+    assert _route(2000, 10, 5) == "fast" and _route(20, 10, 5) == "subsets"
+    info = get_individual_loss("smooth_topk_svm")
+    value, grad = info.loss_gradient(f, y, k=5, margin=0.7, tau=0.4)
+    want = loss_and_grad(LOGSPACE, f.reshape(-1, 10), y.repeat(100), 5, 0.7, 0.4)
+    torch.testing.assert_close(value.reshape(-1), want[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad.reshape(-1, 10), want[1], rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("tau", [1e-3, 1.0, 50.0])
 def test_registry_subsets_float32(tau, rng):
     # Closed form over the k-subsets in float32, against float64: large scores
