@@ -155,11 +155,12 @@ def smooth_topk_svm(
     the dynamic graph at once). ``torch.jit.trace`` follows the batch size too.
 
     Speed (CPU, forward + backward): about 2 to 9 times
-    ``torch.nn.functional.cross_entropy`` for ``k = 5`` and 1.2 to 4 times for
-    ``k = 1`` (``benchmarks/bench_topk_svm.py``). The exact algorithm takes a
-    ``torch.topk`` and tens of small tensor operations, each of which costs
-    about as much as a whole small cross-entropy; the ratio is highest for
-    small batches and few classes.
+    ``torch.nn.functional.cross_entropy`` for ``k = 5`` and 1.1 to 4 times for
+    ``k = 1`` (``benchmarks/bench_topk_svm.py``). The exact algorithm takes
+    tens of small tensor operations, each of which costs about as much as a
+    whole small cross-entropy; the ratio is highest for small batches and few
+    classes. For ``k = 1`` and over the k-subsets, the forward pass also makes
+    the gradient in closed form and the backward pass only scales it.
 
     Validation: shapes, dtypes and hyper-parameters are always checked; the
     values (finite scores, labels in range) only in eager mode on tensors in
