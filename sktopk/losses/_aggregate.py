@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
-from ._checks import transformed, value_checks_apply
+from ._checks import _PLAIN, transformed, value_checks_apply
 from ._fused import (
     Plan,
     dual_form,
@@ -57,8 +57,6 @@ __all__ = [
 _SMALL = 1 << 14
 
 # --- validation -----------------------------------------------------------------
-
-_PLAIN = (Tensor, torch.nn.Parameter)
 
 
 def _losses_error(losses) -> ValueError:

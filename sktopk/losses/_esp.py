@@ -30,6 +30,8 @@ import math
 import torch
 from torch import Tensor
 
+from ._checks import _PLAIN
+
 __all__ = [
     "constants",
     "esp_unit",
@@ -252,8 +254,6 @@ def power_sums(x: Tensor, k: int) -> Tensor:
 
 
 # --- the split ESP of the smooth top-k SVM in three batched operations ------------
-
-_PLAIN = (Tensor, torch.nn.Parameter)
 
 
 @functools.lru_cache(maxsize=256)
