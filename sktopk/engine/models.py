@@ -124,7 +124,7 @@ class StackedMLP:
         n_layers = len(params) // 2
         for i in range(n_layers):
             a = _linear(acts[-1], params[2 * i], params[2 * i + 1])
-            acts.append(torch.relu(a) if i < n_layers - 1 else a)
+            acts.append(a.relu_() if i < n_layers - 1 else a)  # a is new
         if cache:
             self._cache = acts
         return acts[-1]
@@ -181,8 +181,10 @@ def _linear(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
     if _shared(a, W):
         G, M, d, h = W.shape
         side = W.permute(0, 2, 1, 3).reshape(G, d, M * h)
-        z = torch.bmm(a[:, 0], side).view(G, -1, M, h).transpose(1, 2)
-        return z + b.unsqueeze(-2)
+        # The biases enter the product (no pass over the activations to add
+        # them); the result stays in the product's (G, B, M, h) memory order.
+        z = torch.baddbmm(b.reshape(G, 1, M * h), a[:, 0], side)
+        return z.view(G, -1, M, h).transpose(1, 2)
     if W.shape[-1] == 1 and W.dim() > 2:
         return (a * W.transpose(-1, -2)).sum(-1, keepdim=True) + b.unsqueeze(-2)
     return torch.matmul(a, W) + b.unsqueeze(-2)
