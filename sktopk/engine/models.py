@@ -139,7 +139,7 @@ class StackedMLP:
         for i in reversed(range(len(params) // 2)):
             pieces += [g.sum(-2), _weight_grad(acts[i], g, self.lead)]
             if i > 0:
-                g = _input_grad(g, params[2 * i])
+                g = _input_grad(g, params[2 * i], acts[i])
                 g = torch.ops.aten.threshold_backward(g, acts[i], 0.0)
         self._cache = []
         pieces.reverse()
@@ -204,11 +204,13 @@ def _weight_grad(a_in: Tensor, g: Tensor, lead) -> Tensor:
     return torch.matmul(a_in.transpose(-1, -2), g).reshape(*lead, -1)
 
 
-def _input_grad(g: Tensor, W: Tensor) -> Tensor:
+def _input_grad(g: Tensor, W: Tensor, act: Tensor) -> Tensor:
+    """Gradient in the layer's input ``act``, in the memory order of ``act``
+    (so that the shared-input weight gradient reads it without a copy)."""
     if g.dim() == 2 and W.dim() == 2:
         return torch.mm(g, W.t())
     if W.shape[-1] == 1 and W.dim() > 2:
-        return g * W.transpose(-1, -2)
+        return torch.mul(g, W.transpose(-1, -2), out=torch.empty_like(act))
     return torch.matmul(g, W.transpose(-1, -2))
 
 
