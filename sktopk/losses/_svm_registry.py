@@ -15,7 +15,7 @@ from torch import Tensor
 from ._svm_checks import _check_data, _check_hyper
 from ._svm_common import _F64, _compute_dtype, _no_autocast, _result_dtype
 from ._svm_fast import _fast_backward, _fast_forward
-from ._svm_small import K1, SUBSETS
+from ._svm_small import CLOSED_ROUTES
 from ._topk_svm import _route, smooth_topk_svm, topk_svm
 
 
@@ -62,13 +62,13 @@ def _smooth_direct(
     labels = _check_data(scores, labels, k, values=False)
     margin, tau = float(margin), float(tau)
     route = _route(*scores.shape, k)
-    closed = _CLOSED.get(route)
+    closed = CLOSED_ROUTES.get(route)
     if closed is None and route != "fast":
         return None
     with _no_autocast(scores.device.type):
         work = scores.detach().to(_compute_dtype(scores.dtype, k * tau))
         if closed is not None:
-            params = (margin, tau) if closed is K1 else (k, margin, tau)
+            params = closed.params(k, margin, tau)
             loss, grad = closed.closed_form(work, labels, *params)
         else:
             loss, *saved = _fast_forward(work, labels, k, margin, tau)
@@ -76,9 +76,6 @@ def _smooth_direct(
             grad = _fast_backward(ones, saved, k, work.dtype)
     dtype = _result_dtype(scores)
     return loss.to(dtype), grad.to(dtype)
-
-
-_CLOSED = {"k1": K1, "subsets": SUBSETS}
 
 
 def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:

@@ -1,6 +1,6 @@
 """Routes of the smooth top-k SVM loss for ``k = 1`` and for few k-subsets.
 
-Both are plain autograd, differentiable to every order:
+Each is a formula of plain autograd operations, differentiable to every order:
 
 * ``k = 1``: ``tau softplus(margin / tau + logsumexp_{j != y} (s_j - s_y) /
   tau)``, which is ``tau`` times the cross-entropy of ``(s - margin onehot_y) /
@@ -8,11 +8,11 @@ Both are plain autograd, differentiable to every order:
 * few k-subsets: the definition itself, one matrix product with a 0/1 subset
   matrix and two log-sum-exps (:func:`_smooth_subsets`).
 
-:func:`_subsets_loss_gradient` gives the per-sample loss of the second route
-with its gradient in closed form, without autograd: the engine's step, and in
-plain eager mode the forward pass of :class:`_ClosedForm`, whose backward only
-scales that gradient (:func:`closed_form_route`); :func:`_k1_loss_gradient`
-does the same for ``k = 1``.
+:func:`_k1_loss_gradient` and :func:`_subsets_loss_gradient` give the same
+per-sample losses with their gradient in closed form, without autograd: the
+engine's step, and in plain eager mode the forward pass of :class:`_ClosedForm`,
+whose backward only scales that gradient (:func:`closed_form_route`).
+``CLOSED_ROUTES`` names both by the route names of :func:`._topk_svm._route`.
 """
 
 from __future__ import annotations
@@ -143,10 +143,15 @@ def _k1_loss_gradient(
 
 class _Route(NamedTuple):
     """A route by its formula (differentiable by autograd) and its closed
-    form ``(loss, gradient)``, both of ``(scores, labels, *params)``."""
+    form ``(loss, gradient)``, both of ``(scores, labels, *params)``, where
+    ``params`` are ``(k, margin, tau)``, without ``k`` if ``takes_k`` is false."""
 
     formula: Callable[..., Tensor]
     closed_form: Callable[..., tuple[Tensor, Tensor]]
+    takes_k: bool
+
+    def params(self, k: int, margin: float, tau: float) -> tuple:
+        return (k, margin, tau) if self.takes_k else (margin, tau)
 
 
 class _ClosedForm(torch.autograd.Function):
@@ -179,19 +184,26 @@ class _ClosedForm(torch.autograd.Function):
 
 
 _closed_apply = direct_apply(_ClosedForm)
-K1 = _Route(_smooth_k1, _k1_loss_gradient)
-SUBSETS = _Route(_smooth_subsets, _subsets_loss_gradient)
+CLOSED_ROUTES = {
+    "k1": _Route(_smooth_k1, _k1_loss_gradient, takes_k=False),
+    "subsets": _Route(_smooth_subsets, _subsets_loss_gradient, takes_k=True),
+}
 
 
-def closed_form_route(route: _Route, scores: Tensor, labels: Tensor, *params):
+def closed_form_route(
+    route: _Route, scores: Tensor, labels: Tensor, k: int, margin: float, tau: float
+) -> Tensor:
     """Per-sample loss by ``route``: :class:`_ClosedForm` in plain eager mode,
     the formula under compile, export, tracing, ``torch.func`` transforms and
     for tensor subclasses."""
-    if transformed() or type(scores) not in _PLAIN or scores.device.type == "meta":
+    params = route.params(k, margin, tau)
+    if type(scores) not in _PLAIN or scores.device.type == "meta":
         return route.formula(scores, labels, *params)
     if _closed_apply is not None and plain_eager(scores, labels):
         return _closed_apply(scores, labels, route, params)
-    return _ClosedForm.apply(scores, labels, route, params)
+    if transformed():
+        return route.formula(scores, labels, *params)
+    return _ClosedForm.apply(scores, labels, route, params)  # dead wrappers
 
 
 def _subset_constants(

@@ -44,7 +44,7 @@ from ._svm_common import (
 )
 from ._svm_fast import _apply_fast
 from ._svm_large import _smooth_large
-from ._svm_small import K1, SUBSETS, closed_form_route
+from ._svm_small import CLOSED_ROUTES, closed_form_route
 from ._svm_wrong_topk import _wrong_topk
 
 __all__ = ["smooth_topk_svm", "topk_svm"]
@@ -275,10 +275,8 @@ def _smooth_per_sample(
 ) -> Tensor:
     """Per-sample smooth loss by the route the shapes select."""
     route = _route(*scores.shape, k)
-    if route == "k1":
-        return closed_form_route(K1, scores, labels, margin, tau)
-    if route == "subsets":
-        return closed_form_route(SUBSETS, scores, labels, k, margin, tau)
+    if route in CLOSED_ROUTES:
+        return closed_form_route(CLOSED_ROUTES[route], scores, labels, k, margin, tau)
     if route == "fast":
         return _apply_fast(scores, labels, k, margin, tau)
     return _smooth_large(scores, labels, k, margin, tau)
