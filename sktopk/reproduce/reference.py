@@ -15,7 +15,13 @@ import pandas as pd
 from .protocol import Protocol
 from .splits import REGRESSION_METRICS, TARGET_UNITS, prepare
 
-__all__ = ["CONSTANTS", "constant_predictor_runs", "constant_section"]
+__all__ = [
+    "CONSTANTS",
+    "constant_predictor_runs",
+    "constant_section",
+    "constant_summary",
+    "with_reference_rows",
+]
 
 #: Individual loss -> the constant that minimises it on the training targets.
 CONSTANTS = {"square": ("mean", np.mean), "absolute": ("median", np.median)}
@@ -52,31 +58,76 @@ def constant_predictor_runs(
     return pd.DataFrame(rows, columns=columns)
 
 
-def constant_section(
+def constant_summary(
     comparison: pd.DataFrame, protocol: Protocol, seed: int
-) -> list[str]:
-    """Markdown lines comparing each regression cell with the constant
-    predictor (none for a classification table)."""
+) -> pd.DataFrame:
+    """Mean and std over runs of the constant predictor for every regression
+    dataset and loss of ``comparison`` (empty for a classification table).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset, loss, statistic, metric, mean, std``.
+    """
+    key = ["dataset", "loss", "statistic", "metric"]
     cells = comparison[comparison["metric"].isin(REGRESSION_METRICS)]
     if cells.empty:
-        return []
+        return pd.DataFrame(columns=[*key, "mean", "std"])
     datasets = list(dict.fromkeys(cells["dataset"]))
     losses = list(dict.fromkeys(cells["loss"]))
     const = constant_predictor_runs(datasets, losses, protocol, seed)
     if const.empty:
-        return []
-    key = ["dataset", "loss", "statistic", "metric"]
+        return pd.DataFrame(columns=[*key, "mean", "std"])
     summary = const.groupby(key, sort=False)["value"]
     summary = summary.agg(["mean", lambda v: float(np.std(v))]).reset_index()
     summary.columns = [*key, "mean", "std"]
+    return summary
+
+
+def with_reference_rows(
+    comparison: pd.DataFrame, summary: pd.DataFrame
+) -> pd.DataFrame:
+    """``comparison`` with a row ``constant (mean)`` or ``constant (median)``
+    after the aggregates of each regression dataset and loss (no paper number,
+    no configuration)."""
+    if summary.empty:
+        return comparison
+    rows = summary.assign(aggregate="constant (" + summary["statistic"] + ")")
+    rows = rows.drop(columns="statistic")
+    table = comparison.assign(_pos=np.arange(len(comparison), dtype=float))
+    last = table.groupby(["dataset", "loss"])["_pos"].max()
+    keys = pd.MultiIndex.from_frame(rows[["dataset", "loss"]])
+    rows["_pos"] = last.reindex(keys).to_numpy() + 0.5
+    if "table" in table:
+        rows["table"] = table["table"].iloc[0]
+    out = pd.concat([table, rows.dropna(subset=["_pos"])], ignore_index=True)
+    out = out.sort_values("_pos", kind="stable").drop(columns="_pos")
+    return out.reset_index(drop=True)
+
+
+def constant_section(
+    comparison: pd.DataFrame,
+    protocol: Protocol,
+    seed: int,
+    summary: pd.DataFrame | None = None,
+) -> list[str]:
+    """Markdown lines comparing each regression cell with the constant
+    predictor (none for a classification table); ``summary`` is
+    :func:`constant_summary`'s, computed here if not given."""
+    cells = comparison[comparison["metric"].isin(REGRESSION_METRICS)]
+    if summary is None:
+        summary = constant_summary(comparison, protocol, seed)
+    if cells.empty or summary.empty:
+        return []
     lines = [
         "## Reference: a constant predictor",
         "",
         "The training-target mean (square loss) or median (absolute loss) of "
         "each run, predicted for every test sample, scored as the models are "
         "(test RMSE, same splits and target scaling, so in the units given for "
-        "each dataset), mean ± std over runs. A cell that does not beat it has "
-        "learned nothing of the features.",
+        'each dataset), mean ± std over runs; the rows "constant" of the '
+        "results table. A cell that does not beat it has learned nothing of the "
+        "features.",
         "",
     ]
     lines += [_line(r, cells) for r in summary.itertuples(index=False)]

@@ -8,7 +8,7 @@ import pandas as pd
 from ..losses import get_aggregate, names
 from .protocol import Protocol
 from .published import load_published
-from .reference import constant_section
+from .reference import constant_section, constant_summary, with_reference_rows
 from .significance import significance_section
 from .splits import (
     METRIC_WORDS,
@@ -95,6 +95,8 @@ def _diff(value: float) -> str:
 
 
 def _chosen(r) -> str:
+    if r.aggregate.startswith("constant"):
+        return "no features"
     parts = []
     uses = get_aggregate(r.aggregate).params
     if "k" in uses:
@@ -138,26 +140,35 @@ def render_report(
     settings["protocol identity"] = protocol.identity(seed)
     lines = [f"# {title}", "", "## Settings", ""]
     lines += [f"- **{k}**: {v}" for k, v in settings.items()]
-    lines += ["", "## Results", "", _legend(comparison), ""]
-    lines += [markdown_table(format_table(comparison)), "", "## Time", ""]
+    reference = constant_summary(comparison, protocol, seed)
+    table = with_reference_rows(comparison, reference)
+    lines += ["", "## Results", "", _legend(comparison, reference), ""]
+    lines += [markdown_table(format_table(table)), "", "## Time", ""]
     lines += [f"- **{k}**: {v}" for k, v in timing.items()]
     lines += ["", "## Plots", ""]
     lines += [f"![{p}]({p})" for p in plots] or [plot_message or "none"]
     if runs is not None and not runs.empty:
         lines += ["", *significance_section(runs)]
-    reference = constant_section(comparison, protocol, seed)
-    if reference:
-        lines += ["", *reference]
+    words = constant_section(comparison, protocol, seed, reference)
+    if words:
+        lines += ["", *words]
     lines += ["", "## Notes", "", *_notes(comparison, protocol)]
     return "\n".join(lines) + "\n"
 
 
-def _legend(comparison: pd.DataFrame) -> str:
-    return (
+def _legend(comparison: pd.DataFrame, reference: pd.DataFrame) -> str:
+    text = (
         f"Mean ± std over runs of the {_units(comparison)} (lower is better), for "
         "the configuration with the best mean validation score over runs. "
         '"diff / paper std" is (ours - paper) / paper std; "chosen" is the '
         "selected configuration (k in samples of the training split)."
+    )
+    if reference.empty:
+        return text
+    return text + (
+        ' The rows "constant" are a reference, not a model: the training-target '
+        "mean (square loss) or median (absolute loss) predicted for every test "
+        "sample, on the same splits."
     )
 
 
@@ -195,10 +206,15 @@ def _notes(comparison: pd.DataFrame, protocol: Protocol) -> list[str]:
         for r in off.itertuples(index=False)
     )
     notes.append(f"- More than {THRESHOLD:g} published stds from the paper: {cells}.")
+    smaller = (
+        ""
+        if protocol.name == "paper"
+        else "this protocol's smaller grids, runs and epoch limit; "
+    )
     notes.append(
-        "  Likely causes, in general: this protocol's smaller grids, runs and epoch "
-        "limit; the early-stopping rule (the paper's step rule stops at the first "
-        "evaluation without improvement); what the paper does not state (feature "
+        f"  Likely causes, in general: {smaller}the early-stopping rule (the "
+        "paper's step rule stops at the first evaluation without improvement; "
+        "the per-epoch rule trains longer); what the paper does not state (feature "
         "and target scaling, splits, initialisation); for the maximum loss, that "
         "it is the maximum over each minibatch of 16 and that early stopping rolls "
         "back to the best validation point, so it cannot end near chance. The "

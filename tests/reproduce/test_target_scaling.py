@@ -225,3 +225,38 @@ def test_command_line_reaches_the_runs_and_the_report(target_scaling, tmp_path):
     report = (out / "table6.md").read_text()
     assert f"**target scaling (regression)**: {setting}:" in report
     assert f"(RMSE on {TARGET_UNITS[key]})." in report
+
+
+def test_results_table_has_a_constant_row_after_each_dataset_and_loss():
+    from sktopk.reproduce.reference import constant_predictor_runs
+    from sktopk.reproduce.report import render_report
+
+    protocol = make_protocol("quick", runs=2)
+    comparison = _comparison("paper")
+    text = render_report(comparison, protocol, title="t", command="c", seed=0,
+                         timing={}, plots=[])  # fmt: skip
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    names = [(r.split(" | ")[0][2:], r.split(" | ")[2]) for r in rows]
+    expected_names = [
+        ("sinc", "average"),
+        ("sinc", "constant (mean)"),
+        ("housing", "average"),
+        ("housing", "constant (mean)"),
+    ]
+    assert names == expected_names
+    const = constant_predictor_runs(["housing"], ["square"], protocol, 0)
+    expected = f"{const['value'].mean():.4f} ± {np.std(const['value']):.4f}"
+    housing = rows[3].split(" | ")
+    assert housing[3] == expected
+    assert housing[4:] == ["n/a", "n/a", "no features |"]
+
+
+@pytest.mark.parametrize("name", ["quick", "paper"])
+def test_notes_blame_smaller_grids_only_for_the_quick_protocol(name):
+    from sktopk.reproduce.report import render_report
+
+    protocol = make_protocol(name, runs=2)
+    text = render_report(_comparison("paper"), protocol, title="t", command="c",
+                         seed=0, timing={}, plots=[])  # fmt: skip
+    assert "More than 2 published stds" in text  # housing: (0.1 - 0.5) / 0.05
+    assert ("smaller grids" in text) == (name == "quick")
