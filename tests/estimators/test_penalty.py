@@ -1,13 +1,14 @@
 """The l1 and elastic-net penalties: exact zeros, the support and weights of
-scikit-learn's l1 logistic regression, and batched members equal to single
-runs."""
+scikit-learn's l1 logistic regression and Lasso (the regressor, on raw
+targets), the support of the smooth top-k SVM, and batched members equal to
+single runs."""
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import Lasso, LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from sktopk import STkClassifier, STkSearchCV
+from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkRegressor, STkSearchCV
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -43,6 +44,44 @@ def test_l1_matches_sklearn_support_and_weights(sparse_problem, optimizer, lr):
     w = ours.coefs_[0][:, 0]
     np.testing.assert_array_equal(w != 0, ref.coef_[0] != 0)
     np.testing.assert_allclose(w, ref.coef_[0], atol=0.1 * np.abs(ref.coef_).max())
+
+
+@pytest.mark.parametrize(
+    "optimizer, lr", [("sgd", 0.1), ("adagrad", 0.1), ("adam", 0.01)]
+)
+def test_regressor_l1_matches_sklearn_lasso(optimizer, lr):
+    # Raw targets: the regressor trains on (y - y_center_) / y_scale_, where
+    # mean (z - Xw - b)^2 + ||w||_1 / C is 2 x Lasso's objective, alpha = 1 / 2C.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 20))
+    w = np.zeros(20)
+    w[:4] = [2.0, -1.5, 1.0, 0.8]
+    y = 50 + 10 * (X @ w + 0.5 * rng.normal(size=1000))
+    C = 10.0
+    ours = STkRegressor(
+        aggregate="average", loss="square", penalty="l1", C=C, optimizer=optimizer,
+        learning_rate=lr, max_epochs=300, batch_size=200, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    z = (y - ours.y_center_) / ours.y_scale_
+    ref = Lasso(alpha=1 / (2 * C), tol=1e-10, max_iter=100_000).fit(X, z)
+    got = ours.coefs_[0][:, 0]
+    np.testing.assert_array_equal(got != 0, ref.coef_ != 0)
+    np.testing.assert_allclose(got, ref.coef_, atol=0.02 * np.abs(ref.coef_).max())
+
+
+def test_smooth_topk_svm_l1_zeroes_the_uninformative_features():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1500, 20))
+    W = np.zeros((20, 4))
+    W[:3] = 3 * rng.normal(size=(3, 4))  # only the first 3 features matter
+    y = (X @ W + rng.gumbel(size=(1500, 4))).argmax(1)
+    common = dict(k=1, model="linear", C=10.0, max_epochs=200, batch_size=200,
+                  random_state=0)  # fmt: skip
+    l1 = SmoothTopKSVMClassifier(penalty="l1", **common).fit(X, y).coefs_[0]
+    l2 = SmoothTopKSVMClassifier(penalty="l2", **common).fit(X, y).coefs_[0]
+    used = np.abs(l1).sum(1) != 0
+    np.testing.assert_array_equal(used, np.arange(20) < 3)
+    assert np.all(l2 != 0)
 
 
 def test_l2_gives_no_zeros_and_elasticnet_interpolates(sparse_problem):
