@@ -99,3 +99,25 @@ def test_typed_contracts_refuse_unknown_names():
     h = Hyper.build({"lr": [0.1, 0.2], "C": 1.0, "kappa": 0.5}, (3, 2))
     assert h.lead == (3, 2) and float(h.delta[2, 1]) == 1.0
     assert h.select(torch.tensor([1])).lr.tolist() == [[np.float32(0.2)]] * 3
+
+
+@pytest.mark.parametrize("task, out", [("regression", 1), ("binary", 1),
+                                       ("multiclass", 3)])  # fmt: skip
+def test_scores_by_row_chunks_equal_one_pass(task, out, monkeypatch):
+    from sktopk.engine import scoring
+
+    gen = torch.Generator().manual_seed(0)
+    G, M, n, d = 3, 5, 37, 4
+    model = StackedMLP.initialize((d, 6, out), [gen] * G, M)
+    model.flat.add_(0.3 * torch.randn(model.flat.shape, generator=gen))
+    X = torch.randn(G, 1, n, d, generator=gen)
+    y = torch.randint(0, 3, (G, 1, n), generator=gen).float()
+    y = y if task != "binary" else 2 * (y > 0) - 1.0
+    w = torch.rand(G, 1, n, generator=gen)
+    w[:, :, -5:] = 0.0  # padding rows of shorter groups weigh nothing
+    whole = scoring.score(task, model.forward(X, cache=False), y, w)
+    monkeypatch.setattr(scoring, "_CHUNK_ELEMENTS", G * M * 6 * 4)  # 4 rows
+    assert scoring.chunk_rows(model, n) == 4
+    chunked = scoring.score_rows(model, X, y, w, task)
+    assert chunked.shape == (G, M)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)

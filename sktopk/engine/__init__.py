@@ -2,13 +2,13 @@
 
 from .hyper import TASKS, Hyper, Task
 from .models import ModuleAdapter, StackedMLP, to_sequential
+from .scoring import score, score_rows
 from .trainer import (
     DivergenceError,
     TrainData,
     TrainResult,
     TrainSpec,
     one_thread,
-    score,
     train,
 )
 
@@ -24,6 +24,7 @@ __all__ = [
     "TrainSpec",
     "one_thread",
     "score",
+    "score_rows",
     "to_sequential",
     "train",
 ]

@@ -16,13 +16,13 @@ from torch import Tensor
 
 from .hyper import Hyper
 from .models import ModuleAdapter, StackedMLP
+from .scoring import score_rows
 from .trainer import (
     Resume,
     TrainData,
     TrainResult,
     TrainSpec,
     padded_rows,
-    score,
     train,
 )
 
@@ -156,8 +156,8 @@ def evaluate(
     """Score of every member on its group's rows ``idx[g]``, shape (G, Mg):
     accuracy for classification, minus the mean squared error for regression."""
     rows = padded_rows([torch.as_tensor(t) for t in idx], data.pad, data.X.device)
-    f = model.forward(data.X[rows].unsqueeze(1), cache=False)
-    return score(task, f, data.y[rows].unsqueeze(1), data.w[rows].unsqueeze(1)).cpu()
+    X, y, w = (t[rows].unsqueeze(1) for t in (data.X, data.y, data.w))
+    return score_rows(model, X, y, w, task).cpu()
 
 
 def member_bytes(sizes: tuple[int, ...], n_rows: int, batch_size: int) -> int:

@@ -26,6 +26,7 @@ from .hyper import Hyper, Task, check_task
 from .members import compaction, take
 from .objectives import individual_loss_gradient
 from .optim import make_optimizer
+from .scoring import score_rows
 from .stopping import Archive, EarlyStopping
 
 __all__ = [
@@ -301,8 +302,8 @@ class _Loop:
     def validation_score(self) -> Tensor:
         d = self.data
         idx = self.padded(d.val_idx)
-        f = self.model.forward(self.lift(d.X[idx]), cache=False)
-        return score(self.spec.task, f, self.lift(d.y[idx]), self.lift(d.w[idx]))
+        X, y, w = (self.lift(t[idx]) for t in (d.X, d.y, d.w))
+        return score_rows(self.model, X, y, w, self.spec.task)
 
     @torch.no_grad()
     def _init_lambda(self) -> Tensor:
@@ -343,18 +344,6 @@ class _Loop:
             steps_per_epoch=self.S,
             optimizer_state=self.opt.state_dict() if self.single else None,
         )
-
-
-def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
-    """Weighted validation score per member: accuracy, or minus the MSE."""
-    w = w.expand(f.shape[:-1])
-    if task == "regression":
-        err = -((f[..., 0] - y) ** 2)
-    elif task == "binary":
-        err = ((f[..., 0] > 0) == (y > 0)).to(f.dtype)
-    else:
-        err = (f.argmax(-1) == y).to(f.dtype)
-    return (err * w).sum(-1) / w.sum(-1).clamp_min(1e-12)
 
 
 def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:

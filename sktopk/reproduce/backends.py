@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
+from .allocator import keep_heap_memory
 from .experiment import run_cell
 from .protocol import Cell, Protocol
 
@@ -128,8 +129,10 @@ def _sigint_ignored():
 
 
 def _worker_init(stop) -> None:
-    """Set up a local worker: ignore SIGINT, exit when the parent goes."""
+    """Set up a local worker: ignore SIGINT, exit when the parent goes, keep
+    freed memory in malloc's heap (:func:`.allocator.keep_heap_memory`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_heap_memory()
     watch = threading.Thread(
         target=_watch_parent, args=(stop,), name="sktopk-watch-parent", daemon=True
     )

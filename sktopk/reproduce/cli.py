@@ -151,7 +151,10 @@ def _plain_store_warnings(default):
 
 
 def _reproduce(args: argparse.Namespace, command: str) -> int:
+    from .allocator import keep_heap_memory
     from .runner import format_comparison, reproduce
+
+    keep_heap_memory()  # this process is the command's own
 
     if (args.backend == "dask") != bool(args.scheduler):
         raise UsageError("--backend dask and --scheduler ADDRESS go together")
