@@ -48,8 +48,11 @@ def chunk_rows(model, n_rows: int) -> int:
 
 
 def score_rows(model, X: Tensor, y: Tensor, w: Tensor, task: str) -> Tensor:
-    """:func:`score` of ``model`` on the rows of ``X`` (``... + (n, d)``, with
-    ``y`` and ``w`` ``... + (n,)``), forward pass by chunks of rows."""
+    """:func:`score` of ``model`` on the rows of ``X``, forward pass by chunks
+    of rows.
+
+    ``X`` has shape ``lead + (n, d)`` (or a broadcastable one), ``y`` and
+    ``w`` shape ``lead + (n,)``; returns the score of every member."""
     n = X.shape[-2]
     step = chunk_rows(model, n)
     if step >= n:
