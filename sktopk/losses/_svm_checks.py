@@ -22,6 +22,9 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
     """Validate the hyper-parameters that do not depend on the data."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
+    if type(k) is int and type(margin) is float and type(tau) is float:
+        if 0.0 <= margin < math.inf and 0.0 < tau < math.inf:
+            return  # the training loop's case, without the abstract-class checks
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ValueError(f"k must be an integer in [1, n_classes - 1]; got {k!r}")
     if not _is_real(margin) or not 0.0 <= float(margin) < math.inf:

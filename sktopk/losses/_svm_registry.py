@@ -66,16 +66,20 @@ def _smooth_direct(
     if closed is None and route != "fast":
         return None
     with _no_autocast(scores.device.type):
-        work = scores.detach().to(_compute_dtype(scores.dtype, k * tau))
+        work = _as(scores.detach(), _compute_dtype(scores.dtype, k * tau))
         if closed is not None:
-            params = closed.params(k, margin, tau)
-            loss, grad = closed.closed_form(work, labels, *params)
+            loss, grad = closed.training_step(work, labels, k, margin, tau)
         else:
             loss, *saved = _fast_forward(work, labels, k, margin, tau)
             ones = torch.ones_like(loss, dtype=_F64)
             grad = _fast_backward(ones, saved, k, work.dtype)
     dtype = _result_dtype(scores)
-    return loss.to(dtype), grad.to(dtype)
+    return _as(loss, dtype), _as(grad, dtype)
+
+
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype`` (no call where it already is: this is per step)."""
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tensor]:
@@ -83,6 +87,8 @@ def _smooth_loss_gradient(f: Tensor, y: Tensor, **params) -> tuple[Tensor, Tenso
     if direct is None:
         return _autograd_loss_gradient(smooth_topk_svm_value)(f, y, **params)
     loss, grad = direct
+    if f.dim() == 2:
+        return loss, grad
     return loss.reshape(f.shape[:-1]), grad.reshape(f.shape)
 
 

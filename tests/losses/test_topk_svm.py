@@ -526,8 +526,9 @@ def test_registry_route_follows_batch_size(rng):
 
 @pytest.mark.parametrize("tau", [1e-3, 1.0, 50.0])
 def test_registry_subsets_float32(tau, rng):
-    # Closed form over the k-subsets in float32, against float64: large scores
-    # and a small tau make the terms huge; the results stay accurate.
+    # The engine's closed form over the k-subsets, computed in float32 for
+    # float32 scores, against float64: large scores and a small tau make the
+    # terms huge; the results stay accurate to float32's rounding of them.
     from sktopk.losses import get_individual_loss
 
     info = get_individual_loss("smooth_topk_svm")
