@@ -100,6 +100,8 @@ def reproduce(
         seconds = time.perf_counter() - start
         ran, resumed = len(todo), len(cells) - len(todo)
         timing = _timing(runs, ran, resumed, seconds, backend, jobs)
+        if not todo:  # a report made again from runs.csv keeps the run's times
+            timing = _earlier_timing(folder.path / f"table{table}.md", seconds, timing)
         text = render_report(
             comparison, protocol, title=_title(table), command=command, seed=seed,
             timing=timing, plots=names, plot_message=message, runs=runs,
@@ -171,6 +173,29 @@ def _timing(runs, ran: int, resumed: int, seconds: float, backend, jobs) -> dict
             f"{per_cell['seconds'].astype(float).sum():.1f} s"
         ),
         "backend": where,
+    }
+
+
+def _earlier_timing(report: Path, seconds: float, timing: dict) -> dict:
+    """The Time section of the report already in the folder (written by this
+    tool: checked before any work), where every cell was resumed: the times of
+    the run that made the cells, not of this invocation, which only made the
+    report again. ``timing`` where there is no such section."""
+    if not report.is_file():
+        return timing
+    earlier, inside = {}, False
+    for line in report.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            inside = line == "## Time"
+        elif inside and line.startswith("- **") and "**: " in line:
+            key, value = line[4:].split("**: ", 1)
+            earlier[key] = value
+    earlier.pop("report made again", None)
+    if not earlier:
+        return timing
+    return earlier | {
+        "report made again": f"from runs.csv in {seconds:.1f} s, every cell "
+        "resumed; the times above are those of the run that made the cells"
     }
 
 

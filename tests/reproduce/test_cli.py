@@ -58,12 +58,24 @@ def test_resume_skips_finished_cells_and_gives_the_same_table(first, tmp_path):
     assert "3 / 2" in (out / "table3.md").read_text()  # run now / resumed
     assert _runs(out).equals(_runs(first))
     before = (out / "runs.csv").read_bytes()
+    wall = _time_section(out)[0]
     assert _run(out) == 0
     assert (out / "runs.csv").read_bytes() == before
-    assert "0 / 5" in (out / "table3.md").read_text()
+    # Every cell resumed: the report is made again and keeps the times of the
+    # run that made the cells, saying so.
+    section = _time_section(out)
+    assert section[0] == wall and "3 / 2" in section[1]
+    assert section[-1].startswith("- **report made again**: from runs.csv in ")
+    assert _run(out) == 0  # again: still the run's times, said once
+    assert _time_section(out) == section[:-1] + [_time_section(out)[-1]]
     a = pd.read_csv(first / "table3_comparison.csv")
     b = pd.read_csv(out / "table3_comparison.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def _time_section(out) -> list[str]:
+    text = (Path(out) / "table3.md").read_text().split("## Time\n", 1)[1]
+    return [line for line in text.split("\n## ", 1)[0].splitlines() if line]
 
 
 def test_same_seed_same_runs_across_processes(first, tmp_path):
