@@ -101,7 +101,8 @@ def reproduce(
         ran, resumed = len(todo), len(cells) - len(todo)
         timing = _timing(runs, ran, resumed, seconds, backend, jobs)
         if not todo:  # a report made again from runs.csv keeps the run's times
-            timing = _earlier_timing(folder.path / f"table{table}.md", seconds, timing)
+            report_path = folder.path / f"table{table}.md"
+            timing = _earlier_timing(report_path, seconds, timing, len(cells))
         text = render_report(
             comparison, protocol, title=_title(table), command=command, seed=seed,
             timing=timing, plots=names, plot_message=message, runs=runs,
@@ -176,11 +177,12 @@ def _timing(runs, ran: int, resumed: int, seconds: float, backend, jobs) -> dict
     }
 
 
-def _earlier_timing(report: Path, seconds: float, timing: dict) -> dict:
+def _earlier_timing(report: Path, seconds: float, timing: dict, n_cells: int) -> dict:
     """The Time section of the report already in the folder (written by this
     tool: checked before any work), where every cell was resumed: the times of
     the run that made the cells, not of this invocation, which only made the
-    report again. ``timing`` where there is no such section."""
+    report again. ``timing`` where there is no such section, or where it
+    counts other cells than ``n_cells`` (a report of other datasets)."""
     if not report.is_file():
         return timing
     earlier, inside = {}, False
@@ -191,7 +193,8 @@ def _earlier_timing(report: Path, seconds: float, timing: dict) -> dict:
             key, value = line[4:].split("**: ", 1)
             earlier[key] = value
     earlier.pop("report made again", None)
-    if not earlier:
+    counts = earlier.get("cells run now / resumed from runs.csv", "").split(" / ")
+    if not all(c.isdigit() for c in counts) or sum(map(int, counts)) != n_cells:
         return timing
     return earlier | {
         "report made again": f"from runs.csv in {seconds:.1f} s, every cell "

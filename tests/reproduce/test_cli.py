@@ -71,6 +71,14 @@ def test_resume_skips_finished_cells_and_gives_the_same_table(first, tmp_path):
     a = pd.read_csv(first / "table3_comparison.csv")
     b = pd.read_csv(out / "table3_comparison.csv")
     pd.testing.assert_frame_equal(a, b)
+    # With a second dataset, 5 cells run now; made again, the report keeps
+    # those times; a report of other cells (one dataset) does not.
+    assert _run(out, "--datasets", "appendicitis,wisconsin") == 0
+    assert _run(out, "--datasets", "appendicitis,wisconsin") == 0
+    assert "5 / 5" in _time_section(out)[1]
+    assert _run(out, "--datasets", "wisconsin") == 0
+    assert "0 / 5" in _time_section(out)[1]
+    assert "report made again" not in (out / "table3.md").read_text()
 
 
 def _time_section(out) -> list[str]:
