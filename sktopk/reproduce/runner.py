@@ -181,8 +181,9 @@ def _earlier_timing(report: Path, seconds: float, timing: dict, n_cells: int) ->
     """The Time section of the report already in the folder (written by this
     tool: checked before any work), where every cell was resumed: the times of
     the run that made the cells, not of this invocation, which only made the
-    report again. ``timing`` where there is no such section, or where it
-    counts other cells than ``n_cells`` (a report of other datasets)."""
+    report again. ``timing`` where there is no such section, where it counts
+    other cells than ``n_cells`` (a report of other datasets) or where it ran
+    none of them."""
     if not report.is_file():
         return timing
     earlier, inside = {}, False
@@ -195,6 +196,8 @@ def _earlier_timing(report: Path, seconds: float, timing: dict, n_cells: int) ->
     earlier.pop("report made again", None)
     counts = earlier.get("cells run now / resumed from runs.csv", "").split(" / ")
     if not all(c.isdigit() for c in counts) or sum(map(int, counts)) != n_cells:
+        return timing
+    if int(counts[0]) == 0:  # that report was itself made from runs.csv alone
         return timing
     return earlier | {
         "report made again": f"from runs.csv in {seconds:.1f} s, every cell "

@@ -79,6 +79,8 @@ def test_resume_skips_finished_cells_and_gives_the_same_table(first, tmp_path):
     assert _run(out, "--datasets", "wisconsin") == 0
     assert "0 / 5" in _time_section(out)[1]
     assert "report made again" not in (out / "table3.md").read_text()
+    assert _run(out, "--datasets", "wisconsin") == 0  # nothing ran for it: as is
+    assert "report made again" not in (out / "table3.md").read_text()
 
 
 def _time_section(out) -> list[str]:
