@@ -22,10 +22,7 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
     """Validate the hyper-parameters that do not depend on the data."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-    if type(k) is int and type(margin) is float and type(tau) is float:
-        if 0.0 <= margin < math.inf and 0.0 < tau < math.inf:
-            return  # the training loop's case, without the abstract-class checks
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+    if not _is_integer(k):
         raise ValueError(f"k must be an integer in [1, n_classes - 1]; got {k!r}")
     if not _is_real(margin) or not 0.0 <= float(margin) < math.inf:
         raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
@@ -33,7 +30,17 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
         raise ValueError(f"tau must be a finite number > 0; got {tau!r}")
 
 
+# Plain int and float first: the abstract-class checks cost microseconds, and
+# the training loop validates its hyper-parameters at every step.
+def _is_integer(value: object) -> bool:
+    if type(value) is int:
+        return True
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _is_real(value: object) -> bool:
+    if type(value) is float or type(value) is int:
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
