@@ -12,7 +12,7 @@ import time
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.utils import get_tags
@@ -34,6 +34,7 @@ from ._search_plan import (
     preprocess_folds,
     sliced,
     split_estimator,
+    split_for_jobs,
     split_params,
 )
 from ._search_results import results_table
@@ -73,8 +74,12 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         one that chooses the best.
     n_jobs : int or None, default=None
         Batches run in parallel through joblib (``None``: 1, unless inside a
-        ``joblib.parallel_backend`` context, e.g. "dask"). A grid with a
-        single batch gains nothing from it.
+        ``joblib.parallel_backend`` context, e.g. "dask"). Where there are
+        fewer batches than jobs, each batch trained on the CPU is split into
+        ``n_jobs`` batches of its configurations, so that every worker trains
+        (the results are the same up to float rounding). On 2 cores,
+        ``n_jobs=2`` trains about twice as fast as torch's threads in one
+        process do.
     refit : bool, str or callable, default=True
         Refit the best configuration on all the data as ``best_estimator_``
         (a Pipeline when given one). With several metrics, the name of the
@@ -290,10 +295,13 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         return batches
 
     def _run(self, batches: list, scorers: dict) -> list:
+        n_jobs = effective_n_jobs(self.n_jobs)
+        batches = split_for_jobs(batches, n_jobs)
         options = {
             "error_score": self.error_score,
             "return_train_score": self.return_train_score,
             "max_memory": parse_memory(self.max_memory),
+            "jobs": min(n_jobs, len(batches)),
         }
         jobs = (
             delayed(fit_one_by_one if callable(b.base.model) else run_batch)(

@@ -19,9 +19,17 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import InvalidParameterError
 
+from .._device import resolve_device
 from ._base import FitPlan, _TopKEstimatorBase
 
-__all__ = ["Fold", "Batch", "split_estimator", "check_candidates", "plan_batches"]
+__all__ = [
+    "Fold",
+    "Batch",
+    "split_estimator",
+    "check_candidates",
+    "plan_batches",
+    "split_for_jobs",
+]
 
 
 @dataclass
@@ -255,3 +263,43 @@ def member_estimator(template, params: dict):
     est = copy.copy(template)
     est.__dict__.update(params)
     return est
+
+
+def split_for_jobs(batches: list[Batch], n_jobs: int) -> list[Batch]:
+    """Give ``n_jobs`` parallel workers a batch each where there are fewer
+    batches: each batch trained on the CPU is split into ``n_jobs`` batches
+    of every ``n_jobs``-th configuration (configurations of a batch differ in
+    how long they train; interleaving balances the parts).
+
+    Every member of a group starts from the group's draw and sees its
+    minibatches in the group's order, whichever members train beside it, so
+    the split changes no result beyond float rounding.
+    """
+    if n_jobs <= 1 or len(batches) >= n_jobs:
+        return batches
+    out = []
+    for batch in batches:
+        if not _splittable(batch):
+            out.append(batch)
+            continue
+        for j in range(min(n_jobs, len(batch.configs))):
+            out.append(_part(batch, slice(j, None, n_jobs)))
+    return out
+
+
+def _splittable(batch: Batch) -> bool:
+    if callable(batch.base.model) or len(batch.configs) < 2:
+        return False
+    return resolve_device(batch.base.device).type == "cpu"
+
+
+def _part(batch: Batch, part: slice) -> Batch:
+    """The configurations ``part`` of ``batch``, on the same folds."""
+    return Batch(
+        batch.base,
+        batch.configs[part],
+        batch.member_params[part],
+        batch.folds,
+        batch.plans,
+        {k: np.asarray(v)[:, part] for k, v in batch.grid.items()},
+    )

@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 
 from .._device import resolve_device
 from ..engine import DivergenceError
-from ..engine.grid import make_data, train_in_chunks
+from ..engine.grid import available_bytes, make_data, train_in_chunks
 from ._search_plan import Batch, member_estimator
 
 __all__ = ["BatchScores", "run_batch", "fit_one_by_one"]
@@ -41,10 +41,15 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     """Train every configuration of ``batch`` on its folds at once and score
     each member with every scorer.
 
-    ``options``: ``error_score``, ``return_train_score``, ``max_memory``.
+    ``options``: ``error_score``, ``return_train_score``, ``max_memory``
+    and ``jobs``, the batches trained at the same time (they share the
+    memory when ``max_memory`` is None).
     """
     start = time.perf_counter()
     plans, device = batch.plans, resolve_device(batch.base.device)
+    max_memory = options["max_memory"]
+    if max_memory is None and options.get("jobs", 1) > 1:
+        max_memory = available_bytes(device) // options["jobs"]
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid
@@ -72,7 +77,7 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
         grid,
         [p.seed for p in plans],
         score_chunk,
-        max_memory=options["max_memory"],
+        max_memory=max_memory,
     )
     # The batch's training time shared evenly among its (configuration, fold)
     # members; the scoring is counted apart, as GridSearchCV's score_time.

@@ -230,6 +230,41 @@ def test_n_jobs_spreads_batches_with_equal_results():
     )
 
 
+def test_n_jobs_splits_a_single_batch_by_configurations():
+    # One batch (only member parameters vary): n_jobs=2 trains half of the
+    # configurations in each worker, with the same scores.
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    est = STkClassifier(max_epochs=5, random_state=0, device="cpu")
+    grid = {"k": [0.1, 0.3, 0.6, 1.0], "delta": [0.1, 0.01], "C": [10.0, 1e3]}
+    one = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    with joblib.parallel_backend("loky"):
+        two = STkSearchCV(est, grid, cv=3, n_jobs=2, refit=False).fit(X, y)
+    assert len(one.members_per_batch_) == 1 and len(two.members_per_batch_) == 2
+    assert sum(two.members_per_batch_) == one.members_per_batch_[0]
+    np.testing.assert_allclose(
+        one.cv_results_["mean_test_score"], two.cv_results_["mean_test_score"]
+    )
+    assert one.best_params_ == two.best_params_
+
+
+def test_split_for_jobs_interleaves_configurations():
+    from sktopk.estimators._search_plan import Batch, split_for_jobs
+
+    base = STkClassifier(device="cpu")
+    grid = {"k": np.arange(10.0).reshape(2, 5)}
+    batch = Batch(base, [0, 1, 2, 3, 4], list("abcde"), [None, None], [], grid)
+    parts = split_for_jobs([batch], 2)
+    assert [p.configs for p in parts] == [[0, 2, 4], [1, 3]]
+    assert [p.member_params for p in parts] == [list("ace"), list("bd")]
+    np.testing.assert_array_equal(parts[1].grid["k"], [[1.0, 3.0], [6.0, 8.0]])
+    assert split_for_jobs([batch], 1) == [batch]
+    assert split_for_jobs([batch, batch], 2) == [batch, batch]
+    # A callable model trains one configuration at a time: not split.
+    own = STkClassifier(model=lambda d, o: __import__("torch").nn.Linear(d, o))
+    callable_batch = Batch(own, [0, 1], ["a", "b"], [], [], grid)
+    assert split_for_jobs([callable_batch], 2) == [callable_batch]
+
+
 def test_dask_backend_equals_n_jobs_1():
     distributed = pytest.importorskip("distributed", reason="needs the dask extra")
     X, y = make_classification(n_samples=150, n_features=5, random_state=0)
