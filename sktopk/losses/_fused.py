@@ -309,6 +309,11 @@ class _Small(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.g is not None and _is_one(grad) and not torch.is_grad_enabled():
+            # loss.backward(): the saved gradients, unscaled (the common case,
+            # first and with the fewest steps).
+            g, g_lam, ctx.g, ctx.g_lam = ctx.g, ctx.g_lam, None, None
+            return g, g_lam, None
         losses, lam = ctx.saved_tensors
         p = ctx.plan
         if torch.is_grad_enabled():  # create_graph=True
@@ -346,7 +351,7 @@ def _is_one(grad: Tensor) -> bool:
     of one number, made only in host memory (no synchronisation)."""
     return (
         type(grad) is Tensor  # not a FakeTensor
-        and grad.device.type == "cpu"
+        and grad.is_cpu
         and not grad.dim()
         and grad.item() == 1.0
     )
