@@ -8,7 +8,9 @@ group. This is what the reproduction and the batched search build on.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -114,6 +116,14 @@ def train_grid(
     return model, train(model, data, spec, hyper, seeds, resume)
 
 
+class SavedChunks(Protocol):
+    """Where :func:`train_in_chunks` keeps finished chunks (see its ``saved``)."""
+
+    def load(self, lo: int, hi: int) -> tuple | None: ...
+
+    def save(self, lo: int, hi: int, arrays: tuple, seconds: float) -> None: ...
+
+
 def train_in_chunks(
     data: TrainData,
     spec: TrainSpec,
@@ -123,6 +133,7 @@ def train_in_chunks(
     evaluate_chunk,
     members_at_once: int | None = None,
     max_memory: int | None = None,
+    saved: SavedChunks | None = None,
 ) -> tuple[int, list[np.ndarray]]:
     """:func:`train_grid` on as many members at once as fit in memory.
 
@@ -130,7 +141,11 @@ def train_in_chunks(
     reproduction. ``evaluate_chunk(model, result)`` returns a tuple of arrays
     of shape ``(G, m)`` for the ``m`` members of a chunk; they are joined
     along the members. ``members_at_once`` (per group) overrides the memory
-    estimate. Returns the members per group of a chunk and the joined arrays.
+    estimate. ``saved``, if given, keeps finished chunks: ``saved.load(lo,
+    hi)`` returns the arrays of members ``lo:hi`` kept by an earlier call (or
+    None: the chunk is trained) and ``saved.save(lo, hi, arrays, seconds)``
+    keeps those of a chunk just trained. Returns the members per group of a
+    chunk and the joined arrays.
     """
     M = np.shape(next(iter(grid.values())))[-1]
     if members_at_once is None:
@@ -141,10 +156,15 @@ def train_in_chunks(
         )
     parts = []
     for lo in range(0, M, members_at_once):
-        sub = {
-            k: np.asarray(v)[..., lo : lo + members_at_once] for k, v in grid.items()
-        }
-        parts.append(evaluate_chunk(*train_grid(data, spec, sizes, sub, seeds)))
+        hi = min(lo + members_at_once, M)
+        part = None if saved is None else saved.load(lo, hi)
+        if part is None:
+            start = time.perf_counter()
+            sub = {k: np.asarray(v)[..., lo:hi] for k, v in grid.items()}
+            part = evaluate_chunk(*train_grid(data, spec, sizes, sub, seeds))
+            if saved is not None:
+                saved.save(lo, hi, part, time.perf_counter() - start)
+        parts.append(part)
     joined = [np.concatenate(p, axis=1) for p in zip(*parts, strict=True)]
     return members_at_once, joined
 

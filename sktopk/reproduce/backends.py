@@ -38,8 +38,11 @@ class BackendError(Exception):
     """The backend cannot be used (a user-facing message)."""
 
 
-def _task(cell: Cell, protocol: Protocol, seed: int) -> tuple[Cell, pd.DataFrame]:
-    return cell, run_cell(cell, protocol, seed)
+def _task(
+    cell: Cell, protocol: Protocol, seed: int, partial=None
+) -> tuple[Cell, pd.DataFrame]:
+    saved = None if partial is None else partial.cell(cell)
+    return cell, run_cell(cell, protocol, seed, saved)
 
 
 def run_cells(
@@ -50,6 +53,7 @@ def run_cells(
     backend: str = "local",
     jobs: int = 1,
     scheduler: str | None = None,
+    partial=None,
 ) -> Iterator[tuple[Cell, pd.DataFrame]]:
     """Run ``cells`` and yield ``(cell, rows)`` as each one finishes.
 
@@ -65,17 +69,20 @@ def run_cells(
         Local worker processes.
     scheduler : str, optional
         Address of a Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
+    partial : PartialStore, optional
+        Where local cells keep their finished chunks (see :mod:`.partial`);
+        Dask workers, which may not see the output folder, keep none.
     """
     if backend == "dask":
         return _dask(cells, protocol, seed, scheduler)
     if backend != "local":
         raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if jobs == 1 or len(cells) <= 1:
-        return (_task(c, protocol, seed) for c in cells)
-    return _local(cells, protocol, seed, min(jobs, len(cells)))
+        return (_task(c, protocol, seed, partial) for c in cells)
+    return _local(cells, protocol, seed, min(jobs, len(cells)), partial)
 
 
-def _local(cells, protocol, seed, jobs):
+def _local(cells, protocol, seed, jobs, partial):
     context = multiprocessing.get_context("spawn")  # the same on every platform
     stop_reader, stop_writer = context.Pipe(duplex=False)
     pool = ProcessPoolExecutor(
@@ -83,7 +90,7 @@ def _local(cells, protocol, seed, jobs):
     )
     try:
         with _sigint_ignored():  # workers are started here, and inherit it
-            futures = [pool.submit(_task, c, protocol, seed) for c in cells]
+            futures = [pool.submit(_task, c, protocol, seed, partial) for c in cells]
         for future in as_completed(futures):
             yield _result(future)
     except BaseException:

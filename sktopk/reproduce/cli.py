@@ -36,12 +36,15 @@ PROG = "sktopk"
 EPILOG = """\
 The output folder is locked while a run uses it: a second run on the same
 folder stops at once (exit status 2). Rerunning the same command resumes: the
-cells already in runs.csv are not run again. Files in the folder that sktopk
-did not write, and symbolic links, are never overwritten.
+cells already in runs.csv are not run again, and a cell that was interrupted
+trains only the chunks of its grid it had not finished (kept in the folder's
+.sktopk-partial until the cell is whole). Files in the folder that sktopk did
+not write, and symbolic links, are never overwritten.
 
 exit status: 0 done; 2 a usage error, or an output folder that cannot be used
 (read-only, in use by another run, or holding files sktopk did not write),
-reported before any work; 130 interrupted (finished cells are kept).
+reported before any work; 130 interrupted (finished cells and chunks are
+kept).
 """
 #: Patience used when --patience-unit changes the preset's unit.
 DEFAULT_PATIENCE = {"step": 1, "epoch": 5}

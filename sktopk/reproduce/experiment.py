@@ -10,6 +10,8 @@ protocol, the seed and the cell.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import __version__
 from ..datasets import dataset_info
 from ..engine import TrainSpec, one_thread
 from ..engine.grid import (
@@ -66,8 +69,13 @@ def select_configuration(val_scores: np.ndarray) -> int:
     return int(np.argmax(scores.mean(axis=0)))
 
 
-def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
-    """Train and evaluate one cell; one row per run (columns ``RUN_COLUMNS``)."""
+def run_cell(cell: Cell, protocol: Protocol, seed: int, saved=None) -> pd.DataFrame:
+    """Train and evaluate one cell; one row per run (columns ``RUN_COLUMNS``).
+
+    ``saved`` (a :class:`~.partial.PartialCell`, optional) keeps each finished
+    chunk of configurations and gives back those an interrupted run of the
+    same cell finished; the row's ``seconds`` count their training time too.
+    """
     start = time.perf_counter()
     prep = prepare(
         cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
@@ -77,7 +85,7 @@ def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
     # cells side by side, and a fixed thread count keeps the floating-point
     # results the same on every machine and backend.
     with one_thread():
-        val, test, epochs, diverged = _train_all(cell, protocol, prep, grid)
+        val, test, epochs, diverged = _train_all(cell, protocol, prep, grid, saved)
     best = select_configuration(val)
     rows = pd.DataFrame(
         {
@@ -101,7 +109,8 @@ def run_cell(cell: Cell, protocol: Protocol, seed: int) -> pd.DataFrame:
             "configs": len(grid["lr"]),
         }
     )
-    rows["seconds"] = round(time.perf_counter() - start, 3)
+    resumed = 0.0 if saved is None else saved.resumed_seconds
+    rows["seconds"] = round(time.perf_counter() - start + resumed, 3)
     return rows[list(RUN_COLUMNS)].astype(RUN_DTYPES)
 
 
@@ -111,7 +120,7 @@ def _metric(task: str, score: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(-score, 0.0))
 
 
-def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict):
+def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict, saved):
     """Validation and test scores, epochs and divergence, each (runs, configs)."""
     spec = _spec(cell, protocol, prep.task)
     splits = list(zip(prep.train, prep.val, strict=True))
@@ -130,7 +139,12 @@ def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict):
         )
 
     size = members_at_once(cell, protocol) // protocol.runs
-    _, out = train_in_chunks(data, spec, sizes, grid, prep.seeds, scores, size)
+    if saved is not None:
+        saved.digest = _inputs_digest(data, spec, sizes, grid, prep.seeds)
+        size = saved.chunk_size() or size  # the chunks of the run it resumes
+    _, out = train_in_chunks(
+        data, spec, sizes, grid, prep.seeds, scores, size, saved=saved
+    )
     return tuple(out)
 
 
@@ -162,3 +176,21 @@ def _spec(cell: Cell, protocol: Protocol, task: str) -> TrainSpec:
         patience=protocol.patience,
         tol=protocol.tol,
     )
+
+
+def _inputs_digest(data, spec, sizes, grid: dict, seeds) -> str:
+    """A digest of everything a cell's chunks depend on: the rows and splits
+    of ``data`` (a :class:`~sktopk.engine.TrainData`), the training settings,
+    the layer sizes, the whole grid, the seeds and the package version."""
+    h = hashlib.sha256()
+    h.update(
+        json.dumps(
+            [__version__, repr(spec), list(sizes), list(map(int, seeds))]
+        ).encode()
+    )
+    for t in (data.X, data.y, data.w, *data.train_idx, *(data.val_idx or [])):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for key in sorted(grid):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(grid[key]).tobytes())
+    return h.hexdigest()

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..datasets import dataset_info
 from .backends import run_cells
 from .experiment import members_at_once
+from .partial import PartialStore
 from .plots import have_matplotlib, plot_datasets, plot_name
 from .protocol import TABLES, Cell, Protocol, table_cells
 from .report import compare, format_table, render_report, summarize
@@ -91,7 +92,12 @@ def reproduce(
         todo = sorted(
             (c for c in cells if not store.is_complete(c)), key=_cost(protocol)
         )
-        _run(todo, store, protocol, seed, backend, jobs, scheduler, progress)
+        partial = PartialStore(folder.path, protocol.identity(seed))
+        for cell in cells:  # left by a run stopped just after the cell's rows
+            if store.is_complete(cell):
+                partial.clear(cell)
+        _run(todo, store, protocol, seed, (backend, jobs, scheduler, partial), progress)
+        partial.remove_if_empty()
         runs = store.complete_rows(cells)
         comparison = compare(summarize(runs))
         csv = comparison.to_csv(index=False, lineterminator="\n")
@@ -121,18 +127,23 @@ def _outputs(table: int, cells: list[Cell], plots: bool) -> list[str]:
     return names
 
 
-def _run(todo, store, protocol, seed, backend, jobs, scheduler, progress) -> None:
+def _run(todo, store, protocol, seed, where, progress) -> None:
+    """Run the cells ``todo`` and append their rows as each one finishes;
+    ``where`` is ``(backend, jobs, scheduler, partial)``."""
     if not todo:
         return
+    backend, jobs, scheduler, partial = where
     results = run_cells(
-        todo, protocol, seed, backend=backend, jobs=jobs, scheduler=scheduler
-    )
+        todo, protocol, seed, backend=backend, jobs=jobs, scheduler=scheduler,
+        partial=partial,
+    )  # fmt: skip
     bar = tqdm(total=len(todo), unit="cell", file=sys.stderr, disable=not progress,
                desc=f"table {todo[0].table}", dynamic_ncols=True)  # fmt: skip
     # closing: on any error here the workers stop now, not when collected.
     with bar, closing(results):
         for cell, rows in results:
             store.append(rows)
+            partial.clear(cell)
             members = members_at_once(cell, protocol)
             text = f"{cell.label}, {members} members at once"
             bar.set_postfix_str(text, refresh=False)

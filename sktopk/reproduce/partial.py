@@ -1,0 +1,167 @@
+"""The finished chunks of a cell still running, kept across interruptions.
+
+A cell trains its grid in chunks of configurations (every run at once, as
+many configurations as ``--max-memory`` allows). Under the paper protocol
+one cell of a large dataset trains for hours, and ``runs.csv`` gets its rows
+only once the cell is whole, since the configuration is chosen on all its
+runs. So that an interrupted run (Ctrl-C, a closed session, a killed worker)
+does not lose those hours, each finished chunk's scores are kept in the
+output folder's ``.sktopk-partial`` sub-folder, one file per chunk; a run of
+the same command trains only the chunks it lacks. A cell's files are removed
+once its rows are in ``runs.csv``.
+
+The files are this tool's: written to a temporary file and renamed, never
+through a symbolic link, and read back only if they hold the arrays of the
+same chunk of the same cell trained on the same inputs by the same version
+(``PartialCell.digest``); anything else is trained again. A resumed cell keeps
+the chunk size of the run it resumes, so that its chunks match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import Cell
+from .store import TEMP_PREFIX, StoreError, StoreWarning, _refuse_link, _replace
+
+__all__ = ["PARTIAL_NAME", "PartialStore", "PartialCell"]
+
+#: The sub-folder of the output folder holding the chunks of unfinished cells.
+PARTIAL_NAME = ".sktopk-partial"
+#: A chunk file: identity, table, dataset, loss, aggregate, lo, hi.
+_CHUNK = re.compile(r"[0-9a-f]{12}-\d+-[\w.]+-[\w.]+-[\w.]+-(\d+)-(\d+)\.npz")
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+
+
+class PartialStore:
+    """The chunk files of the output folder ``out``, for the run of protocol
+    ``identity`` that has locked it.
+
+    Creates the sub-folder, and removes what no later run can use: temporary
+    files left by a run killed while writing one, and chunk files of another
+    protocol or seed (a folder holds the results of one).
+    """
+
+    def __init__(self, out: str | os.PathLike, identity: str):
+        self.path = Path(out) / PARTIAL_NAME
+        self.identity = identity
+        _refuse_link(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(
+                f"{self.path} exists and is not a folder; sktopk keeps the "
+                "chunks of unfinished cells there. Move it away."
+            )
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create {self.path}: {exc.strerror or exc}"
+            ) from exc
+        for entry in self._entries():
+            stale = entry.name.startswith(TEMP_PREFIX) or (
+                _CHUNK.fullmatch(entry.name) and not entry.name.startswith(identity)
+            )
+            if stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    def _entries(self) -> list[os.DirEntry]:
+        return [e for e in os.scandir(self.path) if e.is_file(follow_symlinks=False)]
+
+    def cell(self, cell: Cell) -> PartialCell:
+        """The chunks of ``cell`` (made in the process that trains it)."""
+        return PartialCell(self.path, self.identity, cell)
+
+    def clear(self, cell: Cell) -> None:
+        """Remove the chunk files of ``cell`` (its rows are in ``runs.csv``)."""
+        prefix = self.cell(cell).prefix
+        for entry in self._entries():
+            if entry.name.startswith(prefix) and _CHUNK.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+    def remove_if_empty(self) -> None:
+        """Remove the sub-folder when no unfinished cell has chunks in it."""
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+class PartialCell:
+    """Load and save the chunks of one cell.
+
+    ``digest`` (set by the trainer of the cell before training) names the
+    cell's inputs; ``resumed_seconds`` sums the training time of the chunks
+    loaded, so that the cell's compute time counts them.
+    """
+
+    def __init__(self, folder: Path, identity: str, cell: Cell):
+        self.folder = Path(folder)
+        self.prefix = f"{identity}-{cell.table}-{cell.label.replace('/', '-')}-"
+        self.digest = ""
+        self.resumed_seconds = 0.0
+
+    def _name(self, lo: int, hi: int) -> str:
+        return f"{self.prefix}{lo}-{hi}.npz"
+
+    def chunk_size(self) -> int | None:
+        """The configurations per chunk of the run that saved chunks of this
+        cell (None if none is saved)."""
+        sizes = [
+            int(m.group(2)) - int(m.group(1))
+            for e in os.scandir(self.folder)
+            if e.name.startswith(self.prefix) and (m := _CHUNK.fullmatch(e.name))
+        ]
+        return max(sizes) if sizes else None
+
+    def load(self, lo: int, hi: int) -> tuple[np.ndarray, ...] | None:
+        """The arrays of configurations ``lo:hi`` saved by an earlier run, or
+        None (never saved, saved for other inputs, or unreadable)."""
+        path = self.folder / self._name(lo, hi)
+        if path.is_symlink() or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if str(saved["digest"]) != self.digest:
+                    return None
+                arrays = tuple(saved[f"a{i}"] for i in range(int(saved["count"])))
+                seconds = float(saved["seconds"])
+        except _UNREADABLE as exc:
+            _warn(f"{path} cannot be read ({exc}); its chunk is trained again")
+            return None
+        if any(a.ndim != 2 or a.shape[1] != hi - lo for a in arrays):
+            _warn(f"{path} does not hold its chunk's arrays; trained again")
+            return None
+        self.resumed_seconds += seconds
+        return arrays
+
+    def save(self, lo: int, hi: int, arrays: tuple, seconds: float) -> None:
+        """Keep the arrays of configurations ``lo:hi``, trained in
+        ``seconds``; a chunk that cannot be saved is only warned about."""
+        buffer = io.BytesIO()
+        named = {f"a{i}": np.asarray(a) for i, a in enumerate(arrays)}
+        np.savez(
+            buffer,
+            digest=np.array(self.digest),
+            count=np.array(len(arrays)),
+            seconds=np.array(float(seconds)),
+            **named,
+        )
+        target = self.folder / self._name(lo, hi)
+        if target.is_symlink():
+            return  # never written through
+        try:
+            _replace(self.folder, target.name, buffer.getvalue())
+        except OSError as exc:
+            _warn(f"cannot keep a finished chunk in {target} ({exc}); training goes on")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, StoreWarning, stacklevel=3)

@@ -1,0 +1,154 @@
+"""Finished chunks of an unfinished cell survive an interruption."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sktopk.engine import grid as engine_grid
+from sktopk.reproduce import experiment, make_protocol
+from sktopk.reproduce.partial import PARTIAL_NAME, PartialStore
+from sktopk.reproduce.protocol import Cell
+from sktopk.reproduce.runner import reproduce
+from sktopk.reproduce.store import StoreError, StoreWarning
+
+# One member per run at a time: the cell trains in one chunk per configuration.
+TIGHT = dataclasses.replace(
+    make_protocol("quick", runs=2, max_epochs=2), max_memory=30_000
+)
+CELL = Cell(3, "appendicitis", "logistic", "average")
+COLS = ["value", "val_score", "C", "lr", "epochs"]
+
+
+@pytest.fixture
+def trainings(monkeypatch) -> list:
+    """Counts the chunks trained (``train_grid`` calls) in this process."""
+    calls = []
+    real = engine_grid.train_grid
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_grid, "train_grid", counted)
+    return calls
+
+
+def test_saved_chunks_are_not_trained_again(tmp_path, trainings):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    first = experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
+    n_chunks = len(trainings)
+    files = sorted(os.listdir(store.path))
+    assert n_chunks > 1 and len(files) == n_chunks
+    os.unlink(store.path / files[0])  # a chunk the interrupted run lacked
+    again = store.cell(CELL)
+    second = experiment.run_cell(CELL, TIGHT, 0, again)
+    assert len(trainings) == n_chunks + 1
+    assert again.resumed_seconds > 0
+    assert second["seconds"].iloc[0] >= again.resumed_seconds
+    pd.testing.assert_frame_equal(first[COLS], second[COLS], check_exact=True)
+
+
+def test_a_resumed_cell_keeps_the_chunk_size_it_started_with(tmp_path, trainings):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    first = experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
+    n_chunks = len(trainings)
+    roomy = dataclasses.replace(TIGHT, max_memory=2**30)  # one chunk would do
+    assert roomy.identity(0) == TIGHT.identity(0)
+    second = experiment.run_cell(CELL, roomy, 0, store.cell(CELL))
+    assert len(trainings) == n_chunks  # every chunk read back
+    pd.testing.assert_frame_equal(first[COLS], second[COLS], check_exact=True)
+
+
+def test_chunks_of_other_inputs_or_damaged_are_trained_again(tmp_path, trainings):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
+    n_chunks = len(trainings)
+    name = sorted(os.listdir(store.path))[0]
+    other = store.cell(CELL)
+    other.digest = "another grid, data or version"
+    lo, hi = (int(x) for x in name.removesuffix(".npz").split("-")[-2:])
+    assert other.load(lo, hi) is None
+    (store.path / name).write_bytes(b"not an npz file")
+    with pytest.warns(StoreWarning, match="trained again"):
+        experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
+    assert len(trainings) == n_chunks + 1
+
+
+def test_links_are_neither_read_nor_written(tmp_path):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    cell = store.cell(CELL)
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes(b"theirs")
+    os.symlink(outside, store.path / cell._name(0, 1))
+    assert cell.load(0, 1) is None
+    cell.save(0, 1, (np.zeros((2, 1)),), 1.0)
+    assert outside.read_bytes() == b"theirs"
+    store.clear(CELL)
+    assert outside.read_bytes() == b"theirs"
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(tmp_path / "elsewhere", linked / PARTIAL_NAME)
+    with pytest.raises(StoreError, match="symbolic link"):
+        PartialStore(linked, "x")
+
+
+def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
+    (tmp_path / PARTIAL_NAME).write_text("theirs")
+    with pytest.raises(StoreError, match="not a folder"):
+        PartialStore(tmp_path, "x")
+    assert (tmp_path / PARTIAL_NAME).read_text() == "theirs"
+
+
+def test_clear_removes_only_that_cells_chunk_files(tmp_path):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    mine, theirs = store.cell(CELL), store.cell(Cell(3, "wisconsin", "logistic", "stk"))
+    for cell in (mine, theirs):
+        cell.save(0, 1, (np.zeros((2, 1)),), 1.0)
+    (store.path / f"{mine.prefix}notes.txt").write_text("a user's file")
+    store.clear(CELL)
+    assert sorted(os.listdir(store.path)) == sorted(
+        [f"{mine.prefix}notes.txt", theirs._name(0, 1)]
+    )
+
+
+def test_a_run_interrupted_mid_cell_resumes_from_its_chunks(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    calls, stopped, real = [], [], engine_grid.train_grid
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3 and not stopped:  # the third chunk of the first cell
+            stopped.append(1)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_grid, "train_grid", interrupted)
+    kwargs = dict(out=out, datasets=["appendicitis"], plots=False, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(3, TIGHT, **kwargs)
+    assert len(os.listdir(out / PARTIAL_NAME)) == 2  # two chunks finished
+    whole = reproduce(3, TIGHT, **{**kwargs, "out": tmp_path / "whole"})
+    n_whole = len(calls) - 3
+    calls.clear()
+    resumed = reproduce(3, TIGHT, **kwargs)
+    assert len(calls) == n_whole - 2
+    assert not (out / PARTIAL_NAME).exists()  # removed once every cell is in
+    key = ["dataset", "aggregate", "run"]
+    a = resumed.runs.sort_values(key).reset_index(drop=True)
+    b = whole.runs.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[key + COLS], b[key + COLS], check_exact=True)
+
+
+def test_chunks_of_a_finished_cell_or_another_seed_are_removed(tmp_path):
+    out = tmp_path / "out"
+    kwargs = dict(out=out, datasets=["appendicitis"], plots=False, progress=False)
+    reproduce(3, TIGHT, **kwargs)
+    partial = PartialStore(out, TIGHT.identity(0))
+    partial.cell(CELL).save(0, 1, (np.zeros((2, 1)),), 1.0)  # a finished cell's
+    other = PartialStore(out, TIGHT.identity(5)).cell(CELL)
+    other.save(0, 1, (np.zeros((2, 1)),), 1.0)  # another seed's
+    reproduce(3, TIGHT, **kwargs)
+    assert not (out / PARTIAL_NAME).exists()
