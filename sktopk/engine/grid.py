@@ -134,6 +134,7 @@ def train_in_chunks(
     members_at_once: int | None = None,
     max_memory: int | None = None,
     saved: SavedChunks | None = None,
+    only: tuple[int, int] | None = None,
 ) -> tuple[int, list[np.ndarray]]:
     """:func:`train_grid` on as many members at once as fit in memory.
 
@@ -144,8 +145,9 @@ def train_in_chunks(
     estimate. ``saved``, if given, keeps finished chunks: ``saved.load(lo,
     hi)`` returns the arrays of members ``lo:hi`` kept by an earlier call (or
     None: the chunk is trained) and ``saved.save(lo, hi, arrays, seconds)``
-    keeps those of a chunk just trained. Returns the members per group of a
-    chunk and the joined arrays.
+    keeps those of a chunk just trained. ``only=(lo, hi)`` trains (or loads)
+    members ``lo:hi`` alone, one chunk of a larger call run elsewhere. Returns
+    the members per group of a chunk and the joined arrays.
     """
     M = np.shape(next(iter(grid.values())))[-1]
     if members_at_once is None:
@@ -154,9 +156,9 @@ def train_in_chunks(
         members_at_once = members_per_chunk(
             M, len(seeds), per_member, data.X.device, max_memory
         )
+    ranges = [(lo, min(lo + members_at_once, M)) for lo in range(0, M, members_at_once)]
     parts = []
-    for lo in range(0, M, members_at_once):
-        hi = min(lo + members_at_once, M)
+    for lo, hi in [only] if only is not None else ranges:
         part = None if saved is None else saved.load(lo, hi)
         if part is None:
             start = time.perf_counter()

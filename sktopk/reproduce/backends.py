@@ -2,7 +2,8 @@
 
 Every backend runs the same function, :func:`run_cell`, whose result depends
 only on the protocol, the seed and the cell, so the numbers are the same on
-every backend; only the order in which cells finish differs.
+every backend; only the order in which cells finish differs. Local workers
+also share the chunks of a large cell (:mod:`.schedule`).
 
 Local workers never outlive the command: each one watches a pipe whose only
 writing end the parent holds, and exits as soon as it closes, whether the
@@ -18,14 +19,15 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
 from .allocator import keep_heap_memory
-from .experiment import run_cell
+from .experiment import run_cell, train_chunk
 from .protocol import Cell, Protocol
+from .schedule import CellTasks, Task
 
 __all__ = ["BACKENDS", "BackendError", "run_cells"]
 
@@ -77,22 +79,42 @@ def run_cells(
         return _dask(cells, protocol, seed, scheduler)
     if backend != "local":
         raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if jobs == 1 or len(cells) <= 1:
+    if jobs == 1 or (len(cells) <= 1 and partial is None):
         return (_task(c, protocol, seed, partial) for c in cells)
-    return _local(cells, protocol, seed, min(jobs, len(cells)), partial)
+    return _local(cells, protocol, seed, jobs, partial)
+
+
+def _work(task: Task, protocol: Protocol, seed: int, partial):
+    """A task of :class:`.schedule.CellTasks`, in a worker."""
+    if task.chunk is None:
+        return _task(task.cell, protocol, seed, partial)
+    train_chunk(task.cell, protocol, seed, partial.cell(task.cell), task.chunk)
+    return None
 
 
 def _local(cells, protocol, seed, jobs, partial):
+    """Cells in ``jobs`` worker processes; a cell of several chunks is shared
+    among them where ``partial`` keeps chunks (see :mod:`.schedule`)."""
     context = multiprocessing.get_context("spawn")  # the same on every platform
     stop_reader, stop_writer = context.Pipe(duplex=False)
     pool = ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_worker_init, initargs=(stop_reader,)
     )
+    tasks, running = CellTasks(cells, protocol, seed, partial), {}
     try:
-        with _sigint_ignored():  # workers are started here, and inherit it
-            futures = [pool.submit(_task, c, protocol, seed, partial) for c in cells]
-        for future in as_completed(futures):
-            yield _result(future)
+        while True:
+            with _sigint_ignored():  # workers are started here, and inherit it
+                while len(running) < jobs and (task := tasks.next()) is not None:
+                    running[pool.submit(_work, task, protocol, seed, partial)] = task
+            if not running:
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                result = _result(future)
+                tasks.done(task)
+                if task.chunk is None:
+                    yield result
     except BaseException:
         stop_writer.close()  # the workers exit now, even in the middle of a cell
         pool.shutdown(wait=True, cancel_futures=True)

@@ -34,6 +34,8 @@ from .splits import Prepared, prepare
 
 __all__ = [
     "run_cell",
+    "chunk_ranges",
+    "train_chunk",
     "select_configuration",
     "members_at_once",
     "RUN_COLUMNS",
@@ -120,8 +122,42 @@ def _metric(task: str, score: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(-score, 0.0))
 
 
-def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict, saved):
-    """Validation and test scores, epochs and divergence, each (runs, configs)."""
+def chunk_ranges(
+    cell: Cell, protocol: Protocol, seed: int, saved=None
+) -> list[tuple[int, int, int]]:
+    """The chunks ``(lo, hi, size)`` of configurations that :func:`run_cell`
+    trains one after another: of the size of the run it resumes where
+    ``saved`` (a :class:`~.partial.PartialCell`) holds chunks, else as many
+    configurations as fit in ``protocol.max_memory`` for every run at once."""
+    prep = prepare(
+        cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
+    )
+    n_configs = len(protocol.grid(cell.aggregate, prep.n_train)["lr"])
+    size = members_at_once(cell, protocol) // protocol.runs
+    size = (None if saved is None else saved.chunk_size()) or size
+    return [(lo, min(lo + size, n_configs), size) for lo in range(0, n_configs, size)]
+
+
+def train_chunk(
+    cell: Cell, protocol: Protocol, seed: int, saved, chunk: tuple[int, int, int]
+) -> None:
+    """Train the configurations ``lo:hi`` of ``cell``, one of its chunks of
+    ``size`` (``chunk = (lo, hi, size)``, from :func:`chunk_ranges`), and keep
+    their scores in ``saved`` (nothing to do if it holds them already): a
+    :func:`run_cell` of the cell then reads every chunk back."""
+    prep = prepare(
+        cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
+    )
+    grid = protocol.grid(cell.aggregate, prep.n_train)
+    with one_thread():
+        _train_all(cell, protocol, prep, grid, saved, only=chunk)
+
+
+def _train_all(
+    cell: Cell, protocol: Protocol, prep: Prepared, grid: dict, saved, only=None
+):
+    """Validation and test scores, epochs and divergence, each (runs, configs);
+    with ``only=(lo, hi, size)``, of the configurations ``lo:hi`` only."""
     spec = _spec(cell, protocol, prep.task)
     splits = list(zip(prep.train, prep.val, strict=True))
     data = make_data(prep.X, prep.target, splits)
@@ -139,11 +175,15 @@ def _train_all(cell: Cell, protocol: Protocol, prep: Prepared, grid: dict, saved
         )
 
     size = members_at_once(cell, protocol) // protocol.runs
+    if only is not None:
+        size, only = only[2], only[:2]
+    elif saved is not None:
+        size = saved.chunk_size() or size  # the chunks of the run it resumes
     if saved is not None:
         saved.digest = _inputs_digest(data, spec, sizes, grid, prep.seeds)
-        size = saved.chunk_size() or size  # the chunks of the run it resumes
+        saved.size = size
     _, out = train_in_chunks(
-        data, spec, sizes, grid, prep.seeds, scores, size, saved=saved
+        data, spec, sizes, grid, prep.seeds, scores, size, saved=saved, only=only
     )
     return tuple(out)
 

@@ -36,8 +36,8 @@ __all__ = ["PARTIAL_NAME", "PartialStore", "PartialCell"]
 
 #: The sub-folder of the output folder holding the chunks of unfinished cells.
 PARTIAL_NAME = ".sktopk-partial"
-#: A chunk file: identity, table, dataset, loss, aggregate, lo, hi.
-_CHUNK = re.compile(r"[0-9a-f]{12}-\d+-[\w.]+-[\w.]+-[\w.]+-(\d+)-(\d+)\.npz")
+#: A chunk file: identity, table, dataset, loss, aggregate, chunk size, lo, hi.
+_CHUNK = re.compile(r"[0-9a-f]{12}-\d+-[\w.]+-[\w.]+-[\w.]+-s(\d+)-(\d+)-(\d+)\.npz")
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
 
 
@@ -97,29 +97,31 @@ class PartialStore:
 class PartialCell:
     """Load and save the chunks of one cell.
 
-    ``digest`` (set by the trainer of the cell before training) names the
-    cell's inputs; ``resumed_seconds`` sums the training time of the chunks
-    loaded, so that the cell's compute time counts them.
+    The trainer of the cell sets ``digest`` (its inputs) and ``size`` (its
+    configurations per chunk) before training; only chunks of the same digest
+    and size are read back. ``resumed_seconds`` sums the training time of the
+    chunks loaded, so that the cell's compute time counts them.
     """
 
     def __init__(self, folder: Path, identity: str, cell: Cell):
         self.folder = Path(folder)
         self.prefix = f"{identity}-{cell.table}-{cell.label.replace('/', '-')}-"
         self.digest = ""
+        self.size = 0
         self.resumed_seconds = 0.0
 
     def _name(self, lo: int, hi: int) -> str:
-        return f"{self.prefix}{lo}-{hi}.npz"
+        return f"{self.prefix}s{self.size}-{lo}-{hi}.npz"
 
     def chunk_size(self) -> int | None:
-        """The configurations per chunk of the run that saved chunks of this
-        cell (None if none is saved)."""
-        sizes = [
-            int(m.group(2)) - int(m.group(1))
+        """The configurations per chunk of the latest run that saved chunks
+        of this cell (None if none is saved)."""
+        found = [
+            (e.stat(follow_symlinks=False).st_mtime, int(m.group(1)))
             for e in os.scandir(self.folder)
             if e.name.startswith(self.prefix) and (m := _CHUNK.fullmatch(e.name))
         ]
-        return max(sizes) if sizes else None
+        return max(found)[1] if found else None
 
     def load(self, lo: int, hi: int) -> tuple[np.ndarray, ...] | None:
         """The arrays of configurations ``lo:hi`` saved by an earlier run, or

@@ -67,9 +67,9 @@ def test_chunks_of_other_inputs_or_damaged_are_trained_again(tmp_path, trainings
     experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
     n_chunks = len(trainings)
     name = sorted(os.listdir(store.path))[0]
+    size, lo, hi = (int(x.lstrip("s")) for x in name[:-4].split("-")[-3:])
     other = store.cell(CELL)
-    other.digest = "another grid, data or version"
-    lo, hi = (int(x) for x in name.removesuffix(".npz").split("-")[-2:])
+    other.size, other.digest = size, "another grid, data or version"
     assert other.load(lo, hi) is None
     (store.path / name).write_bytes(b"not an npz file")
     with pytest.warns(StoreWarning, match="trained again"):
@@ -152,3 +152,38 @@ def test_chunks_of_a_finished_cell_or_another_seed_are_removed(tmp_path):
     other.save(0, 1, (np.zeros((2, 1)),), 1.0)  # another seed's
     reproduce(3, TIGHT, **kwargs)
     assert not (out / PARTIAL_NAME).exists()
+
+
+def test_workers_share_the_chunks_of_a_cell(tmp_path):
+    # Two workers train one cell's chunks side by side: the same rows as one
+    # process training the cell alone.
+    kwargs = dict(datasets=["appendicitis"], plots=False, progress=False)
+    shared = reproduce(3, TIGHT, out=tmp_path / "two", jobs=2, **kwargs)
+    alone = reproduce(3, TIGHT, out=tmp_path / "one", jobs=1, **kwargs)
+    assert not (tmp_path / "two" / PARTIAL_NAME).exists()
+    key = ["dataset", "aggregate", "run"]
+    a = shared.runs.sort_values(key).reset_index(drop=True)
+    b = alone.runs.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[key + COLS], b[key + COLS], check_exact=True)
+
+
+def test_tasks_give_rows_first_then_chunks_then_whole_cells(tmp_path):
+    from sktopk.reproduce.schedule import CellTasks
+
+    small = Cell(3, "appendicitis", "logistic", "maximum")  # no k: few configs
+    roomy = dataclasses.replace(TIGHT, max_memory=2**30)
+    tight = CellTasks([CELL, small], TIGHT, 0, PartialStore(tmp_path, "a" * 12))
+    chunks = [tight.next() for _ in range(len(tight._chunks))]
+    assert {t.cell for t in chunks} == {CELL, small} and all(t.chunk for t in chunks)
+    assert tight.next() is None  # no cell's chunks are all done yet
+    for task in chunks:
+        tight.done(task)
+    assert [tight.next(), tight.next(), tight.next()] == [
+        (CELL, None),
+        (small, None),
+        None,
+    ]
+    whole = CellTasks([CELL], roomy, 0, PartialStore(tmp_path, "b" * 12))
+    assert [whole.next(), whole.next()] == [(CELL, None), None]
+    unsplit = CellTasks([CELL], TIGHT, 0, None)  # nowhere to keep chunks
+    assert [unsplit.next(), unsplit.next()] == [(CELL, None), None]
