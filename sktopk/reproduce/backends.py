@@ -41,10 +41,10 @@ class BackendError(Exception):
 
 
 def _task(
-    cell: Cell, protocol: Protocol, seed: int, partial=None
+    cell: Cell, protocol: Protocol, seed: int, partial=None, size: int | None = None
 ) -> tuple[Cell, pd.DataFrame]:
     saved = None if partial is None else partial.cell(cell)
-    return cell, run_cell(cell, protocol, seed, saved)
+    return cell, run_cell(cell, protocol, seed, saved, size)
 
 
 def run_cells(
@@ -79,33 +79,40 @@ def run_cells(
         return _dask(cells, protocol, seed, scheduler)
     if backend != "local":
         raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if jobs == 1 or (len(cells) <= 1 and partial is None):
+    tasks = None if jobs == 1 else CellTasks(cells, protocol, seed, partial)
+    if tasks is None or tasks.total <= 1:
         return (_task(c, protocol, seed, partial) for c in cells)
-    return _local(cells, protocol, seed, jobs, partial)
+    return _local(tasks, protocol, seed, min(jobs, tasks.total), partial)
 
 
 def _work(task: Task, protocol: Protocol, seed: int, partial):
     """A task of :class:`.schedule.CellTasks`, in a worker."""
     if task.chunk is None:
-        return _task(task.cell, protocol, seed, partial)
+        return _task(task.cell, protocol, seed, partial, task.size)
     train_chunk(task.cell, protocol, seed, partial.cell(task.cell), task.chunk)
     return None
 
 
-def _local(cells, protocol, seed, jobs, partial):
-    """Cells in ``jobs`` worker processes; a cell of several chunks is shared
-    among them where ``partial`` keeps chunks (see :mod:`.schedule`)."""
+def _local(tasks: CellTasks, protocol, seed, jobs, partial):
+    """The tasks in ``jobs`` worker processes, at most ``jobs`` submitted at
+    once so that the order of :class:`.schedule.CellTasks` holds."""
     context = multiprocessing.get_context("spawn")  # the same on every platform
     stop_reader, stop_writer = context.Pipe(duplex=False)
     pool = ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_worker_init, initargs=(stop_reader,)
     )
-    tasks, running = CellTasks(cells, protocol, seed, partial), {}
+    running, submitted = {}, 0
     try:
         while True:
-            with _sigint_ignored():  # workers are started here, and inherit it
+            # The first jobs submissions start the workers, which inherit SIGINT
+            # ignored; later ones find an idle worker and start none.
+            starting = (
+                _sigint_ignored() if submitted < jobs else contextlib.nullcontext()
+            )
+            with starting:
                 while len(running) < jobs and (task := tasks.next()) is not None:
                     running[pool.submit(_work, task, protocol, seed, partial)] = task
+                    submitted += 1
             if not running:
                 return
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -71,12 +71,16 @@ def select_configuration(val_scores: np.ndarray) -> int:
     return int(np.argmax(scores.mean(axis=0)))
 
 
-def run_cell(cell: Cell, protocol: Protocol, seed: int, saved=None) -> pd.DataFrame:
+def run_cell(
+    cell: Cell, protocol: Protocol, seed: int, saved=None, size: int | None = None
+) -> pd.DataFrame:
     """Train and evaluate one cell; one row per run (columns ``RUN_COLUMNS``).
 
     ``saved`` (a :class:`~.partial.PartialCell`, optional) keeps each finished
     chunk of configurations and gives back those an interrupted run of the
     same cell finished; the row's ``seconds`` count their training time too.
+    ``size`` sets the configurations per chunk (by default those of the
+    chunks ``saved`` holds, else as many as fit in ``protocol.max_memory``).
     """
     start = time.perf_counter()
     prep = prepare(
@@ -87,7 +91,9 @@ def run_cell(cell: Cell, protocol: Protocol, seed: int, saved=None) -> pd.DataFr
     # cells side by side, and a fixed thread count keeps the floating-point
     # results the same on every machine and backend.
     with one_thread():
-        val, test, epochs, diverged = _train_all(cell, protocol, prep, grid, saved)
+        val, test, epochs, diverged = _train_all(
+            cell, protocol, prep, grid, saved, size=size
+        )
     best = select_configuration(val)
     rows = pd.DataFrame(
         {
@@ -154,7 +160,13 @@ def train_chunk(
 
 
 def _train_all(
-    cell: Cell, protocol: Protocol, prep: Prepared, grid: dict, saved, only=None
+    cell: Cell,
+    protocol: Protocol,
+    prep: Prepared,
+    grid: dict,
+    saved,
+    only=None,
+    size: int | None = None,
 ):
     """Validation and test scores, epochs and divergence, each (runs, configs);
     with ``only=(lo, hi, size)``, of the configurations ``lo:hi`` only."""
@@ -174,11 +186,11 @@ def _train_all(
             res.diverged.numpy(),
         )
 
-    size = members_at_once(cell, protocol) // protocol.runs
     if only is not None:
         size, only = only[2], only[:2]
-    elif saved is not None:
-        size = saved.chunk_size() or size  # the chunks of the run it resumes
+    elif size is None and saved is not None:
+        size = saved.chunk_size()  # the chunks of the run it resumes
+    size = size or members_at_once(cell, protocol) // protocol.runs
     if saved is not None:
         saved.digest = _inputs_digest(data, spec, sizes, grid, prep.seeds)
         saved.size = size

@@ -25,6 +25,7 @@ import os
 import re
 import warnings
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -114,14 +115,14 @@ class PartialCell:
         return f"{self.prefix}s{self.size}-{lo}-{hi}.npz"
 
     def chunk_size(self) -> int | None:
-        """The configurations per chunk of the latest run that saved chunks
-        of this cell (None if none is saved)."""
-        found = [
-            (e.stat(follow_symlinks=False).st_mtime, int(m.group(1)))
+        """The configurations per chunk of the chunks of this cell saved
+        (the size most of them have; None if none is saved)."""
+        sizes = Counter(
+            int(m.group(1))
             for e in os.scandir(self.folder)
             if e.name.startswith(self.prefix) and (m := _CHUNK.fullmatch(e.name))
-        ]
-        return max(found)[1] if found else None
+        )
+        return max(sizes, key=lambda s: (sizes[s], s)) if sizes else None
 
     def load(self, lo: int, hi: int) -> tuple[np.ndarray, ...] | None:
         """The arrays of configurations ``lo:hi`` saved by an earlier run, or

@@ -25,16 +25,18 @@ __all__ = ["Task", "CellTasks"]
 
 
 class Task(NamedTuple):
-    """A chunk ``(lo, hi, size)`` of a cell, or its rows (``chunk`` None)."""
+    """A chunk ``(lo, hi, size)`` of a cell, or its rows (``chunk`` None),
+    made from the chunks of ``size`` where the cell was split."""
 
     cell: Cell
     chunk: tuple[int, int, int] | None = None
+    size: int | None = None
 
 
 class CellTasks:
     """The tasks of ``cells`` (ordered from the most expensive), splitting
     into chunks only where ``partial`` (a :class:`~.partial.PartialStore`)
-    keeps them."""
+    keeps them; ``total`` counts them."""
 
     def __init__(self, cells: list[Cell], protocol: Protocol, seed: int, partial):
         self._ready: deque[Task] = deque()  # rows of cells whose chunks are done
@@ -50,6 +52,7 @@ class CellTasks:
                 continue
             self._chunks.extend(Task(cell, r) for r in ranges)
             self._left[cell] = len(ranges)
+        self.total = len(self._chunks) + len(self._left) + len(self._whole)
 
     def next(self) -> Task | None:
         """The next task to start, or None when none is left to start."""
@@ -64,7 +67,7 @@ class CellTasks:
             return
         self._left[task.cell] -= 1
         if not self._left[task.cell]:
-            self._ready.append(Task(task.cell))
+            self._ready.append(Task(task.cell, size=task.chunk[2]))
 
 
 def _one_chunk(cell: Cell, protocol: Protocol) -> bool:

@@ -68,13 +68,32 @@ def test_chunks_of_other_inputs_or_damaged_are_trained_again(tmp_path, trainings
     n_chunks = len(trainings)
     name = sorted(os.listdir(store.path))[0]
     size, lo, hi = (int(x.lstrip("s")) for x in name[:-4].split("-")[-3:])
+    same = store.cell(CELL)
+    same.size, same.digest = size, store.cell(CELL).digest
     other = store.cell(CELL)
     other.size, other.digest = size, "another grid, data or version"
     assert other.load(lo, hi) is None
+    same.digest = _digest_of(store.path / name)
+    assert same.load(lo, hi) is not None  # the control: same inputs load
     (store.path / name).write_bytes(b"not an npz file")
     with pytest.warns(StoreWarning, match="trained again"):
         experiment.run_cell(CELL, TIGHT, 0, store.cell(CELL))
     assert len(trainings) == n_chunks + 1
+
+
+def _digest_of(path) -> str:
+    with np.load(path) as saved:
+        return str(saved["digest"])
+
+
+def test_chunk_size_is_that_of_most_saved_chunks(tmp_path):
+    cell = PartialStore(tmp_path, "a" * 12).cell(CELL)
+    assert cell.chunk_size() is None
+    for size, ranges in ((2, [(0, 2), (2, 4)]), (3, [(0, 3)])):
+        cell.size = size
+        for lo, hi in ranges:
+            cell.save(lo, hi, (np.zeros((2, hi - lo)),), 1.0)
+    assert cell.chunk_size() == 2
 
 
 def test_links_are_neither_read_nor_written(tmp_path):
@@ -154,12 +173,26 @@ def test_chunks_of_a_finished_cell_or_another_seed_are_removed(tmp_path):
     assert not (out / PARTIAL_NAME).exists()
 
 
-def test_workers_share_the_chunks_of_a_cell(tmp_path):
-    # Two workers train one cell's chunks side by side: the same rows as one
-    # process training the cell alone.
+def test_workers_share_the_chunks_of_a_cell(tmp_path, monkeypatch):
+    # Two workers train the cells' chunks side by side: the same rows as one
+    # process training each cell alone.
+    from sktopk.reproduce import backends, schedule
+
+    started = []
+
+    class Recorded(schedule.CellTasks):
+        def next(self):
+            task = super().next()
+            started.append(task)
+            return task
+
+    monkeypatch.setattr(backends, "CellTasks", Recorded)
+    protocol = dataclasses.replace(TIGHT, max_memory=120_000)
+    assert len(experiment.chunk_ranges(CELL, protocol, 0)) > 1
     kwargs = dict(datasets=["appendicitis"], plots=False, progress=False)
-    shared = reproduce(3, TIGHT, out=tmp_path / "two", jobs=2, **kwargs)
-    alone = reproduce(3, TIGHT, out=tmp_path / "one", jobs=1, **kwargs)
+    shared = reproduce(3, protocol, out=tmp_path / "two", jobs=2, **kwargs)
+    assert any(t is not None and t.chunk is not None for t in started)
+    alone = reproduce(3, protocol, out=tmp_path / "one", jobs=1, **kwargs)
     assert not (tmp_path / "two" / PARTIAL_NAME).exists()
     key = ["dataset", "aggregate", "run"]
     a = shared.runs.sort_values(key).reset_index(drop=True)
@@ -171,19 +204,36 @@ def test_tasks_give_rows_first_then_chunks_then_whole_cells(tmp_path):
     from sktopk.reproduce.schedule import CellTasks
 
     small = Cell(3, "appendicitis", "logistic", "maximum")  # no k: few configs
+    protocol = dataclasses.replace(TIGHT, max_memory=60_000)
+    one = experiment.chunk_ranges(small, protocol, 0)
+    tasks = CellTasks([CELL, small], protocol, 0, PartialStore(tmp_path, "a" * 12))
+    ranges = experiment.chunk_ranges(CELL, protocol, 0)
+    assert len(ranges) > 1 and len(one) > 1
+    assert ranges[0][0] == 0 and len({r[2] for r in ranges}) == 1
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    first = [tasks.next() for _ in ranges]  # the costliest cell's chunks first
+    assert [t.chunk for t in first] == ranges and tasks.total == len(ranges) + len(
+        one
+    ) + 2
+    for task in first:
+        tasks.done(task)
+    # CELL's rows come before small's chunks; small's rows come last.
+    assert tasks.next() == (CELL, None, ranges[0][2])
+    rest = [tasks.next() for _ in one]
+    assert [t.chunk for t in rest] == one and tasks.next() is None
+    for task in rest:
+        tasks.done(task)
+    assert tasks.next() == (small, None, one[0][2]) and tasks.next() is None
+
+
+def test_cells_of_one_chunk_or_without_a_folder_are_whole_tasks(tmp_path):
+    from sktopk.reproduce.schedule import CellTasks
+
     roomy = dataclasses.replace(TIGHT, max_memory=2**30)
-    tight = CellTasks([CELL, small], TIGHT, 0, PartialStore(tmp_path, "a" * 12))
-    chunks = [tight.next() for _ in range(len(tight._chunks))]
-    assert {t.cell for t in chunks} == {CELL, small} and all(t.chunk for t in chunks)
-    assert tight.next() is None  # no cell's chunks are all done yet
-    for task in chunks:
-        tight.done(task)
-    assert [tight.next(), tight.next(), tight.next()] == [
-        (CELL, None),
-        (small, None),
+    whole = CellTasks([CELL], roomy, 0, PartialStore(tmp_path, "b" * 12))
+    assert whole.total == 1 and [whole.next(), whole.next()] == [
+        (CELL, None, None),
         None,
     ]
-    whole = CellTasks([CELL], roomy, 0, PartialStore(tmp_path, "b" * 12))
-    assert [whole.next(), whole.next()] == [(CELL, None), None]
     unsplit = CellTasks([CELL], TIGHT, 0, None)  # nowhere to keep chunks
-    assert [unsplit.next(), unsplit.next()] == [(CELL, None), None]
+    assert [unsplit.next(), unsplit.next()] == [(CELL, None, None), None]
