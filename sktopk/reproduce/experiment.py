@@ -83,10 +83,7 @@ def run_cell(
     chunks ``saved`` holds, else as many as fit in ``protocol.max_memory``).
     """
     start = time.perf_counter()
-    prep = prepare(
-        cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
-    )
-    grid = protocol.grid(cell.aggregate, prep.n_train)
+    prep, grid = _prepared(cell, protocol, seed)
     # One thread per cell: the steps are tiny, parallelism comes from running
     # cells side by side, and a fixed thread count keeps the floating-point
     # results the same on every machine and backend.
@@ -135,13 +132,24 @@ def chunk_ranges(
     trains one after another: of the size of the run it resumes where
     ``saved`` (a :class:`~.partial.PartialCell`) holds chunks, else as many
     configurations as fit in ``protocol.max_memory`` for every run at once."""
+    _, grid = _prepared(cell, protocol, seed)
+    n_configs, size = len(grid["lr"]), _chunk_size(cell, protocol, saved)
+    return [(lo, min(lo + size, n_configs), size) for lo in range(0, n_configs, size)]
+
+
+def _prepared(cell: Cell, protocol: Protocol, seed: int) -> tuple[Prepared, dict]:
+    """The cell's splits and data, and its grid of configurations."""
     prep = prepare(
         cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
     )
-    n_configs = len(protocol.grid(cell.aggregate, prep.n_train)["lr"])
-    size = members_at_once(cell, protocol) // protocol.runs
-    size = (None if saved is None else saved.chunk_size()) or size
-    return [(lo, min(lo + size, n_configs), size) for lo in range(0, n_configs, size)]
+    return prep, protocol.grid(cell.aggregate, prep.n_train)
+
+
+def _chunk_size(cell: Cell, protocol: Protocol, saved=None) -> int:
+    """Configurations per chunk: those of the chunks ``saved`` holds (the run
+    it resumes), else as many as fit in ``protocol.max_memory``."""
+    held = None if saved is None else saved.chunk_size()
+    return held or members_at_once(cell, protocol) // protocol.runs
 
 
 def train_chunk(
@@ -151,12 +159,9 @@ def train_chunk(
     ``size`` (``chunk = (lo, hi, size)``, from :func:`chunk_ranges`), and keep
     their scores in ``saved`` (nothing to do if it holds them already): a
     :func:`run_cell` of the cell then reads every chunk back."""
-    prep = prepare(
-        cell.dataset, protocol.runs, seed, protocol.scaling, protocol.target_scaling
-    )
-    grid = protocol.grid(cell.aggregate, prep.n_train)
+    prep, grid = _prepared(cell, protocol, seed)
     with one_thread():
-        _train_all(cell, protocol, prep, grid, saved, only=chunk)
+        _train_all(cell, protocol, prep, grid, saved, only=chunk[:2], size=chunk[2])
 
 
 def _train_all(
@@ -169,7 +174,8 @@ def _train_all(
     size: int | None = None,
 ):
     """Validation and test scores, epochs and divergence, each (runs, configs);
-    with ``only=(lo, hi, size)``, of the configurations ``lo:hi`` only."""
+    with ``only=(lo, hi)``, of the configurations ``lo:hi`` only. ``size``
+    (configurations per chunk) defaults to :func:`_chunk_size`."""
     spec = _spec(cell, protocol, prep.task)
     splits = list(zip(prep.train, prep.val, strict=True))
     data = make_data(prep.X, prep.target, splits)
@@ -186,11 +192,7 @@ def _train_all(
             res.diverged.numpy(),
         )
 
-    if only is not None:
-        size, only = only[2], only[:2]
-    elif size is None and saved is not None:
-        size = saved.chunk_size()  # the chunks of the run it resumes
-    size = size or members_at_once(cell, protocol) // protocol.runs
+    size = size or _chunk_size(cell, protocol, saved)
     if saved is not None:
         saved.digest = _inputs_digest(data, spec, sizes, grid, prep.seeds)
         saved.size = size

@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import Cell
-from .store import TEMP_PREFIX, StoreError, StoreWarning, _refuse_link, _replace
+from .store import (
+    StoreError,
+    StoreWarning,
+    _refuse_link,
+    _replace,
+    remove_stale_temps,
+)
 
 __all__ = ["PARTIAL_NAME", "PartialStore", "PartialCell"]
 
@@ -66,11 +72,9 @@ class PartialStore:
             raise StoreError(
                 f"cannot create {self.path}: {exc.strerror or exc}"
             ) from exc
+        remove_stale_temps(self.path)
         for entry in self._entries():
-            stale = entry.name.startswith(TEMP_PREFIX) or (
-                _CHUNK.fullmatch(entry.name) and not entry.name.startswith(identity)
-            )
-            if stale:
+            if _CHUNK.fullmatch(entry.name) and not entry.name.startswith(identity):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 

@@ -109,7 +109,7 @@ class OutputFolder:
         self._probe()
         self._fd = _acquire(self.path / LOCK_NAME, self.path)
         try:
-            self._remove_stale_temps()
+            remove_stale_temps(self.path)
             self._written = self._read_manifest()
         except BaseException:
             self.close()
@@ -152,15 +152,6 @@ class OutputFolder:
             ) from exc
         os.close(fd)
         os.unlink(name)
-
-    def _remove_stale_temps(self) -> None:
-        # Left by a run killed while writing; no other run writes here now.
-        for entry in os.scandir(self.path):
-            if entry.name.startswith(TEMP_PREFIX) and entry.is_file(
-                follow_symlinks=False
-            ):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
 
     def _read_manifest(self) -> dict[str, list[str]]:
         path = self.path / MANIFEST_NAME
@@ -510,6 +501,16 @@ def _holder(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     return f" (process {pid})" if pid.isdigit() else ""
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Remove this tool's temporary files from ``folder`` (locked by the
+    caller): those left by a run killed while writing; no other run writes
+    there now."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _create_temp(folder: Path) -> tuple[int, Path]:
