@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
-from ._checks import _PLAIN, transformed, value_checks_apply
+from ._checks import _PLAIN, plain_eager, transformed, value_checks_apply
 from ._fused import (
     Plan,
     dual_form,
@@ -225,9 +225,9 @@ _NUMBER = (int, float)
 
 
 def _plan(losses, lam, k, phi_name: str | None, delta) -> Plan | None:
-    """The plan of the training loop's call (eager, 1-D, a 0-d ``lam`` of the
-    losses' dtype, numbers, no weight), validated once per batch size; None
-    for any other call (the general path validates it)."""
+    """The plan of the training loop's call (plain eager, 1-D, a 0-d ``lam``
+    of the losses' dtype, numbers, no weight), validated once per batch size;
+    None for any other call (the general path validates it)."""
     if (
         type(losses) not in _PLAIN
         or type(lam) not in _PLAIN
@@ -236,7 +236,7 @@ def _plan(losses, lam, k, phi_name: str | None, delta) -> Plan | None:
         or lam.dtype is not losses.dtype
         or type(k) not in _NUMBER
         or type(delta) not in _NUMBER
-        or transformed()
+        or not plain_eager(losses, lam)
     ):
         return None
     n = losses.shape[0]

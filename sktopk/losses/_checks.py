@@ -66,6 +66,29 @@ def transformed() -> bool:
     )
 
 
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+
+
+def direct_apply(cls: type[torch.autograd.Function]):
+    """The C entry point that ``cls.apply`` ends in, or None.
+
+    ``Function.apply`` first maps its arguments through functorch's unwrapping
+    (and, with a ``setup_context``, binds them by signature inspection): tens
+    of microseconds, as much as a whole small cross-entropy. Call the entry
+    point only where :func:`plain_eager` holds.
+    """
+    return getattr(super(torch.autograd.Function, cls), "apply", None)
+
+
+def plain_eager(*tensors: Tensor) -> bool:
+    """Eager mode, no transform, and no tensor left wrapped by one."""
+    return (
+        _functorch_wrapped is not None
+        and not transformed()
+        and not any(_functorch_wrapped(t) for t in tensors)
+    )
+
+
 def value_checks_apply(*tensors: Tensor | None) -> bool:
     """Whether checks that read the values of ``tensors`` should run."""
     mode = _MODE["mode"]

@@ -30,29 +30,6 @@ def _traced() -> bool:
     return transformed() and not _functorch_only()
 
 
-_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-
-
-def direct_apply(cls: type[torch.autograd.Function]):
-    """The C entry point that ``cls.apply`` ends in, or None.
-
-    ``Function.apply`` first maps its arguments through functorch's unwrapping
-    (and, with a ``setup_context``, binds them by signature inspection): tens
-    of microseconds, as much as a whole small cross-entropy. Call the entry
-    point only where :func:`plain_eager` holds.
-    """
-    return getattr(super(torch.autograd.Function, cls), "apply", None)
-
-
-def plain_eager(*tensors: Tensor) -> bool:
-    """Eager mode, no transform, and no tensor left wrapped by one."""
-    return (
-        _functorch_wrapped is not None
-        and not transformed()
-        and not any(_functorch_wrapped(t) for t in tensors)
-    )
-
-
 def _compute_dtype(dtype: torch.dtype, k_tau: float) -> torch.dtype:
     """float32 or float64; float64 where ``1 / (k tau)`` overflows float32."""
     if k_tau < torch.finfo(torch.float32).tiny or dtype == _F64:

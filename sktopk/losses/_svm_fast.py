@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import transformed
+from ._checks import direct_apply, plain_eager, transformed
 from ._esp import constants, split_esp_lags
-from ._svm_common import _F64, _no_autocast, _traced, direct_apply, plain_eager
+from ._svm_common import _F64, _no_autocast, _traced
 from ._svm_wrong_topk import _wrong_topk
 
 # The fast route keeps the powers x^1..x^k of every score as one float64

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import _PLAIN, transformed
+from ._checks import _PLAIN, direct_apply, plain_eager, transformed
 from ._esp import constants
-from ._svm_common import _F64, _vector, direct_apply, plain_eager
+from ._svm_common import _F64, _vector
 
 
 def _smooth_k1(scores: Tensor, labels: Tensor, margin: float, tau: float) -> Tensor:

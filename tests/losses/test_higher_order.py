@@ -246,6 +246,27 @@ def test_func_grad_of_modules(cls, data):
     torch.testing.assert_close(batched, torch.stack([module(r) for r in rows]).detach())
 
 
+@pytest.mark.parametrize("fn", [stk, matk])
+def test_tensor_escaped_from_a_transform_takes_the_unwrapping_path(fn):
+    # A tensor kept from inside torch.func.grad stays wrapped after it: the
+    # small path's direct entry to the autograd function must not take it.
+    kept = []
+
+    def f(x):
+        kept.append(x)
+        return x.sum()
+
+    x = torch.rand(8, generator=torch.Generator().manual_seed(3))
+    grad(f)(x)
+    assert torch._C._functorch.is_functorch_wrapped_tensor(kept[0])
+    lam = torch.tensor(0.5)
+    assert aggregate._plan(kept[0], lam, 2, "srelu", 0.01) is None
+    assert aggregate._plan(x, lam, 2, "srelu", 0.01) is not None
+    out = fn(kept[0], lam, 2)
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, fn(x, lam, 2))
+
+
 def test_individual_losses_under_vmap_grad_and_jacrev():
     g = torch.Generator().manual_seed(1)
     f = torch.randn(4, 6, generator=g, dtype=F64)
