@@ -73,3 +73,50 @@ def test_callable_model_is_fitted_one_by_one_as_grid_search(clf_data):
     est = STkClassifier(model=build, max_epochs=5, random_state=0)
     ours, _ = _compare(est, {"k": [0.5, 1.0]}, X, y, cv=3)
     assert ours.members_per_batch_ == [1]
+
+
+def _accuracy_calls(monkeypatch):
+    import sklearn.metrics
+
+    calls = []
+    original = sklearn.metrics.accuracy_score
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn.metrics, "accuracy_score", counted)
+    return calls
+
+
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_default_score_is_accuracy_score_without_rechecking_labels(
+    clf_data, monkeypatch, labels
+):
+    X, y = clf_data
+    y = np.where(y == 1, "yes", "no") if labels == "str" else y
+    est = STkClassifier(max_epochs=5, random_state=0)
+    grid = {"k": [0.3, 1.0], "C": [10.0, 1000.0]}
+    calls = _accuracy_calls(monkeypatch)
+    fast = STkSearchCV(est, grid, cv=3, return_train_score=True).fit(X, y)
+    assert calls == []  # the members' default score skips accuracy_score
+    fast.best_estimator_.score(X, y)
+    assert calls == [1]  # which the estimator's own score calls
+    ref = STkSearchCV(est, grid, cv=3, scoring="accuracy", return_train_score=True)
+    ref.fit(X, y)
+    for key in ["mean_test_score", "split1_test_score", "mean_train_score"]:
+        np.testing.assert_array_equal(fast.cv_results_[key], ref.cv_results_[key])
+
+
+def test_default_score_with_weights_goes_through_the_scorer(clf_data, monkeypatch):
+    import sklearn
+
+    X, y = clf_data
+    w = np.linspace(0.5, 2.0, len(y))
+    calls = _accuracy_calls(monkeypatch)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = STkClassifier(max_epochs=5, random_state=0)
+        est.set_fit_request(sample_weight=False).set_score_request(sample_weight=True)
+        search = STkSearchCV(est, {"k": [0.3, 1.0]}, cv=3).fit(X, y, sample_weight=w)
+    assert len(calls) == 2 * 3
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
