@@ -121,3 +121,32 @@ def test_scores_by_row_chunks_equal_one_pass(task, out, monkeypatch):
     chunked = scoring.score_rows(model, X, y, w, task)
     assert chunked.shape == (G, M)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss, task", [("logistic", "binary"), ("square", "regression")]
+)
+def test_initial_lambda_by_row_chunks_equals_one_pass(problem, loss, task, monkeypatch):
+    # lambda starts at the k-th largest initial loss, computed by chunks of
+    # rows: the same numbers, and so the same training, as in one pass.
+    from sktopk.engine import scoring
+
+    X, y, splits = problem
+    spec = TrainSpec(loss=loss, aggregate="stk", task=task, max_epochs=3)
+    calls = []
+    forward = StackedMLP.forward
+    monkeypatch.setattr(
+        StackedMLP,
+        "forward",
+        lambda self, X, cache=True: (
+            calls.append(X.shape[-2]) or forward(self, X, cache)
+        ),
+    )
+    out = []
+    for elements in (1 << 20, 2 * 6 * 6 * 16):  # one chunk; chunks of 16 rows
+        monkeypatch.setattr(scoring, "_CHUNK_ELEMENTS", elements)
+        data = make_data(X, y, splits)
+        model, res = train_grid(data, spec, (4, 6, 1), GRID, seeds=[3, 4])
+        out.append((model.flat.clone(), res.lam.clone()))
+    assert 200 in calls and 16 in calls  # both ways were taken
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])

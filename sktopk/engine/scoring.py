@@ -15,7 +15,7 @@ import math
 
 from torch import Tensor
 
-__all__ = ["score", "score_rows"]
+__all__ = ["forward_rows", "score", "score_rows"]
 
 #: Activations per chunk of rows (float32: 4 MB).
 _CHUNK_ELEMENTS = 1 << 20
@@ -47,19 +47,24 @@ def chunk_rows(model, n_rows: int) -> int:
     return max(1, min(n_rows, _CHUNK_ELEMENTS // (members * width)))
 
 
+def forward_rows(model, X: Tensor):
+    """``(lo, hi, model.forward(X[..., lo:hi, :]))`` for the chunks of rows of
+    :func:`chunk_rows`, in order (one chunk with few members or rows)."""
+    n = X.shape[-2]
+    step = chunk_rows(model, n)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        yield lo, hi, model.forward(X[..., lo:hi, :], cache=False)
+
+
 def score_rows(model, X: Tensor, y: Tensor, w: Tensor, task: str) -> Tensor:
     """:func:`score` of ``model`` on the rows of ``X``, forward pass by chunks
     of rows.
 
     ``X`` has shape ``lead + (n, d)`` (or a broadcastable one), ``y`` and
     ``w`` shape ``lead + (n,)``; returns the score of every member."""
-    n = X.shape[-2]
-    step = chunk_rows(model, n)
-    if step >= n:
-        return score(task, model.forward(X, cache=False), y, w)
     total = weight = 0.0
-    for lo in range(0, n, step):
-        f = model.forward(X[..., lo : lo + step, :], cache=False)
-        t, s = _sums(task, f, y[..., lo : lo + step], w[..., lo : lo + step])
+    for lo, hi, f in forward_rows(model, X):
+        t, s = _sums(task, f, y[..., lo:hi], w[..., lo:hi])
         total, weight = total + t, weight + s
     return total / weight.clamp_min(1e-12)

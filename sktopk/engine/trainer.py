@@ -26,7 +26,7 @@ from .hyper import Hyper, Task, check_task
 from .members import compaction, take
 from .objectives import individual_loss_gradient
 from .optim import make_optimizer
-from .scoring import score_rows
+from .scoring import forward_rows, score_rows
 from .stopping import Archive, EarlyStopping
 
 __all__ = [
@@ -310,10 +310,14 @@ class _Loop:
         """lambda starts at the k-th largest individual loss of the initial model."""
         d = self.data
         idx = self.padded(d.train_idx)
-        f = self.model.forward(self.lift(d.X[idx]), cache=False).detach()
-        losses, _ = individual_loss_gradient(
-            self.loss, f, self.lift(d.y[idx]), self.spec.loss_params
-        )
+        y, params = self.lift(d.y[idx]), self.spec.loss_params
+        # By chunks of rows, as the scoring: for many members the activations
+        # of every training row at once are hundreds of megabytes.
+        parts = []
+        for lo, hi, f in forward_rows(self.model, self.lift(d.X[idx])):
+            out, _ = individual_loss_gradient(self.loss, f, y[..., lo:hi], params)
+            parts.append(out)
+        losses = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
         losses = losses.masked_fill(self.lift(d.w[idx]) <= 0, float("-inf"))
         n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
         n = n[0] if self.single else n.unsqueeze(-1)
