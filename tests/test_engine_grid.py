@@ -150,3 +150,16 @@ def test_initial_lambda_by_row_chunks_equals_one_pass(problem, loss, task, monke
         out.append((model.flat.clone(), res.lam.clone()))
     assert 200 in calls and 16 in calls  # both ways were taken
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
+def test_host_memory_is_what_the_kernel_says_is_available(tmp_path):
+    from sktopk.engine.grid import host_available
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        "MemTotal:       24684000 kB\nMemFree:         1000000 kB\n"
+        "MemAvailable:   22000000 kB\nCached:         20000000 kB\n"
+    )
+    assert host_available(str(meminfo)) == 22000000 * 1024  # not MemFree
+    meminfo.write_text("MemTotal: 1 kB\n")  # older kernels: the free pages
+    assert 0 < host_available(str(meminfo)) == host_available(str(tmp_path / "none"))

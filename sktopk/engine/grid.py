@@ -192,14 +192,27 @@ def member_bytes(sizes: tuple[int, ...], n_rows: int, batch_size: int) -> int:
 
 
 def available_bytes(device: torch.device) -> int:
-    """Half of the memory free now on ``device``."""
+    """Half of the memory available now on ``device``."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0] // 2
+    return host_available() // 2
+
+
+def host_available(meminfo: str = "/proc/meminfo") -> int:
+    """Bytes of host memory available to a new allocation: Linux's
+    ``MemAvailable`` (free memory plus the page cache it can reclaim), else
+    the free pages, else 4 GiB where neither can be read."""
     try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not a POSIX system
-        pages = 4 * 2**30
-    return pages // 2
+        return 4 * 2**30
 
 
 def members_per_chunk(

@@ -97,7 +97,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         Also score every member on its training fold.
     max_memory : int or str, default=None
         Memory budget for the members trained at once (bytes or e.g. "2GB");
-        by default half of the free memory of the device.
+        by default half of the memory available on the device.
 
     Attributes
     ----------

@@ -76,7 +76,7 @@ class Protocol:
         Minibatch size.
     max_memory : int or None
         Memory budget in bytes for the members trained at once (default 1 GiB;
-        None: half of the free memory).
+        None: half of the available memory).
     """
 
     name: str
