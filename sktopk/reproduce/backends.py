@@ -27,7 +27,7 @@ import pandas as pd
 from .allocator import keep_heap_memory
 from .experiment import run_cell, train_chunk
 from .protocol import Cell, Protocol
-from .schedule import CellTasks, Task
+from .schedule import CellTasks, ChunkDone, Task
 
 __all__ = ["BACKENDS", "BackendError", "run_cells"]
 
@@ -56,8 +56,11 @@ def run_cells(
     jobs: int = 1,
     scheduler: str | None = None,
     partial=None,
-) -> Iterator[tuple[Cell, pd.DataFrame]]:
+) -> Iterator[tuple[Cell, pd.DataFrame | ChunkDone]]:
     """Run ``cells`` and yield ``(cell, rows)`` as each one finishes.
+
+    Local workers that share a cell's chunks also yield ``(cell,``
+    :class:`~.schedule.ChunkDone` ``)`` as each chunk finishes.
 
     Parameters
     ----------
@@ -119,9 +122,8 @@ def _local(tasks: CellTasks, protocol, seed, jobs, partial):
             for future in finished:
                 task = running.pop(future)
                 result = _result(future)
-                tasks.done(task)
-                if task.chunk is None:
-                    yield result
+                progress = tasks.done(task)
+                yield result if task.chunk is None else (task.cell, progress)
     except BaseException:
         stop_writer.close()  # the workers exit now, even in the middle of a cell
         pool.shutdown(wait=True, cancel_futures=True)

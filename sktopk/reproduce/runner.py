@@ -19,6 +19,7 @@ from .partial import PartialStore
 from .plots import have_matplotlib, plot_datasets, plot_name
 from .protocol import TABLES, Cell, Protocol, table_cells
 from .report import compare, format_table, render_report, summarize
+from .schedule import ChunkDone
 from .store import OutputFolder, ResultStore
 
 __all__ = ["Reproduction", "reproduce"]
@@ -142,6 +143,10 @@ def _run(todo, store, protocol, seed, where, progress) -> None:
     # closing: on any error here the workers stop now, not when collected.
     with bar, closing(results):
         for cell, rows in results:
+            if isinstance(rows, ChunkDone):  # a chunk of a cell shared by workers
+                text = f"{cell.label}, chunk {rows.done} of {rows.total} done"
+                bar.set_postfix_str(text)
+                continue
             store.append(rows)
             partial.clear(cell)
             members = members_at_once(cell, protocol)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from .experiment import chunk_ranges, members_at_once
 from .protocol import Cell, Protocol
 
-__all__ = ["Task", "CellTasks"]
+__all__ = ["ChunkDone", "Task", "CellTasks"]
 
 
 class Task(NamedTuple):
@@ -31,6 +31,14 @@ class Task(NamedTuple):
     cell: Cell
     chunk: tuple[int, int, int] | None = None
     size: int | None = None
+
+
+class ChunkDone(NamedTuple):
+    """Progress of a cell split into chunks: ``done`` of its ``total`` chunks
+    are trained."""
+
+    done: int
+    total: int
 
 
 class CellTasks:
@@ -43,6 +51,7 @@ class CellTasks:
         self._chunks: deque[Task] = deque()
         self._whole: deque[Task] = deque()
         self._left: dict[Cell, int] = {}
+        self._chunk_count: dict[Cell, int] = {}
         for cell in cells:
             ranges = []
             if partial is not None and not _one_chunk(cell, protocol):
@@ -51,7 +60,7 @@ class CellTasks:
                 self._whole.append(Task(cell))
                 continue
             self._chunks.extend(Task(cell, r) for r in ranges)
-            self._left[cell] = len(ranges)
+            self._left[cell] = self._chunk_count[cell] = len(ranges)
         self.total = len(self._chunks) + len(self._left) + len(self._whole)
 
     def next(self) -> Task | None:
@@ -61,13 +70,15 @@ class CellTasks:
                 return queue.popleft()
         return None
 
-    def done(self, task: Task) -> None:
-        """Record that ``task`` finished."""
+    def done(self, task: Task) -> ChunkDone | None:
+        """Record that ``task`` finished; for a chunk, the cell's progress."""
         if task.chunk is None:
-            return
+            return None
         self._left[task.cell] -= 1
         if not self._left[task.cell]:
             self._ready.append(Task(task.cell, size=task.chunk[2]))
+        total = self._chunk_count[task.cell]
+        return ChunkDone(total - self._left[task.cell], total)
 
 
 def _one_chunk(cell: Cell, protocol: Protocol) -> bool:

@@ -187,11 +187,24 @@ def test_workers_share_the_chunks_of_a_cell(tmp_path, monkeypatch):
             return task
 
     monkeypatch.setattr(backends, "CellTasks", Recorded)
+    from sktopk.reproduce import runner
+
+    shown = []
+
+    class Bar(runner.tqdm):
+        def set_postfix_str(self, s="", refresh=True):
+            shown.append(s)
+            super().set_postfix_str(s, refresh)
+
+    monkeypatch.setattr(runner, "tqdm", Bar)
     protocol = dataclasses.replace(TIGHT, max_memory=120_000)
     assert len(experiment.chunk_ranges(CELL, protocol, 0)) > 1
     kwargs = dict(datasets=["appendicitis"], plots=False, progress=False)
     shared = reproduce(3, protocol, out=tmp_path / "two", jobs=2, **kwargs)
     assert any(t is not None and t.chunk is not None for t in started)
+    n_chunks = len(experiment.chunk_ranges(CELL, protocol, 0))
+    done = f"{CELL.label}, chunk {n_chunks} of {n_chunks} done"
+    assert done in shown  # the bar shows the shared cell's chunks
     alone = reproduce(3, protocol, out=tmp_path / "one", jobs=1, **kwargs)
     assert not (tmp_path / "two" / PARTIAL_NAME).exists()
     key = ["dataset", "aggregate", "run"]
@@ -215,8 +228,8 @@ def test_tasks_give_rows_first_then_chunks_then_whole_cells(tmp_path):
     assert [t.chunk for t in first] == ranges and tasks.total == len(ranges) + len(
         one
     ) + 2
-    for task in first:
-        tasks.done(task)
+    progress = [tasks.done(task) for task in first]
+    assert progress == [(i + 1, len(ranges)) for i in range(len(ranges))]
     # CELL's rows come before small's chunks; small's rows come last.
     assert tasks.next() == (CELL, None, ranges[0][2])
     rest = [tasks.next() for _ in one]
