@@ -1,5 +1,7 @@
 """The batched engine: members equal single runs; compaction changes nothing."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -128,38 +130,65 @@ def test_scores_by_row_chunks_equal_one_pass(task, out, monkeypatch):
 )
 def test_initial_lambda_by_row_chunks_equals_one_pass(problem, loss, task, monkeypatch):
     # lambda starts at the k-th largest initial loss, computed by chunks of
-    # rows: the same numbers, and so the same training, as in one pass.
-    from sktopk.engine import scoring
+    # rows: the same numbers as in one pass, up to float rounding.
+    from sktopk.engine import scoring, trainer
 
     X, y, splits = problem
-    spec = TrainSpec(loss=loss, aggregate="stk", task=task, max_epochs=3)
-    calls = []
-    forward = StackedMLP.forward
-    monkeypatch.setattr(
-        StackedMLP,
-        "forward",
-        lambda self, X, cache=True: (
-            calls.append(X.shape[-2]) or forward(self, X, cache)
-        ),
-    )
+    spec = TrainSpec(loss=loss, aggregate="stk", task=task, max_epochs=0)
+    chunks = []
+    real = scoring.forward_rows
+
+    def recorded(model, X):
+        for lo, hi, f in real(model, X):
+            chunks.append(hi - lo)
+            yield lo, hi, f
+
+    monkeypatch.setattr(trainer, "forward_rows", recorded)
     out = []
-    for elements in (1 << 20, 2 * 6 * 6 * 16):  # one chunk; chunks of 16 rows
+    for elements in (1 << 20, 2 * 6 * 6 * 7):  # one chunk; chunks of 7 rows
         monkeypatch.setattr(scoring, "_CHUNK_ELEMENTS", elements)
-        data = make_data(X, y, splits)
-        model, res = train_grid(data, spec, (4, 6, 1), GRID, seeds=[3, 4])
-        out.append((model.flat.clone(), res.lam.clone()))
-    assert 200 in calls and 16 in calls  # both ways were taken
-    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+        chunks.clear()
+        _, res = train_grid(
+            make_data(X, y, splits), spec, (4, 6, 1), GRID, seeds=[3, 4]
+        )
+        out.append((res.lam.clone(), list(chunks)))
+    (whole, one), (chunked, sevens) = out
+    assert one == [200] and sevens == [7] * 28 + [4]
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-7)
+    assert bool((whole > 0).all())  # a real threshold, not the clamp at 0
 
 
-def test_host_memory_is_what_the_kernel_says_is_available(tmp_path):
+def test_host_memory_is_what_the_kernel_says_is_available(tmp_path, monkeypatch):
     from sktopk.engine.grid import host_available
 
-    meminfo = tmp_path / "meminfo"
+    meminfo, no_cgroup = tmp_path / "meminfo", str(tmp_path / "no-cgroup")
     meminfo.write_text(
         "MemTotal:       24684000 kB\nMemFree:         1000000 kB\n"
         "MemAvailable:   22000000 kB\nCached:         20000000 kB\n"
     )
-    assert host_available(str(meminfo)) == 22000000 * 1024  # not MemFree
+    assert host_available(str(meminfo), no_cgroup) == 22000000 * 1024  # not MemFree
+    monkeypatch.setattr(os, "sysconf", lambda name: 4096 if "SIZE" in name else 1000)
     meminfo.write_text("MemTotal: 1 kB\n")  # older kernels: the free pages
-    assert 0 < host_available(str(meminfo)) == host_available(str(tmp_path / "none"))
+    assert host_available(str(meminfo), no_cgroup) == 4096 * 1000
+    assert host_available(str(tmp_path / "none"), no_cgroup) == 4096 * 1000
+
+
+def test_host_memory_is_at_most_what_the_cgroup_leaves(tmp_path):
+    from sktopk.engine.grid import host_available
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable:   22000000 kB\n")
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)
+    v2.mkdir()
+    (v2 / "memory.max").write_text(f"{4 * 2**30}\n")
+    (v2 / "memory.current").write_text(f"{2**30}\n")
+    assert host_available(str(meminfo), str(v2)) == 3 * 2**30  # a container's
+    (v2 / "memory.max").write_text("max\n")
+    assert host_available(str(meminfo), str(v2)) == 22000000 * 1024
+    (v1 / "memory" / "memory.limit_in_bytes").write_text(f"{2**31}\n")
+    (v1 / "memory" / "memory.usage_in_bytes").write_text(f"{2**30}\n")
+    assert host_available(str(meminfo), str(v1)) == 2**30
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert host_available(str(meminfo), str(v1)) == 22000000 * 1024
+    assert host_available(str(meminfo), str(tmp_path / "none")) == 22000000 * 1024

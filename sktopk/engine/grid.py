@@ -7,6 +7,7 @@ group. This is what the reproduction and the batched search build on.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -198,21 +199,49 @@ def available_bytes(device: torch.device) -> int:
     return host_available() // 2
 
 
-def host_available(meminfo: str = "/proc/meminfo") -> int:
+def host_available(
+    meminfo: str = "/proc/meminfo", cgroup: str = "/sys/fs/cgroup"
+) -> int:
     """Bytes of host memory available to a new allocation: Linux's
     ``MemAvailable`` (free memory plus the page cache it can reclaim), else
-    the free pages, else 4 GiB where neither can be read."""
+    the free pages, else 4 GiB where neither can be read; at most what the
+    process's memory cgroup (a container's limit) leaves."""
+    room = _cgroup_room(cgroup)
     try:
         with open(meminfo) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # in kB
+                    return min(int(line.split()[1]) * 1024, room)  # in kB
     except (OSError, ValueError, IndexError):
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not a POSIX system
-        return 4 * 2**30
+        free = 4 * 2**30
+    return min(free, room)
+
+
+# (limit, usage) files of cgroup v2, then v1; "max" or a huge number: no limit.
+_CGROUP_FILES = (
+    ("memory.max", "memory.current"),
+    ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+)
+
+
+def _cgroup_room(root: str) -> int | float:
+    """The memory cgroup's limit minus its usage, or infinity without one."""
+    for limit_name, usage_name in _CGROUP_FILES:
+        try:
+            with open(os.path.join(root, limit_name)) as f:
+                limit = f.read().strip()
+            with open(os.path.join(root, usage_name)) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 2**60:
+            return math.inf
+        return max(0, int(limit) - usage)
+    return math.inf
 
 
 def members_per_chunk(

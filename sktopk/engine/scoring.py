@@ -49,7 +49,10 @@ def chunk_rows(model, n_rows: int) -> int:
 
 def forward_rows(model, X: Tensor):
     """``(lo, hi, model.forward(X[..., lo:hi, :]))`` for the chunks of rows of
-    :func:`chunk_rows`, in order (one chunk with few members or rows)."""
+    :func:`chunk_rows`, in order (one chunk with few members or rows). The
+    outputs equal those of one pass up to float rounding: a product's
+    kernel, and so the order of its sums, can depend on its number of rows.
+    """
     n = X.shape[-2]
     step = chunk_rows(model, n)
     for lo in range(0, n, step):

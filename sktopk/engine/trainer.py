@@ -312,7 +312,8 @@ class _Loop:
         idx = self.padded(d.train_idx)
         y, params = self.lift(d.y[idx]), self.spec.loss_params
         # By chunks of rows, as the scoring: for many members the activations
-        # of every training row at once are hundreds of megabytes.
+        # of every training row at once are hundreds of megabytes. (Equal to
+        # one pass up to float rounding.)
         parts = []
         for lo, hi, f in forward_rows(self.model, self.lift(d.X[idx])):
             out, _ = individual_loss_gradient(self.loss, f, y[..., lo:hi], params)

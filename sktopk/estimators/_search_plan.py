@@ -46,6 +46,9 @@ class Fold:
     fit_params: dict = field(default_factory=dict)  # the final step's, sliced
     score_test: dict = field(default_factory=dict)  # the scorers', sliced
     score_train: dict = field(default_factory=dict)
+    # Whether the test or training labels are what accuracy_score accepts
+    # against the fold's classes, checked once: "test" or "train" -> bool.
+    plain_labels: dict = field(default_factory=dict)
 
 
 @dataclass

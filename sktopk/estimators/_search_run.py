@@ -15,6 +15,7 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+from sklearn.utils.multiclass import type_of_target
 
 from .._device import resolve_device
 from ..engine import DivergenceError
@@ -133,23 +134,21 @@ def _score_member(out, est, batch, g, m, scorers, options) -> None:
         _diverged(batch, g, m, options["error_score"], out)
         return
     start = time.perf_counter()
-    params = fold.score_test
-    out_test = _scores(est, fold.X_test, fold.y_test, scorers, options, params)
-    for name, value in out_test.items():
-        out.test[name][m, g] = value
+    sides = [("test", out.test, fold.X_test, fold.y_test, fold.score_test)]
     if out.train:
-        params = fold.score_train
-        train = _scores(est, fold.X_train, fold.y_train, scorers, options, params)
-        for name, value in train.items():
-            out.train[name][m, g] = value
+        sides.append(("train", out.train, fold.X_train, fold.y_train, fold.score_train))
+    for side, where, X, y, params in sides:
+        plain = _plain_labels(fold, side, y, est)
+        for name, value in _scores(est, X, y, scorers, options, params, plain).items():
+            where[name][m, g] = value
     out.score_time[m, g] = time.perf_counter() - start
 
 
-def _scores(est, X, y, scorers: dict, options: dict, params: dict) -> dict:
+def _scores(est, X, y, scorers: dict, options: dict, params: dict, plain) -> dict:
     out = {}
     for name, scorer in scorers.items():
         try:
-            out[name] = float(_score(scorer, est, X, y, params))
+            out[name] = float(_score(scorer, est, X, y, params, plain))
         except Exception as exc:  # as GridSearchCV: error_score decides
             if options["error_score"] == "raise":
                 raise
@@ -163,18 +162,43 @@ def _scores(est, X, y, scorers: dict, options: dict, params: dict) -> dict:
     return out
 
 
-def _score(scorer, est, X, y: np.ndarray, params: dict) -> float:
+def _score(scorer, est, X, y: np.ndarray, params: dict, plain: bool) -> float:
     """``scorer(est, X, y, **params)``.
 
     A classifier's own score (``scoring=None``, no scoring parameters) is
-    the accuracy: computed here as ``accuracy_score`` computes it (the mean
-    of ``y == predict(X)``), without checking the same test labels again for
-    each of thousands of members, which is three quarters of the scoring
-    time of a member. The estimator's ``fit`` has checked the labels.
+    the accuracy: where the labels are ``plain`` (see :func:`_plain_labels`)
+    and the predictions have their shape, it is computed here as
+    ``accuracy_score`` computes it, the mean of ``y == predict(X)``, without
+    checking the same labels again for each of thousands of members (three
+    quarters of the scoring time of a member).
     """
-    if not params and _is_default_accuracy(scorer, est):
-        return float(np.average(np.ravel(y) == est.predict(X)))
+    if plain and not params and _is_default_accuracy(scorer, est):
+        pred = est.predict(X)
+        if np.shape(pred) == np.shape(y):
+            return float(np.average(y == pred))
     return scorer(est, X, y, **params)
+
+
+def _plain_labels(fold, side: str, y, est) -> bool:
+    """Whether ``accuracy_score`` accepts the labels ``y`` against any
+    predictions of ``est`` as they are, once per fold and side: 1-D binary
+    or multiclass labels, comparable with the classes the member learned
+    (a fold's test labels can hold what its training labels did not)."""
+    if side not in fold.plain_labels:
+        fold.plain_labels[side] = _accuracy_accepts(y, getattr(est, "classes_", None))
+    return fold.plain_labels[side]
+
+
+def _accuracy_accepts(y, classes) -> bool:
+    if classes is None or np.ndim(y) != 1:
+        return False
+    try:
+        if type_of_target(y) not in ("binary", "multiclass"):
+            return False
+        np.union1d(y, classes)  # raises TypeError for labels of mixed types
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_default_accuracy(scorer, est) -> bool:

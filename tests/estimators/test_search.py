@@ -120,3 +120,43 @@ def test_default_score_with_weights_goes_through_the_scorer(clf_data, monkeypatc
         search = STkSearchCV(est, {"k": [0.3, 1.0]}, cv=3).fit(X, y, sample_weight=w)
     assert len(calls) == 2 * 3
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_default_score_with_a_class_seen_only_in_a_test_fold(clf_data):
+    # A class that a training fold never saw counts as an error in its test
+    # fold, as with accuracy_score.
+    X, y = clf_data
+    y = y.copy()
+    y[-20:] = 2  # only in the last test fold of an unshuffled split
+    folds = [
+        (np.arange(0, 160), np.arange(160, 240)),
+        (np.arange(80, 240), np.arange(80)),
+    ]
+    est = STkClassifier(max_epochs=5, random_state=0)
+    grid = {"k": [0.3, 1.0]}
+    fast = STkSearchCV(est, grid, cv=folds).fit(X, y)
+    ref = STkSearchCV(est, grid, cv=folds, scoring="accuracy").fit(X, y)
+    for key in ["split0_test_score", "split1_test_score"]:
+        np.testing.assert_array_equal(fast.cv_results_[key], ref.cv_results_[key])
+
+
+class _ColumnPredictions(STkClassifier):
+    """Predictions as a column: accuracy_score flattens them."""
+
+    def predict(self, X):
+        return super().predict(X)[:, None]
+
+
+def test_default_score_of_predictions_of_another_shape_goes_through_the_scorer(
+    clf_data,
+):
+    X, y = clf_data
+    est = _ColumnPredictions(max_epochs=5, random_state=0)
+    grid = {"k": [0.3, 1.0]}
+    with pytest.warns(Warning):  # the scorer's: a column vector was passed
+        fast = STkSearchCV(est, grid, cv=3).fit(X, y)
+    ref = STkSearchCV(STkClassifier(max_epochs=5, random_state=0), grid, cv=3).fit(X, y)
+    np.testing.assert_array_equal(
+        fast.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"]
+    )
+    assert fast.cv_results_["mean_test_score"].max() > 0.6  # not broadcast (n, n)
