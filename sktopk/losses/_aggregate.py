@@ -634,7 +634,7 @@ def stk(
 
     In eager mode the forward pass computes the value and the gradients at
     once (a dozen tensor operations) and the backward pass scales them: on
-    CPU, forward + backward take under twice as long as ``losses.mean()``
+    CPU, forward + backward take about twice as long as ``losses.mean()``
     on a training batch (see :ref:`performance`). From ``2**15``
     losses on, forward and backward are streamed, saving only the inputs; on
     CPU, from ``2**20`` losses on, through a kernel that ``torch.compile``
