@@ -90,13 +90,11 @@ def reproduce(
     with OutputFolder(out) as folder:
         store = ResultStore(folder, protocol.identity(seed), protocol.runs)
         folder.check_replaceable(_outputs(table, cells, plots))
-        todo = sorted(
-            (c for c in cells if not store.is_complete(c)), key=_cost(protocol)
-        )
+        complete = {c for c in cells if store.is_complete(c)}
+        todo = sorted((c for c in cells if c not in complete), key=_cost(protocol))
         partial = PartialStore(folder.path, protocol.identity(seed))
-        for cell in cells:  # left by a run stopped just after the cell's rows
-            if store.is_complete(cell):
-                partial.clear(cell)
+        for cell in complete:  # left by a run stopped just after the cell's rows
+            partial.clear(cell)
         _run(todo, store, protocol, seed, (backend, jobs, scheduler, partial), progress)
         partial.remove_if_empty()
         runs = store.complete_rows(cells)
