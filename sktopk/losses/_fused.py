@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from ._checks import direct_apply, transformed
+from ._native import native_kernel
 from ._smoothing import Smoothing
 
 __all__ = ["dual_form", "dual_value", "dual_grad", "dual_loss_gradient", "DualForm"]
@@ -292,7 +293,8 @@ def small_plan(
     smoothing has no kernel, or for other dtypes)."""
     if phi.kernel is None or dtype not in (torch.float32, torch.float64):
         return None
-    run = phi.kernel(delta, 1.0 / n, kappa, dtype, device)
+    run = native_kernel(phi.name, delta, 1.0 / n, kappa, dtype, device)
+    run = run or phi.kernel(delta, 1.0 / n, kappa, dtype, device)
     return Plan(run, phi, delta, 1.0 / n, kappa)
 
 
@@ -304,7 +306,7 @@ class _Small(torch.autograd.Function):
     def forward(ctx, losses, lam, plan):
         ctx.save_for_backward(losses, lam)
         ctx.plan = plan
-        value, ctx.g, ctx.g_lam = plan.run(torch.sub(losses, lam), lam)
+        value, ctx.g, ctx.g_lam = plan.run(losses, lam)
         return value
 
     @staticmethod
@@ -319,7 +321,7 @@ class _Small(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph=True
             out = _backward_graph(losses, lam, p.wn, p.kappa, p.phi, p.delta, grad)
             return *out, None
-        out = _saved_gradients(ctx, grad, lambda: p.run(torch.sub(losses, lam), lam))
+        out = _saved_gradients(ctx, grad, lambda: p.run(losses, lam))
         return *out, None
 
     @staticmethod

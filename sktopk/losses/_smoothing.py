@@ -197,7 +197,7 @@ def _finish(s: Tensor, g: Tensor, lam: Tensor, kappa):
     return torch.add(s, lam, alpha=kappa), g, torch.rsub(g.sum(-1), kappa)
 
 
-def _srelu_kernel(d: float, wn: float, kappa: float, dtype, device):
+def _srelu_core(d: float, wn: float, kappa: float, dtype, device):
     """The dual form of 1-D losses and its gradients in ten operations, for
     numbers ``d``, ``wn`` and ``kappa`` (constants made once)."""
     c = 0.5 * wn  # folded into the operation that makes each factor
@@ -214,9 +214,22 @@ def _srelu_kernel(d: float, wn: float, kappa: float, dtype, device):
     return run
 
 
+def _from_losses(core: Callable) -> Callable:
+    """A kernel of ``(losses, lam)`` from a core of ``(losses - lam, lam)``."""
+
+    def kernel(d: float, wn: float, kappa: float, dtype, device):
+        run = core(d, wn, kappa, dtype, device)
+        return lambda losses, lam: run(torch.sub(losses, lam), lam)
+
+    return kernel
+
+
+_srelu_kernel = _from_losses(_srelu_core)
+
+
 def _srelu_dual(x: Tensor, d: Delta, wn, lam: Tensor, kappa):
     if _fast(x, d, wn, kappa):
-        return _srelu_kernel(d, wn, kappa, x.dtype, x.device)(x, lam)
+        return _srelu_core(d, wn, kappa, x.dtype, x.device)(x, lam)
     x, r = _srelu_r(x, d)
     if isinstance(wn, Tensor):
         s = (x * wn * _half_plus(x, x, r + d)).sum(-1)
@@ -310,8 +323,8 @@ def _leaky_relu_derivative(x: Tensor, d: Delta) -> Tensor:
     return torch.where(x > 0, 1.0, d * torch.ones_like(x))
 
 
-def _relu_kernel(d: float, wn: float, kappa: float, dtype, device):
-    """As :func:`_srelu_kernel`, for the ReLU."""
+def _relu_core(d: float, wn: float, kappa: float, dtype, device):
+    """As :func:`_srelu_core`, for the ReLU."""
     wt, kt = _cached((wn, float(kappa)), dtype, device)
 
     def run(x: Tensor, lam: Tensor):  # x = losses - lam, overwritten
@@ -324,9 +337,12 @@ def _relu_kernel(d: float, wn: float, kappa: float, dtype, device):
     return run
 
 
+_relu_kernel = _from_losses(_relu_core)
+
+
 def _relu_dual(x: Tensor, d: Delta, wn, lam: Tensor, kappa):
     if _fast(x, d, wn, kappa):
-        return _relu_kernel(d, wn, kappa, x.dtype, x.device)(x, lam)
+        return _relu_core(d, wn, kappa, x.dtype, x.device)(x, lam)
     v = x.clamp_min_(0)  # x is the caller's temporary
     s = (v * wn).sum(-1) if isinstance(wn, Tensor) else v.sum(-1) * wn
     return _finish(s, torch.sign(v).mul_(wn), lam, kappa)
@@ -346,7 +362,7 @@ class Smoothing(NamedTuple):
     returns the pair at once (sharing intermediate results where the
     smoothing defines it so); ``dual`` the dual form and its gradients.
     ``kernel(d, wn, kappa, dtype, device)``, where defined, returns the
-    fewest-operations function ``(losses - lam, lam) -> (value, gradient in
+    fewest-operations function ``(losses, lam) -> (value, gradient in
     the losses, gradient in lam)`` of 1-D losses, its constants made once.
     """
 
