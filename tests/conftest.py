@@ -13,3 +13,19 @@ def rng():
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
+
+
+@pytest.fixture(params=["compiled", "tensor"])
+def kernels(request, monkeypatch):
+    """Run a test with the compiled kernels of the losses (numba, where it is
+    installed) and with their tensor operations."""
+    import sktopk.losses._aggregate as aggregate
+    import sktopk.losses._native as native
+
+    if request.param == "compiled" and not native.native_available():
+        pytest.skip("numba is not installed (the fast extra)")
+    if request.param == "tensor":
+        monkeypatch.setitem(native._STATE, "on", False)
+    aggregate._cached_plan.cache_clear()  # plans hold their kernel
+    yield request.param
+    aggregate._cached_plan.cache_clear()

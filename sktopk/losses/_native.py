@@ -10,7 +10,8 @@ full relative precision in the far tail (the SReLU's ``r + x`` is taken as
 kernels to float32 rounding.
 
 Without numba, for other dtypes or devices, or with ``SKTOPK_NUMBA=0`` in the
-environment, the tensor kernels of :mod:`._smoothing` run instead. A kernel
+environment when sktopk is imported, the tensor kernels of :mod:`._smoothing`
+run instead. A kernel
 is compiled the first time it is needed (about a second, once per machine:
 numba caches it on disk).
 """
@@ -41,10 +42,14 @@ _FLAGS = {"reassoc", "contract", "nsz"}
 _LOWEST32 = float(torch.finfo(torch.float32).min)
 
 
+# Read once, at import: the small-batch paths ask at every call.
+_STATE = {"on": numba is not None and os.environ.get("SKTOPK_NUMBA", "1") != "0"}
+
+
 def native_available() -> bool:
-    """Whether the compiled kernels can be used (numba importable and not
-    disabled by ``SKTOPK_NUMBA=0``)."""
-    return numba is not None and os.environ.get("SKTOPK_NUMBA", "1") != "0"
+    """Whether the compiled kernels are used: numba importable, and
+    ``SKTOPK_NUMBA`` not ``0`` when sktopk was imported."""
+    return _STATE["on"]
 
 
 def _srelu_loop(losses, lam, d, c, g):  # pragma: no cover - compiled

@@ -20,6 +20,11 @@ only, so that it does not depend on the batch size:
 * larger k: exact product trees and, where ``C(C - 1, k)`` overflows float64,
   log-space ones (:mod:`._svm_large`).
 
+Before any of them, a plain eager call on float32 scores in host memory with
+``k <= 10`` goes through the compiled kernel where numba is installed
+(:mod:`._svm_compiled`, :mod:`._svm_kernel`): the fast route's maths in one
+pass per row, its values checked in the same pass.
+
 Elsewhere: validation (:mod:`._svm_checks`), dtypes, autocast and reductions
 (:mod:`._svm_common`), the top k of the wrong classes (:mod:`._svm_wrong_topk`)
 and the registry's batched value and gradient (:mod:`._svm_registry`).
@@ -42,6 +47,7 @@ from ._svm_common import (
     _traced,
     _vector,
 )
+from ._svm_compiled import compiled_smooth_topk_svm
 from ._svm_fast import _apply_fast
 from ._svm_large import _smooth_large
 from ._svm_small import CLOSED_ROUTES, closed_form_route
@@ -154,13 +160,20 @@ def smooth_topk_svm(
     (``torch._dynamo.mark_dynamic(scores, 0)`` before the first call compiles
     the dynamic graph at once). ``torch.jit.trace`` follows the batch size too.
 
-    Speed (CPU, forward + backward): about 2 to 9 times
-    ``torch.nn.functional.cross_entropy`` for ``k = 5`` and 1.1 to 4 times for
-    ``k = 1`` (``benchmarks/bench_topk_svm.py``). The exact algorithm takes
-    tens of small tensor operations, each of which costs about as much as a
-    whole small cross-entropy; the ratio is highest for small batches and few
-    classes. For ``k = 1`` and over the k-subsets, the forward pass also makes
-    the gradient in closed form and the backward pass only scales it.
+    Speed (CPU, forward + backward, one thread): with numba installed (the
+    ``fast`` extra), float32 scores in host memory with ``k <= 10`` go
+    through one compiled pass that computes the losses and their gradient in
+    float64, validates the values on the way, and hands the gradient over in
+    the backward pass: within 2 times ``torch.nn.functional.cross_entropy`` for
+    ``k = 1`` and 5 at batch 16 and, at batch 256, for ``k = 1`` and for
+    ``k = 5`` with 10 or 10,000 classes; 2.4 to 3 times for ``k = 5`` with
+    100 to 1000 classes, where a fixed cost per sample dominates
+    (``benchmarks/bench_topk_svm.py``; see :ref:`performance`). Without numba
+    the loss takes tens of small tensor operations: 2 to 9 times the
+    cross-entropy for ``k = 5`` and 1.1 to 4 times for ``k = 1``, most at
+    small batches and few classes. A backward pass that builds a graph
+    (``create_graph=True``) differentiates the tensor routes, so higher
+    derivatives are the same either way.
 
     Validation: shapes, dtypes and hyper-parameters are always checked; the
     values (finite scores, labels in range) only in eager mode on tensors in
@@ -187,6 +200,9 @@ def smooth_topk_svm(
     tensor(1.3385)
     """
     _check_hyper(k, margin, tau, reduction)
+    compiled = compiled_smooth_topk_svm(scores, labels, k, margin, tau, reduction)
+    if compiled is not None:
+        return compiled
     labels = _check_data(scores, labels, k)
     margin, tau = float(margin), float(tau)
     out_dtype, device = _result_dtype(scores), scores.device.type

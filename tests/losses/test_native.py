@@ -3,6 +3,9 @@ references and against the tensor kernels they replace, and the switch that
 turns them off."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,16 +17,6 @@ from sktopk.losses import matk, srelu, srelu_grad, stk
 pytest.importorskip("numba")
 
 F64 = torch.float64
-
-
-@pytest.fixture
-def backend(request, monkeypatch):
-    """Run with the compiled kernels ("native") or the tensor kernels."""
-    if request.param == "tensor":
-        monkeypatch.setenv("SKTOPK_NUMBA", "0")
-    aggregate._cached_plan.cache_clear()
-    yield request.param
-    aggregate._cached_plan.cache_clear()
 
 
 def _value_and_grads(fn, losses, lam):
@@ -55,7 +48,7 @@ def test_plans_use_the_compiled_kernel_only_where_it_applies(monkeypatch):
         (ls, lam, 4, "srelu", 1e200),  # delta beyond the float64 square
     ]:
         assert "native_kernel" not in aggregate._plan(*args).run.__qualname__
-    monkeypatch.setenv("SKTOPK_NUMBA", "0")
+    monkeypatch.setitem(native._STATE, "on", False)
     aggregate._cached_plan.cache_clear()
     assert not native.native_available()
     assert (
@@ -65,10 +58,9 @@ def test_plans_use_the_compiled_kernel_only_where_it_applies(monkeypatch):
     aggregate._cached_plan.cache_clear()
 
 
-@pytest.mark.parametrize("backend", ["native", "tensor"], indirect=True)
 @pytest.mark.parametrize("n", [1, 7, 256, 4096])
 @pytest.mark.parametrize("delta", [1e-6, 1e-2, 1.0, 1e6, 1e30])
-def test_stk_matches_float64_reference(backend, n, delta):
+def test_stk_matches_float64_reference(kernels, n, delta):
     g = torch.Generator().manual_seed(n)
     ls = torch.randn(n, generator=g) * 3
     lam = torch.tensor(0.25)
@@ -93,8 +85,7 @@ def test_stk_far_tail_keeps_relative_precision(delta):
     torch.testing.assert_close(g.double(), want, rtol=1e-6, atol=1e-45)
 
 
-@pytest.mark.parametrize("backend", ["native", "tensor"], indirect=True)
-def test_non_finite_losses_behave_alike(backend):
+def test_non_finite_losses_behave_alike(kernels):
     ls = torch.tensor([0.5, -math.inf, 2.0, 1.5])
     lam = torch.tensor(1.0)
     v, g, g_lam = _value_and_grads(lambda x, t: stk(x, t, 2, 0.01), ls, lam)
@@ -122,7 +113,7 @@ def test_compiled_and_tensor_kernels_agree(n, monkeypatch):
     ]
     aggregate._cached_plan.cache_clear()
     compiled = [_value_and_grads(fn, ls, lam) for fn in fns]
-    monkeypatch.setenv("SKTOPK_NUMBA", "0")
+    monkeypatch.setitem(native._STATE, "on", False)
     aggregate._cached_plan.cache_clear()
     tensor = [_value_and_grads(fn, ls, lam) for fn in fns]
     aggregate._cached_plan.cache_clear()
@@ -142,3 +133,13 @@ def test_second_backward_and_double_backward_use_the_same_numbers():
     (g3,) = torch.autograd.grad(v, ls, create_graph=True)
     torch.testing.assert_close(g3, g1)
     assert g3.requires_grad
+
+
+def test_the_environment_variable_turns_the_kernels_off():
+    code = "import sktopk.losses._native as n; print(n.native_available())"
+    for value, want in [("0", "False"), ("1", "True")]:
+        env = {**os.environ, "SKTOPK_NUMBA": value}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == want, out.stderr

@@ -168,7 +168,7 @@ def test_k1_alpha0_tau1_is_cross_entropy(dtype, n_classes, rng):
 
 @pytest.mark.parametrize("tau", [0.1, 1.0])
 @pytest.mark.parametrize("k", [1, 5])
-def test_shift_by_1e3_float32(tau, k, rng):
+def test_shift_by_1e3_float32(tau, k, rng, kernels):
     # Scores on a 2^-10 grid, so that s + 1000 is exact in float32 and any
     # change comes from the loss computation itself.
     scores, labels = random_problem(rng, 64, 50, scale=3.0)
@@ -182,7 +182,7 @@ def test_shift_by_1e3_float32(tau, k, rng):
 @pytest.mark.parametrize("n_classes", [10, 100, 1000])
 @pytest.mark.parametrize("tau", [0.1, 1.0])
 @pytest.mark.parametrize("scale", [3.0, 30.0, 300.0])
-def test_float32_matches_float64(n_classes, tau, scale, rng):
+def test_float32_matches_float64(n_classes, tau, scale, rng, kernels):
     scores, labels = random_problem(rng, 64, n_classes, scale=scale)
     s32 = scores.float()
     loss32, grad32 = loss_and_grad(SMOOTH, s32, labels, 5, 1.0, tau)
@@ -193,7 +193,7 @@ def test_float32_matches_float64(n_classes, tau, scale, rng):
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 8, _FAST_MAX_K])
-def test_float32_adversarial_ties_and_clusters(k, rng):
+def test_float32_adversarial_ties_and_clusters(k, rng, kernels):
     # Many wrong scores tied with, or just below, the k-th largest: the regime
     # where Newton's identities and polynomial deflation would lose accuracy.
     levels = np.array([0.0, -0.5, -1.0, -2.0, -4.0, -30.0])
@@ -210,7 +210,7 @@ def test_float32_adversarial_ties_and_clusters(k, rng):
         assert row_rel_error(grad32, grad64) < 1e-4
 
 
-def test_huge_scores_float32(rng):
+def test_huge_scores_float32(rng, kernels):
     scores, labels = random_problem(rng, 16, 30, scale=1e30)
     s32 = scores.float()
     loss, grad = loss_and_grad(SMOOTH, s32, labels, 3, 1.0, 1.0)

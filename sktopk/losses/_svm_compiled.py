@@ -1,0 +1,129 @@
+"""The smooth top-k SVM loss through its compiled kernel (:mod:`._svm_kernel`).
+
+With numba installed (the ``fast`` extra), a plain eager call on float32
+scores in host memory with ``k <= 10`` computes the per-sample losses and
+their gradient in one compiled pass, validating the values in the same pass
+(finite scores, labels in range), and hands the gradient over in the backward
+pass (:class:`_Compiled`). A backward pass that builds a graph
+(``create_graph=True``) differentiates the tensor routes instead, so that
+higher derivatives stay exact. Every other call takes the tensor routes of
+:mod:`._topk_svm`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch import Tensor
+
+from ._checks import _PLAIN, direct_apply, plain_eager, value_checks_apply
+from ._native import native_available
+from ._svm_checks import _check_data, _check_values
+
+_MAX_K = 10  # as the fast route: Newton's identities up to k = 10
+
+
+def compiled_smooth_topk_svm(
+    scores: Tensor, labels, k: int, margin: float, tau: float, reduction: str
+) -> Tensor | None:
+    """The loss by the compiled kernel, or None where it does not apply
+    (hyper-parameters already checked)."""
+    if not (
+        native_available()
+        and type(scores) in _PLAIN
+        and scores.dtype is torch.float32
+        and scores.device.type == "cpu"
+        and scores.dim() == 2
+        and type(labels) in _PLAIN
+        and labels.device.type == "cpu"
+        and type(k) is int
+        and 1 <= k <= min(_MAX_K, scores.shape[1] - 1)
+        and scores.shape[0] > 0
+        and plain_eager(scores, labels)
+    ):
+        return None
+    labels = _check_data(scores, labels, k, values=False)
+    params = (k, float(margin), float(tau), reduction)
+    # Forward mode (a dual level open) needs the gradient too: the jvp.
+    with_grad = (scores.requires_grad and torch.is_grad_enabled()) or _dual_level()
+    out = _run(scores, labels, params, with_grad)
+    if out is None:
+        if value_checks_apply(scores, labels):
+            _check_values(scores, labels, scores.shape[1])  # raises
+        return None  # unchecked: the tensor routes, as without the kernel
+    if not with_grad:
+        return out[0]
+    return _compiled_apply(scores, labels, *out, params)
+
+
+def _dual_level() -> bool:
+    """Whether a forward-mode level is open (``forward_ad.dual_level``)."""
+    return getattr(fwAD, "_current_level", -1) >= 0
+
+
+def _run(scores: Tensor, labels: Tensor, params: tuple, with_grad: bool):
+    """``(loss, gradient)`` by the kernel (the gradient of the reduced loss,
+    None without ``with_grad``), or None for bad values."""
+    from ._svm_kernel import svm_rows  # compiled on first use
+
+    k, margin, tau, reduction = params
+    n, n_classes = scores.shape
+    loss = np.empty(n)
+    grad = np.empty((n if with_grad else 1, n_classes), np.float32)
+    gscale = 1.0 / n if reduction == "mean" else 1.0
+    s, y = scores.numpy(force=True), labels.numpy()
+    total = svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad)
+    if total < 0.0:  # a status: bad labels or values
+        return None
+    if reduction == "none":
+        value = torch.from_numpy(loss).float()
+    else:
+        value = torch.scalar_tensor(total * gscale)
+    return value, torch.from_numpy(grad) if with_grad else None
+
+
+class _Compiled(torch.autograd.Function):
+    """The loss made by the kernel, whose forward pass also made the gradient
+    (scaled by ``1 / n`` for the mean); the backward pass hands it over or
+    scales it."""
+
+    @staticmethod
+    def forward(ctx, scores, labels, value, grad, params):
+        ctx.save_for_backward(scores, labels)
+        ctx.grad, ctx.params = grad, params
+        return value.view_as(value)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if torch.is_grad_enabled():  # create_graph=True: the tensor routes
+            scores, labels = ctx.saved_tensors
+            return _graph_gradient(scores, labels, ctx.params, grad_out), *_NONES
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:  # a second backward through a retained graph
+            scores, labels = ctx.saved_tensors
+            grad = _run(scores, labels, ctx.params, True)[1]
+        if ctx.params[3] == "none":
+            return grad * grad_out[:, None], *_NONES
+        if grad_out.item() == 1.0:
+            return grad, *_NONES
+        return grad * grad_out, *_NONES
+
+    @staticmethod
+    def jvp(ctx, d_scores, *_):
+        out = (ctx.grad * d_scores).sum(1)
+        return out if ctx.params[3] == "none" else out.sum()
+
+
+_NONES = (None, None, None, None)
+_compiled_apply = direct_apply(_Compiled) or _Compiled.apply
+
+
+def _graph_gradient(scores, labels, params, grad_out) -> Tensor:
+    from ._svm_common import _reduce
+    from ._topk_svm import _smooth_per_sample
+
+    k, margin, tau, reduction = params
+    loss = _reduce(_smooth_per_sample(scores, labels, k, margin, tau), reduction)
+    (grad,) = torch.autograd.grad(loss, scores, grad_out, create_graph=True)
+    return grad

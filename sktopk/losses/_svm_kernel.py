@@ -1,0 +1,364 @@
+"""The smooth top-k SVM loss and its gradient in one compiled pass (numba).
+
+The same maths as the fast route (:mod:`._svm_fast`), row by row: with ``c``
+the k-th largest wrong score and ``alpha = 1 / (k tau)``, the top k wrong
+classes give ``u_t = exp(alpha (c - s_t))`` and the rest ``x_j = exp(alpha
+(s_j - c))``, all in ``[0, 1]``; ``a = e(u)`` (a product recurrence over k
+values) and ``b = e(x)`` (Newton's identities from the power sums of ``x``)
+give ``A = sum_m a_m b_m`` and ``B = sum_m a_{m+1} b_m``, the scaled ``e_k``
+and ``e_{k-1}`` of the wrong classes, and
+
+``L = tau softplus(z)``, ``z = log A - log B + alpha (c - s_y) + margin / tau``.
+
+The gradient is ``-sigma / k`` for the true class, ``(sigma / k) x_j sum_l
+w_l e_l(x without j)`` for the rest (a polynomial in ``x_j``, by Horner's
+rule) and ``-(sigma / k) u_t (sum_m b_m e_{m-1}(u without t) / A - sum_m b_m
+e_m(u without t) / B)`` for the top k (each from a recurrence without ``u_t``:
+no cancellation), with ``w_l = a_{l+1} / A - a_{l+2} / B`` and ``sigma`` the
+sigmoid of ``z``.
+
+Everything is computed in float64 from float32 scores; each pass over a row
+(the exponentials, the power sums, Horner's rule) is a loop that LLVM
+vectorises. The exponential is evaluated in the loop itself
+(:func:`_exp_into`: a reduction by ``ln 2`` and a degree-11 Taylor polynomial,
+within about 1e-13 of ``math.exp``), because numba's calls to the C library's
+``exp`` do not vectorise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._native import jit
+
+# exp(t) for t <= 0 as 2^-m exp(r), m = round(-t / ln 2), |r| <= ln 2 / 2.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_FLOOR = -700.0  # below, exp is held at exp(-700): negligible beside A, B >= 1
+_INVERSE = np.array([0.0] + [1.0 / m for m in range(1, 11)])  # 1 / m
+
+# Rows of at least _BLOCKS_FROM classes are scanned for the top k by blocks,
+# skipping a block whose largest score does not beat the k-th (measured: faster
+# from about 300 classes, slower below).
+_BLOCK = 16
+_BLOCKS_FROM = 512
+
+# What svm_rows returns for bad values (the total loss is >= 0).
+OK, BAD_LABEL, NOT_FINITE = 0.0, -1.0, -2.0
+
+
+@jit(inline=True)
+def _clamped(v, c, alpha, floor):  # pragma: no cover - compiled
+    """``alpha (v - c)`` held in ``[floor, 0]``."""
+    return min(max(alpha * (v - c), floor), 0.0)
+
+
+@jit(inline=True)
+def _scales(values, c, alpha, floor, bits):  # pragma: no cover - compiled
+    """The first pass of :func:`_exp_into`: ``2^-m`` of every value, written
+    as the bits of a float64 (``bits`` is an int64 view of the output)."""
+    for j in range(values.shape[0]):
+        t = _clamped(values[j], c, alpha, floor)
+        bits[j] = (1023 - np.int64(0.5 - t * _LOG2E)) << 52
+
+
+@jit(inline=True)
+def _exp_scaled(t, scale):  # pragma: no cover - compiled
+    """``exp(t)`` from ``scale = 2^-m``, ``m = round(-t / ln 2)``: ``scale
+    exp(r)``, ``r = t + m ln 2`` in ``[-ln 2 / 2, ln 2 / 2]``, by a degree-11
+    Taylor polynomial (its error below 1e-14)."""
+    m = np.float64(np.int64(0.5 - t * _LOG2E))
+    r = t + m * _LN2_HI + m * _LN2_LO
+    p = 1.0 / 39916800.0
+    p = 1.0 / 3628800.0 + r * p
+    p = 1.0 / 362880.0 + r * p
+    p = 1.0 / 40320.0 + r * p
+    p = 1.0 / 5040.0 + r * p
+    p = 1.0 / 720.0 + r * p
+    p = 1.0 / 120.0 + r * p
+    p = 1.0 / 24.0 + r * p
+    p = 1.0 / 6.0 + r * p
+    p = 0.5 + r * p
+    p = 1.0 + r * p
+    return scale * (1.0 + r * p)
+
+
+@jit(inline=True)
+def _exp_into(values, c, alpha, floor, out, bits):  # pragma: no cover
+    """``out_j = exp(t_j)``, ``t_j = alpha (values_j - c)`` held in ``[floor,
+    0]``: two vectorised passes (no gather, no call to the C library)."""
+    _scales(values, c, alpha, floor, bits)
+    for j in range(values.shape[0]):
+        out[j] = _exp_scaled(_clamped(values[j], c, alpha, floor), out[j])
+
+
+@jit
+def exp_into(values, c, alpha, floor, out):  # pragma: no cover - compiled
+    """:func:`_exp_into` (for the tests)."""
+    _exp_into(values, c, alpha, floor, out, out.view(np.int64))
+
+
+@jit
+def _check(s, y):  # pragma: no cover - compiled
+    """:data:`BAD_LABEL` or :data:`NOT_FINITE` before any work, else :data:`OK`."""
+    n, n_classes = s.shape
+    for i in range(n):
+        if y[i] < 0 or y[i] >= n_classes:
+            return BAD_LABEL
+    for i in range(n):
+        acc = 0.0
+        for j in range(n_classes):
+            acc += s[i, j] * 0.0  # NaN if any score is NaN or infinite
+        if acc != 0.0:
+            return NOT_FINITE
+    return OK
+
+
+@jit(inline=True)
+def _insert(topv, topi, m, v, j):  # pragma: no cover - compiled
+    """Insert ``v`` (class ``j``) at or above position ``m`` of the sorted top."""
+    while m > 0 and v > topv[m - 1]:
+        topv[m] = topv[m - 1]
+        topi[m] = topi[m - 1]
+        m -= 1
+    topv[m] = v
+    topi[m] = j
+
+
+@jit(inline=True)
+def _select(row, yi, k, topv, topi):  # pragma: no cover - compiled
+    """The k largest wrong scores of ``row``, in decreasing order (the first
+    of equal scores first); returns the k-th, ``c``."""
+    j = 0
+    for filled in range(k):  # the first k wrong classes, sorted
+        if j == yi:
+            j += 1
+        _insert(topv, topi, filled, row[j], j)
+        j += 1
+    thr = topv[k - 1]
+    n = row.shape[0]
+    if n >= _BLOCKS_FROM:
+        while j + _BLOCK <= n:  # a block whose largest score does not beat
+            top = row[j]  # the k-th has nothing to insert
+            for i in range(j + 1, j + _BLOCK):
+                top = max(top, row[i])
+            if top > thr:
+                thr = _scan(row, yi, k, topv, topi, thr, j, j + _BLOCK)
+            j += _BLOCK
+    return _scan(row, yi, k, topv, topi, thr, j, n)
+
+
+@jit(inline=True)
+def _scan(row, yi, k, topv, topi, thr, start, stop):  # pragma: no cover
+    """Insert what beats the k-th, ``thr``, among ``row[start:stop]``; returns
+    the new k-th."""
+    for i in range(start, stop):
+        v = row[i]
+        if v > thr and i != yi:
+            _insert(topv, topi, k - 1, v, i)
+            thr = topv[k - 1]
+    return thr
+
+
+@jit(inline=True)
+def _exp_sums(row, c, alpha, floor, k, x, bits, p):  # pragma: no cover - compiled
+    """``x_j = exp(alpha (s_j - c))`` for every class (held in ``[e^floor,
+    1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``, in one
+    vectorised pass (the powers up to 1, 5 or 10)."""
+    s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = 0.0
+    _scales(row, c, alpha, floor, bits)
+    if k == 1:
+        for j in range(row.shape[0]):
+            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
+            x[j] = v
+            s1 += v
+    elif k <= 5:
+        for j in range(row.shape[0]):
+            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
+            x[j] = v
+            v2 = v * v
+            v4 = v2 * v2
+            s1 += v
+            s2 += v2
+            s3 += v2 * v
+            s4 += v4
+            s5 += v4 * v
+    else:
+        for j in range(row.shape[0]):
+            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
+            x[j] = v
+            v2 = v * v
+            v4 = v2 * v2
+            v8 = v4 * v4
+            s1 += v
+            s2 += v2
+            s3 += v2 * v
+            s4 += v4
+            s5 += v4 * v
+            s6 += v4 * v2
+            s7 += v4 * v2 * v
+            s8 += v8
+            s9 += v8 * v
+            s10 += v8 * v2
+    sums = (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10)
+    for m in range(k):
+        p[m + 1] = sums[m]
+
+
+@jit(inline=True)
+def _remove(v, count, k, p):  # pragma: no cover - compiled
+    """Take ``count`` values ``v`` out of the power sums (never below 0)."""
+    pw = count * v
+    for m in range(1, k + 1):
+        p[m] = max(p[m] - pw, 0.0)
+        pw *= v
+
+
+@jit(inline=True)
+def _newton(p, k, e):  # pragma: no cover - compiled
+    """``e_0..e_k`` from the power sums ``p_1..p_k`` (Newton's identities)."""
+    e[0] = 1.0
+    for m in range(1, k + 1):
+        acc = 0.0
+        sign = 1.0
+        for i in range(1, m + 1):
+            acc += sign * e[m - i] * p[i]
+            sign = -sign
+        e[m] = acc * _INVERSE[m]
+
+
+@jit(inline=True)
+def _esp(u, k, e):  # pragma: no cover - compiled
+    """``e_0..e_k`` of ``u`` by the product recurrence (no subtraction)."""
+    e[0] = 1.0
+    for m in range(1, k + 2):
+        e[m] = 0.0
+    for t in range(u.shape[0]):
+        for m in range(k, 0, -1):
+            e[m] += u[t] * e[m - 1]
+
+
+@jit(inline=True)
+def _row(
+    row, yi, k, alpha, tau, margin_tau, gscale, work, grow, with_grad
+):  # pragma: no cover
+    """The loss of one row; ``with_grad``: ``gscale`` times its gradient
+    written into ``grow``."""
+    topv, topi, u, u_bits, a, b, am, p, q, x, bits = work
+    c = _select(row, yi, k, topv, topi)
+    # Held at e^(-700 / k), so that products of k of them stay normal floats
+    # (no slow subnormal arithmetic), as in the fast route.
+    floor = _EXP_FLOOR / k
+    _exp_sums(row, c, alpha, floor, k, x, bits, p)
+    # The sums ran over every class: take the true class and the top out (a
+    # top class has x = 1 exactly).
+    _remove(x[yi], 1.0, k, p)
+    _remove(1.0, float(k), k, p)
+    x[yi] = 0.0
+    for t in range(k):
+        x[topi[t]] = 0.0
+    _exp_into(topv, c, -alpha, floor, u, u_bits)  # exp(alpha (c - s_t))
+    _newton(p, k, b)
+    _esp(u, k, a)
+    big_a = 0.0
+    big_b = 0.0
+    for m in range(k + 1):
+        big_a += a[m] * b[m]
+    for m in range(k):
+        big_b += a[m + 1] * b[m]
+    inv_a, inv_b = 1.0 / big_a, 1.0 / big_b
+    z = math.log(big_a * inv_b) + alpha * (c - row[yi]) + margin_tau
+    e = math.exp(-abs(z))  # softplus and sigmoid from one exponential
+    loss = tau * (max(z, 0.0) + math.log1p(e))
+    if not with_grad:
+        return loss
+    sigma = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    g = gscale * sigma / k
+    for m in range(k):  # w_m, in am (free until the top's gradients)
+        am[m] = g * (a[m + 1] * inv_a - a[m + 2] * inv_b)
+    for i in range(k):  # sum_l w_l e_l(x without j) = sum_i q_i (-x_j)^i
+        acc = 0.0
+        for m in range(i, k):
+            acc += am[m] * b[m - i]
+        q[i] = acc
+    _horner(x, q, k, grow)
+    for t in range(k):  # e_m(u without u_t) by division: e_m = a_m - u_t e_{m-1}
+        e_m = 1.0
+        num_a = b[1]
+        num_b = b[0]
+        for m in range(1, k):
+            e_m = a[m] - u[t] * e_m
+            num_a += b[m + 1] * e_m
+            num_b += b[m] * e_m
+        grow[topi[t]] = -g * u[t] * (num_a * inv_a - num_b * inv_b)
+    grow[yi] = -g
+    return loss
+
+
+@jit(inline=True)
+def _horner(x, q, k, out):  # pragma: no cover - compiled
+    """``out_j = x_j sum_i q_i (-x_j)^i`` (``q`` zero beyond ``k - 1``): one
+    vectorised pass of a polynomial of degree 2, 5 or 10."""
+    if k <= 2:
+        for j in range(x.shape[0]):
+            v = x[j]
+            out[j] = v * (q[0] - v * q[1])
+    elif k <= 5:
+        for j in range(x.shape[0]):
+            v = x[j]
+            p = q[3] - v * q[4]
+            p = q[2] - v * p
+            p = q[1] - v * p
+            out[j] = v * (q[0] - v * p)
+    else:
+        for j in range(x.shape[0]):
+            v = x[j]
+            p = q[8] - v * q[9]
+            p = q[7] - v * p
+            p = q[6] - v * p
+            p = q[5] - v * p
+            p = q[4] - v * p
+            p = q[3] - v * p
+            p = q[2] - v * p
+            p = q[1] - v * p
+            out[j] = v * (q[0] - v * p)
+
+
+@jit
+def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no cover
+    """Per-sample losses into ``loss`` (float64) and, ``with_grad``, ``gscale``
+    times their gradient into ``grad`` (of the shape of ``s``; else one row
+    that is not written). Returns the total loss, or a negative status
+    (:data:`BAD_LABEL`, :data:`NOT_FINITE`), checked before anything is
+    written."""
+    status = _check(s, y)
+    if status != OK:
+        return status
+    n, n_classes = s.shape
+    u = np.empty(k)
+    x = np.empty(n_classes)
+    work = (
+        np.empty(k),  # the top k wrong scores, decreasing
+        np.empty(k, np.int64),  # and their classes
+        u,
+        u.view(np.int64),
+        np.empty(k + 2),  # a = e(u)
+        np.empty(k + 1),  # b = e(x)
+        np.empty(k + 2),
+        np.empty(k + 1),  # power sums
+        np.zeros(10),  # Horner's coefficients
+        x,
+        x.view(np.int64),
+    )
+    alpha = 1.0 / (k * tau)
+    total = 0.0
+    for i in range(n):
+        grow = grad[i] if with_grad else grad[0]
+        loss[i] = _row(
+            s[i], y[i], k, alpha, tau, margin / tau, gscale, work, grow, with_grad
+        )
+        total += loss[i]
+    return total

@@ -1,0 +1,188 @@
+"""The compiled smooth top-k SVM kernel (numba): the same losses and gradients
+as the tensor routes, the same errors, the same autograd behaviour."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+
+import sktopk.losses._native as native
+import sktopk.losses._svm_kernel as kernel
+from sktopk.losses import SmoothTopKSVMLoss, set_value_checks, smooth_topk_svm
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The number of calls of the kernel."""
+    seen = []
+    real = kernel.svm_rows
+
+    def spy(*args):
+        seen.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(kernel, "svm_rows", spy)
+    return seen
+
+
+def _problem(n, n_classes, seed=0, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(n, n_classes, generator=g) * scale
+    return scores, torch.randint(0, n_classes, (n,), generator=g)
+
+
+def _loss_and_grad(scores, labels, *args, **kwargs):
+    s = scores.detach().clone().requires_grad_()
+    loss = smooth_topk_svm(s, labels, *args, **kwargs)
+    (grad,) = torch.autograd.grad(loss.sum(), s)
+    return loss.detach(), grad
+
+
+def _tensor_routes(monkeypatch):
+    monkeypatch.setitem(native._STATE, "on", False)
+
+
+CASES = [  # n_classes, k, margin, tau
+    (2, 1, 1.0, 1.0),
+    (11, 1, 0.0, 1.0),
+    (11, 2, 1.0, 0.05),
+    (11, 10, 1.0, 1.0),
+    (40, 5, 0.5, 20.0),
+    (40, 7, 1.0, 0.3),
+    (600, 5, 1.0, 1.0),  # scanned by blocks for the top k
+    (600, 10, 2.0, 0.01),
+]
+
+
+@pytest.mark.parametrize("n_classes, k, margin, tau", CASES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_kernel_matches_the_tensor_routes(
+    n_classes, k, margin, tau, reduction, calls, monkeypatch
+):
+    scores, labels = _problem(9, n_classes, seed=n_classes + k)
+    scores[0, :] = 1.5  # ties everywhere
+    scores[1, labels[1]] += 50.0  # a tiny loss
+    args = (labels, k, margin, tau, reduction)
+    got = _loss_and_grad(scores, *args)
+    assert calls == [k]
+    with monkeypatch.context() as patch:
+        _tensor_routes(patch)
+        want = _loss_and_grad(scores.double(), *args)
+    torch.testing.assert_close(got[0].double(), want[0], rtol=2e-6, atol=1e-7 * tau)
+    torch.testing.assert_close(got[1].double(), want[1], rtol=1e-5, atol=1e-7)
+
+
+def test_kernel_is_used_only_where_it_applies(calls):
+    scores, labels = _problem(4, 12)
+    smooth_topk_svm(scores, labels, 3)
+    assert calls == [3]
+    smooth_topk_svm(scores.double(), labels, 3)  # float64: the tensor routes
+    smooth_topk_svm(scores, labels, 11)  # k > 10
+    smooth_topk_svm(scores.half(), labels, 3)  # computed in float32 by the routes
+    torch.func.grad(lambda s: smooth_topk_svm(s, labels, 3))(scores)
+    torch.compile(smooth_topk_svm, backend="eager")(scores, labels, 3)
+    assert calls == [3]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_scores_are_refused(bad):
+    scores, labels = _problem(3, 8)
+    scores[2, 5] = bad
+    with pytest.raises(ValueError, match="scores must be finite"):
+        smooth_topk_svm(scores, labels, 2)
+
+
+@pytest.mark.parametrize("label", [-1, 8, 1000])
+def test_labels_out_of_range_are_refused(label):
+    scores, labels = _problem(3, 8)
+    labels[1] = label
+    with pytest.raises(ValueError, match=r"labels must be in \[0, n_classes - 1\]"):
+        smooth_topk_svm(scores, labels, 2)
+
+
+def test_unchecked_bad_values_take_the_tensor_routes(calls):
+    scores, labels = _problem(3, 8)
+    scores[0, 0] = math.nan
+    previous = set_value_checks(False)
+    try:
+        loss = smooth_topk_svm(scores, labels, 2, reduction="none")
+    finally:
+        set_value_checks(previous)
+    assert calls == [2]  # the kernel found the NaN and wrote nothing
+    assert loss[0].isnan() and torch.isfinite(loss[1:]).all()
+
+
+def test_status_is_returned_before_anything_is_written():
+    s = np.ones((2, 4), np.float32)
+    loss, grad = np.full(2, 7.0), np.full((2, 4), 7.0, np.float32)
+    assert kernel.svm_rows(s, np.array([0, 4]), 2, 1.0, 1.0, 1.0, loss, grad, True) < 0
+    s[1, 1] = np.inf
+    assert kernel.svm_rows(s, np.array([0, 3]), 2, 1.0, 1.0, 1.0, loss, grad, True) < 0
+    assert (loss == 7.0).all() and (grad == 7.0).all()
+
+
+def test_exp_is_accurate_over_its_range():
+    t = -np.linspace(0.0, 700.0, 200001)
+    out = np.empty_like(t)
+    kernel.exp_into(t, 0.0, 1.0, -700.0, out)
+    np.testing.assert_allclose(out, np.exp(t), rtol=1e-13, atol=0.0)
+    kernel.exp_into(np.array([-800.0, 5.0]), 0.0, 1.0, -700.0, out[:2])
+    np.testing.assert_allclose(out[:2], [math.exp(-700.0), 1.0], rtol=1e-13)
+
+
+def test_gradient_penalty_and_second_backward(monkeypatch):
+    scores, labels = _problem(6, 15)
+
+    def penalty_and_grad():
+        s = scores.clone().requires_grad_()
+        loss = smooth_topk_svm(s, labels, 4, 1.0, 0.5)
+        (g,) = torch.autograd.grad(loss, s, create_graph=True)
+        (gg,) = torch.autograd.grad(g.pow(2).sum(), s)
+        return g.detach(), gg
+
+    got = penalty_and_grad()
+    with monkeypatch.context() as patch:
+        _tensor_routes(patch)
+        want = penalty_and_grad()
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_retained_graph_scaled_outputs_and_forward_mode():
+    scores, labels = _problem(5, 9)
+    s = scores.clone().requires_grad_()
+    loss = smooth_topk_svm(s, labels, 3)
+    (g1,) = torch.autograd.grad(loss, s, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, s, torch.tensor(3.0), retain_graph=True)
+    (g3,) = torch.autograd.grad(loss, s)
+    torch.testing.assert_close(g2, 3 * g1)
+    torch.testing.assert_close(g3, g1)
+    per_sample = smooth_topk_svm(s, labels, 3, reduction="none")
+    w = torch.arange(5.0)
+    (g4,) = torch.autograd.grad(per_sample, s, w)
+    torch.testing.assert_close(g4, (g1 * 5) * w[:, None], rtol=1e-5, atol=1e-7)
+    tangent = torch.randn(5, 9)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(scores, tangent)
+        out = fwAD.unpack_dual(smooth_topk_svm(dual, labels, 3)).tangent
+    torch.testing.assert_close(out, (g1 * tangent).sum(), rtol=1e-5, atol=1e-7)
+
+
+def test_inputs_as_users_pass_them():
+    scores, labels = _problem(7, 13)
+    want = smooth_topk_svm(scores, labels, 4, reduction="none")
+    view = scores.T.contiguous().T  # same values, column-major
+    torch.testing.assert_close(smooth_topk_svm(view, labels, 4, reduction="none"), want)
+    torch.testing.assert_close(
+        smooth_topk_svm(scores, labels.int(), 4, reduction="none"), want
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            smooth_topk_svm(scores, labels, 4).view(1), want.mean().view(1)
+        )
+    module = SmoothTopKSVMLoss(k=4)
+    torch.testing.assert_close(module(scores, labels), want.mean())
