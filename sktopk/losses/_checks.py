@@ -102,3 +102,33 @@ def value_checks_apply(*tensors: Tensor | None) -> bool:
         if mode is None and t.device.type != "cpu":
             return False
     return True
+
+
+def is_one(grad: Tensor) -> bool:
+    """Whether ``grad`` is the 1 that ``loss.backward()`` starts from: a read
+    of one number, made only in host memory (no synchronisation), and never of
+    a tensor batched or wrapped by a transform (``is_grads_batched``,
+    ``vmap``), which has no such read."""
+    return (
+        type(grad) is Tensor  # not a FakeTensor
+        and grad.is_cpu
+        and not grad.dim()
+        and not _batched_or_wrapped(grad)
+        and grad.item() == 1.0
+    )
+
+
+_BATCHED = tuple(
+    check
+    for check in (
+        _functorch_wrapped,
+        getattr(torch._C._functorch, "is_batchedtensor", None),
+        # autograd's is_grads_batched and jacobian(vectorize=True)
+        getattr(torch._C._functorch, "is_legacy_batchedtensor", None),
+    )
+    if check is not None
+)
+
+
+def _batched_or_wrapped(t: Tensor) -> bool:
+    return any(check(t) for check in _BATCHED)

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import direct_apply, transformed
+from ._checks import direct_apply, is_one, transformed
 from ._native import native_kernel
 from ._smoothing import Smoothing
 
@@ -311,9 +311,11 @@ class _Small(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if ctx.g is not None and _is_one(grad) and not torch.is_grad_enabled():
+        if ctx.g is not None and is_one(grad) and not torch.is_grad_enabled():
             # loss.backward(): the saved gradients, unscaled (the common case,
-            # first and with the fewest steps).
+            # first and with the fewest steps). Unpacking the inputs raises
+            # autograd's error if one was changed in place since the forward.
+            _ = ctx.saved_tensors
             g, g_lam, ctx.g, ctx.g_lam = ctx.g, ctx.g_lam, None, None
             return g, g_lam, None
         losses, lam = ctx.saved_tensors
@@ -341,22 +343,11 @@ def _saved_gradients(ctx, grad: Tensor, recompute: Callable) -> tuple[Tensor, Te
     g, g_lam = ctx.g, ctx.g_lam
     if g is None:
         _, g, g_lam = recompute()
-    elif _is_one(grad):
+    elif is_one(grad):
         ctx.g, ctx.g_lam = None, None
         return g, g_lam
     column = grad.unsqueeze(-1) if grad.dim() else grad
     return g * column, g_lam * grad
-
-
-def _is_one(grad: Tensor) -> bool:
-    """Whether ``grad`` is the 1 that ``loss.backward()`` starts from: a read
-    of one number, made only in host memory (no synchronisation)."""
-    return (
-        type(grad) is Tensor  # not a FakeTensor
-        and grad.is_cpu
-        and not grad.dim()
-        and grad.item() == 1.0
-    )
 
 
 # The C entry point of apply: Function.apply would first map the arguments,

@@ -7,13 +7,14 @@ CPU go through one compiled loop instead, which makes the value and both
 gradients at once (:func:`native_kernel`). It computes in float64 and keeps
 full relative precision in the far tail (the SReLU's ``r + x`` is taken as
 ``delta^2 / (r - x)`` for ``x < 0``), so its results agree with the tensor
-kernels to float32 rounding.
+kernels to float32 rounding, or are more accurate where a float32 intermediate
+of the tensor kernels overflows.
 
 Without numba, for other dtypes or devices, or with ``SKTOPK_NUMBA=0`` in the
 environment when sktopk is imported, the tensor kernels of :mod:`._smoothing`
 run instead. A kernel
-is compiled the first time it is needed (about a second, once per machine:
-numba caches it on disk).
+is compiled the first time it is needed, for each memory layout of its
+arrays (a few seconds, once per machine where numba can cache it on disk).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-try:  # pragma: no cover - depends on the environment
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
+numba = None
+if os.environ.get("SKTOPK_NUMBA", "1") != "0":  # pragma: no branch
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - depends on the environment
+        numba = None
 
 __all__ = ["jit", "native_available", "native_kernel"]
 
@@ -43,7 +46,7 @@ _LOWEST32 = float(torch.finfo(torch.float32).min)
 
 
 # Read once, at import: the small-batch paths ask at every call.
-_STATE = {"on": numba is not None and os.environ.get("SKTOPK_NUMBA", "1") != "0"}
+_STATE = {"on": numba is not None}
 
 
 def native_available() -> bool:
@@ -93,18 +96,24 @@ def _relu_loop(losses, lam, c, g):  # pragma: no cover - compiled
 
 
 def jit(fn: Callable | None = None, *, inline: bool = False) -> Callable:
-    """``fn`` compiled by numba when first called (cached on disk), with the
-    flags above; ``fn`` itself without numba (then it is never called).
+    """``fn`` compiled by numba when first called (cached on disk where a
+    cache folder is writable; numba keys the cache by the source file, so a
+    change of the flags above needs the caches of every kernel module
+    cleared), with the flags above; ``fn`` itself without numba (then it is
+    never called).
     ``inline=True`` for helpers: inlined where they are called (array
     arguments passed to a call cost more than a short loop)."""
     if fn is None:
         return lambda f: jit(f, inline=inline)
     if numba is None:
         return fn
-    flags = dict(cache=True, nogil=True, fastmath=_FLAGS, error_model="numpy")
+    flags = dict(nogil=True, fastmath=_FLAGS, error_model="numpy")
     if inline:
         flags["inline"] = "always"
-    return numba.njit(**flags)(fn)
+    try:
+        return numba.njit(cache=True, **flags)(fn)
+    except RuntimeError:  # no writable cache folder: compile in each process
+        return numba.njit(cache=False, **flags)(fn)
 
 
 _srelu_jit = jit(_srelu_loop)
@@ -134,7 +143,7 @@ def native_kernel(
         g = torch.empty_like(losses, requires_grad=False)
         lam_v = lam.item()
         s, gs = loop(losses.detach().numpy(), lam_v, *args, g.numpy())
-        value = torch.scalar_tensor(s + kappa * lam_v, dtype=dtype)
-        return value, g, torch.scalar_tensor(kappa - gs, dtype=dtype)
+        value = torch.scalar_tensor(s + kappa * lam_v, dtype=dtype, device="cpu")
+        return value, g, torch.scalar_tensor(kappa - gs, dtype=dtype, device="cpu")
 
     return run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import torch
 from torch import Tensor
@@ -28,6 +29,11 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
         raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
     if not _is_real(tau) or not 0.0 < float(tau) < math.inf:
         raise ValueError(f"tau must be a finite number > 0; got {tau!r}")
+    if k >= 1 and math.isinf(1.0 / (k * float(tau))):
+        raise ValueError(
+            f"tau must be at least {1.0 / sys.float_info.max / k:.3g} for k = {k} "
+            f"(1 / (k tau) must be a finite float64); got {tau!r}"
+        )
 
 
 # Plain int and float first: the abstract-class checks cost microseconds, and

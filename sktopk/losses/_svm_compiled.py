@@ -17,7 +17,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
-from ._checks import _PLAIN, direct_apply, plain_eager, value_checks_apply
+from ._checks import _PLAIN, direct_apply, is_one, plain_eager, value_checks_apply
 from ._native import native_available
 from ._svm_checks import _check_data, _check_values
 
@@ -52,9 +52,10 @@ def compiled_smooth_topk_svm(
         if value_checks_apply(scores, labels):
             _check_values(scores, labels, scores.shape[1])  # raises
         return None  # unchecked: the tensor routes, as without the kernel
+    loss, total, grad = out
     if not with_grad:
-        return out[0]
-    return _compiled_apply(scores, labels, *out, params)
+        return _value(loss, total, reduction)
+    return _compiled_apply(scores, labels, loss, total, grad, params)
 
 
 def _dual_level() -> bool:
@@ -63,8 +64,9 @@ def _dual_level() -> bool:
 
 
 def _run(scores: Tensor, labels: Tensor, params: tuple, with_grad: bool):
-    """``(loss, gradient)`` by the kernel (the gradient of the reduced loss,
-    None without ``with_grad``), or None for bad values."""
+    """``(loss, total, gradient)`` by the kernel: the per-sample losses
+    (float64 numpy), their sum and the gradient of the reduced loss (None
+    without ``with_grad``); None for bad values."""
     from ._svm_kernel import svm_rows  # compiled on first use
 
     k, margin, tau, reduction = params
@@ -76,11 +78,15 @@ def _run(scores: Tensor, labels: Tensor, params: tuple, with_grad: bool):
     total = svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad)
     if total < 0.0:  # a status: bad labels or values
         return None
+    return loss, total, torch.from_numpy(grad) if with_grad else None
+
+
+def _value(loss: np.ndarray, total: float, reduction: str) -> Tensor:
+    """The reduced loss, float32 in host memory (whatever the defaults)."""
     if reduction == "none":
-        value = torch.from_numpy(loss).float()
-    else:
-        value = torch.scalar_tensor(total * gscale)
-    return value, torch.from_numpy(grad) if with_grad else None
+        return torch.from_numpy(loss).float()
+    value = total / loss.shape[0] if reduction == "mean" else total
+    return torch.scalar_tensor(value, dtype=torch.float32, device="cpu")
 
 
 class _Compiled(torch.autograd.Function):
@@ -89,23 +95,23 @@ class _Compiled(torch.autograd.Function):
     scales it."""
 
     @staticmethod
-    def forward(ctx, scores, labels, value, grad, params):
+    def forward(ctx, scores, labels, loss, total, grad, params):
         ctx.save_for_backward(scores, labels)
         ctx.grad, ctx.params = grad, params
-        return value.view_as(value)
+        return _value(loss, total, params[3])
 
     @staticmethod
     def backward(ctx, grad_out):
+        # Unpacking raises autograd's error if the scores were changed in place.
+        scores, labels = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: the tensor routes
-            scores, labels = ctx.saved_tensors
             return _graph_gradient(scores, labels, ctx.params, grad_out), *_NONES
         grad, ctx.grad = ctx.grad, None
         if grad is None:  # a second backward through a retained graph
-            scores, labels = ctx.saved_tensors
-            grad = _run(scores, labels, ctx.params, True)[1]
+            grad = _run(scores, labels, ctx.params, True)[2]
         if ctx.params[3] == "none":
             return grad * grad_out[:, None], *_NONES
-        if grad_out.item() == 1.0:
+        if is_one(grad_out):
             return grad, *_NONES
         return grad * grad_out, *_NONES
 
@@ -115,15 +121,14 @@ class _Compiled(torch.autograd.Function):
         return out if ctx.params[3] == "none" else out.sum()
 
 
-_NONES = (None, None, None, None)
+_NONES = (None, None, None, None, None)
 _compiled_apply = direct_apply(_Compiled) or _Compiled.apply
 
 
 def _graph_gradient(scores, labels, params, grad_out) -> Tensor:
-    from ._svm_common import _reduce
-    from ._topk_svm import _smooth_per_sample
+    """The gradient by the tensor routes, differentiable again."""
+    from ._topk_svm import smooth_topk_svm_by_routes
 
-    k, margin, tau, reduction = params
-    loss = _reduce(_smooth_per_sample(scores, labels, k, margin, tau), reduction)
+    loss = smooth_topk_svm_by_routes(scores, labels, *params)
     (grad,) = torch.autograd.grad(loss, scores, grad_out, create_graph=True)
     return grad

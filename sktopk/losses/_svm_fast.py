@@ -89,6 +89,7 @@ class _SmoothTopKSVM(_SmoothTopKSVMCore):
     def setup_context(ctx, inputs, output):
         _SmoothTopKSVMCore.setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:2])
+        ctx.n_outputs = len(output)  # 6 or 7: the powers are kept in one or two
 
     @staticmethod
     def jvp(ctx, scores_dot, *_):
@@ -96,7 +97,7 @@ class _SmoothTopKSVM(_SmoothTopKSVMCore):
         with _no_autocast(scores.device.type):
             grad = _fast_gradient(scores, labels, *ctx.params)
         loss_dot = (grad * scores_dot.to(grad.dtype)).sum(1)
-        return (loss_dot.to(scores.dtype),) + (None,) * 6
+        return (loss_dot.to(scores.dtype),) + (None,) * (ctx.n_outputs - 1)
 
 
 def _batch_first(t: Tensor, dim: int | None, size: int) -> Tensor:

@@ -243,7 +243,7 @@ def _esp(u, k, e):  # pragma: no cover - compiled
 
 @jit(inline=True)
 def _row(
-    row, yi, k, alpha, tau, margin_tau, gscale, work, grow, with_grad
+    row, yi, k, alpha, tau, margin, gscale, work, grow, with_grad
 ):  # pragma: no cover
     """The loss of one row; ``with_grad``: ``gscale`` times its gradient
     written into ``grow``."""
@@ -270,9 +270,12 @@ def _row(
     for m in range(k):
         big_b += a[m + 1] * b[m]
     inv_a, inv_b = 1.0 / big_a, 1.0 / big_b
-    z = math.log(big_a * inv_b) + alpha * (c - row[yi]) + margin_tau
+    # tau z, finite even where z overflows (a tiny tau); z itself only goes
+    # into the exponential, which is then 0.
+    z_tau = tau * math.log(big_a * inv_b) + (c - row[yi]) / k + margin
+    z = z_tau / tau
     e = math.exp(-abs(z))  # softplus and sigmoid from one exponential
-    loss = tau * (max(z, 0.0) + math.log1p(e))
+    loss = max(z_tau, 0.0) + tau * math.log1p(e)
     if not with_grad:
         return loss
     sigma = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
@@ -357,8 +360,6 @@ def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no
     total = 0.0
     for i in range(n):
         grow = grad[i] if with_grad else grad[0]
-        loss[i] = _row(
-            s[i], y[i], k, alpha, tau, margin / tau, gscale, work, grow, with_grad
-        )
+        loss[i] = _row(s[i], y[i], k, alpha, tau, margin, gscale, work, grow, with_grad)
         total += loss[i]
     return total

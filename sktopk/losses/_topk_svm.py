@@ -161,11 +161,12 @@ def smooth_topk_svm(
     the dynamic graph at once). ``torch.jit.trace`` follows the batch size too.
 
     Speed (CPU, forward + backward, one thread): with numba installed (the
-    ``fast`` extra), float32 scores in host memory with ``k <= 10`` go
-    through one compiled pass that computes the losses and their gradient in
-    float64, validates the values on the way, and hands the gradient over in
-    the backward pass: within 2 times ``torch.nn.functional.cross_entropy`` for
-    ``k = 1`` and 5 at batch 16 and, at batch 256, for ``k = 1`` and for
+    ``fast`` extra), float32 scores and integer labels, both tensors in host
+    memory, with ``k <= 10`` go through one compiled pass that computes the
+    losses and their gradient in float64, validates the values on the way,
+    and hands the gradient over in the backward pass: within 2 times
+    ``torch.nn.functional.cross_entropy`` for ``k = 1`` and 5 at batch 16
+    and, at batch 256, for ``k = 1`` and for
     ``k = 5`` with 10 or 10,000 classes; 2.4 to 3 times for ``k = 5`` with
     100 to 1000 classes, where a fixed cost per sample dominates
     (``benchmarks/bench_topk_svm.py``; see :ref:`performance`). Without numba
@@ -203,6 +204,13 @@ def smooth_topk_svm(
     compiled = compiled_smooth_topk_svm(scores, labels, k, margin, tau, reduction)
     if compiled is not None:
         return compiled
+    return smooth_topk_svm_by_routes(scores, labels, k, margin, tau, reduction)
+
+
+def smooth_topk_svm_by_routes(
+    scores: Tensor, labels, k: int, margin: float, tau: float, reduction: str
+) -> Tensor:
+    """:func:`smooth_topk_svm` by the tensor routes (hyper-parameters checked)."""
     labels = _check_data(scores, labels, k)
     margin, tau = float(margin), float(tau)
     out_dtype, device = _result_dtype(scores), scores.device.type

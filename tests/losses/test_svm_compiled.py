@@ -2,6 +2,8 @@
 as the tensor routes, the same errors, the same autograd behaviour."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,13 @@ import torch.autograd.forward_ad as fwAD
 
 import sktopk.losses._native as native
 import sktopk.losses._svm_kernel as kernel
-from sktopk.losses import SmoothTopKSVMLoss, set_value_checks, smooth_topk_svm
+from sktopk.losses import (
+    SmoothTopKSVMLoss,
+    matk,
+    set_value_checks,
+    smooth_topk_svm,
+    stk,
+)
 
 pytest.importorskip("numba")
 
@@ -186,3 +194,105 @@ def test_inputs_as_users_pass_them():
         )
     module = SmoothTopKSVMLoss(k=4)
     torch.testing.assert_close(module(scores, labels), want.mean())
+
+
+# --- as a PyTorch user meets them (a review's findings) ------------------------------
+
+
+def test_output_can_be_changed_in_place(kernels):
+    scores, labels = _problem(8, 40)
+    s = scores.clone().requires_grad_()
+    loss = smooth_topk_svm(s, labels, 5)
+    loss /= 4  # gradient accumulation
+    loss.backward()
+    torch.testing.assert_close(s.grad, _loss_and_grad(scores, labels, 5)[1] / 4)
+
+
+def test_scores_changed_in_place_after_the_forward_are_an_error(kernels):
+    s = _problem(4, 12)[0].requires_grad_()
+    labels = torch.tensor([0, 1, 2, 3])
+    x = s * 1  # a non-leaf the user may change
+    loss = smooth_topk_svm(x, labels, 3)
+    with torch.no_grad():
+        x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_result_is_float32_in_host_memory_whatever_the_defaults(kernels):
+    scores, labels = _problem(4, 12)
+    lam = torch.tensor(0.5, requires_grad=True)
+    ls = torch.rand(10, requires_grad=True)
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        with torch.device("meta"):
+            for reduction in ("mean", "sum", "none"):
+                s = scores.clone().requires_grad_()
+                out = smooth_topk_svm(s, labels, 3, reduction=reduction)
+                assert out.dtype == torch.float32 and out.device.type == "cpu"
+                out.sum().backward()
+                assert s.grad.device.type == "cpu"
+            for fn in (stk, matk):
+                out = fn(ls, lam, 3)
+                assert out.dtype == torch.float32 and out.device.type == "cpu"
+                out.backward()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_batched_backward(kernels):
+    scores, labels = _problem(3, 9)
+    jac = torch.autograd.functional.jacobian(
+        lambda s: smooth_topk_svm(s, labels, 3), scores, vectorize=True
+    )
+    torch.testing.assert_close(jac, _loss_and_grad(scores, labels, 3)[1])
+    ls, lam = torch.rand(12), torch.tensor(0.3)
+    jac = torch.autograd.functional.jacobian(
+        lambda x: stk(x, lam, 3), ls, vectorize=True
+    )
+    x = ls.clone().requires_grad_()
+    (want,) = torch.autograd.grad(stk(x, lam, 3), x)
+    torch.testing.assert_close(jac, want)
+
+
+def test_double_backward_with_a_tiny_tau_stays_finite(kernels):
+    scores, labels = _problem(4, 30, scale=3.0)
+    s = scores.requires_grad_()
+    (g,) = torch.autograd.grad(
+        smooth_topk_svm(s, labels, 1, 1.0, 1e-40), s, create_graph=True
+    )
+    assert torch.isfinite(g).all()
+
+
+def test_forward_mode_of_the_tensor_fast_route():
+    scores, labels = _problem(5, 40)
+    scores = scores.double()  # float64: the tensor routes (the fast one here)
+    tangent = torch.randn(5, 40, dtype=torch.float64)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(scores, tangent)
+        out = fwAD.unpack_dual(smooth_topk_svm(dual, labels, 5)).tangent
+    grad = _loss_and_grad(scores, labels, 5)[1]
+    torch.testing.assert_close(out, (grad * tangent).sum())
+
+
+def test_no_writable_cache_folder_compiles_without_caching():
+    code = """
+import numba
+real = numba.njit
+def njit(*args, **kwargs):
+    if kwargs.get("cache"):
+        raise RuntimeError("cannot cache function: no locator available")
+    return real(*args, **kwargs)
+numba.njit = njit
+import torch
+from sktopk.losses import smooth_topk_svm, stk
+s, y = torch.randn(3, 6, requires_grad=True), torch.tensor([0, 1, 2])
+smooth_topk_svm(s, y, 2).backward()
+stk(torch.rand(5, requires_grad=True), torch.tensor(0.1), 2).backward()
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.stdout.strip() == "ok", out.stderr
