@@ -216,7 +216,10 @@ def smooth_topk_svm_by_routes(
     out_dtype, device = _result_dtype(scores), scores.device.type
     with _no_autocast(device):
         work = scores.to(_compute_dtype(scores.dtype, k * tau))
-        loss = _smooth_per_sample(work, labels, k, margin, tau)
+        if type(work.shape[0]) is int and work.shape[0] == 0:  # eager, empty
+            loss = work.sum(1) * 0.0  # as F.cross_entropy: [], 0 or NaN
+        else:
+            loss = _smooth_per_sample(work, labels, k, margin, tau)
         return _reduce(loss.to(out_dtype), reduction)
 
 

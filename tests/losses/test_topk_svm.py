@@ -540,3 +540,15 @@ def test_registry_subsets_float32(tau, rng):
     assert value.dtype == grad.dtype == torch.float32
     torch.testing.assert_close(value.double(), want[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad.double(), want[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_classes, k", [(5, 2), (40, 1), (40, 5), (300, 12)])
+def test_empty_batch_reduces_as_cross_entropy(n_classes, k):
+    s = torch.zeros(0, n_classes, requires_grad=True)
+    labels = torch.zeros(0, dtype=torch.long)
+    assert smooth_topk_svm(s, labels, k, reduction="none").shape == (0,)
+    assert smooth_topk_svm(s, labels, k, reduction="sum").item() == 0.0
+    loss = smooth_topk_svm(s, labels, k)
+    assert loss.isnan()
+    loss.backward()
+    assert s.grad.shape == (0, n_classes)
