@@ -118,17 +118,12 @@ def is_one(grad: Tensor) -> bool:
     )
 
 
-_BATCHED = tuple(
-    check
-    for check in (
-        _functorch_wrapped,
-        getattr(torch._C._functorch, "is_batchedtensor", None),
-        # autograd's is_grads_batched and jacobian(vectorize=True)
-        getattr(torch._C._functorch, "is_legacy_batchedtensor", None),
-    )
-    if check is not None
-)
+# A gradient batched by autograd's is_grads_batched or jacobian(vectorize=True)
+# is a legacy batched tensor; vmap's and grad's are functorch wrappers.
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", None)
 
 
 def _batched_or_wrapped(t: Tensor) -> bool:
-    return any(check(t) for check in _BATCHED)
+    return (_functorch_wrapped is not None and _functorch_wrapped(t)) or (
+        _is_legacy_batched is not None and _is_legacy_batched(t)
+    )

@@ -29,10 +29,12 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
         raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
     if not _is_real(tau) or not 0.0 < float(tau) < math.inf:
         raise ValueError(f"tau must be a finite number > 0; got {tau!r}")
-    if k >= 1 and math.isinf(1.0 / (k * float(tau))):
+    # As comparisons (no math.isinf): a compiled function traces them with a
+    # symbolic tau; int(k) keeps numpy integers from warning on overflow.
+    if _is_integer(k) and 1 <= k < 2**53 and not 1.0 / (int(k) * tau) < math.inf:
         raise ValueError(
-            f"tau must be at least {1.0 / sys.float_info.max / k:.3g} for k = {k} "
-            f"(1 / (k tau) must be a finite float64); got {tau!r}"
+            f"tau must be larger than about {1.0 / sys.float_info.max / k:.3g} for "
+            f"k = {k} (1 / (k tau) must be a finite float64); got {tau!r}"
         )
 
 

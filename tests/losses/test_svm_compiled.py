@@ -296,3 +296,16 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_compiled_with_a_changing_tau_is_one_graph():
+    scores, labels = _problem(5, 40)
+    fn = torch.compile(
+        lambda s, y, tau: smooth_topk_svm(s, y, 5, tau=tau),
+        fullgraph=True,
+        backend="eager",
+    )
+    for tau in (1.0, 0.5, 0.25):  # a symbolic tau from the second call on
+        torch.testing.assert_close(
+            fn(scores, labels, tau), smooth_topk_svm(scores, labels, 5, tau=tau)
+        )

@@ -444,7 +444,8 @@ BAD_INPUTS = [
     (dict(tau=0.0), "tau must be a finite number > 0"),
     (dict(tau=-1.0), "tau must be a finite number > 0"),
     (dict(tau=math.inf), "tau must be a finite number > 0"),
-    (dict(tau=1e-320), r"tau must be at least 2.78e-309 for k = 2"),
+    (dict(tau=1e-320), r"tau must be larger than about 2.78e-309 for k = 2"),
+    (dict(k=10**400), r"k must be in \[1, n_classes - 1\] = \[1, 4\]"),
     (dict(reduction="max"), "reduction must be one of"),
 ]
 
