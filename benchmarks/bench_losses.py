@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from sktopk.losses import atk, average, logistic, matk, maximum, srelu, stk
+from sktopk.losses._native import describe
 
 
 def _stk_plain(losses, lam, k):
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> list[pd.DataFrame]:
         f"torch {torch.__version__}, {args.threads} CPU threads, float32, k = n/10, "
         f"{args.rounds} rounds; x_mean: median over rounds of the time relative to "
         "losses.mean() in the same round (min and max beside it)"
+        f"; {describe()}"
     )
     tables = [_table(args, sizes, devices, compiled=False)]
     if args.compiled:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from sktopk.losses import smooth_topk_svm, topk_svm
+from sktopk.losses._native import describe
 
 
 def methods(k: int) -> dict:
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(
         f"torch {torch.__version__}, {args.threads} CPU threads, float32, "
         f"forward + backward, {args.clock} clock, medians over interleaved repeats"
+        f"; {describe()}"
     )
     with pd.option_context("display.width", 140, "display.max_rows", 500):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -33,7 +33,7 @@ if os.environ.get("SKTOPK_NUMBA", "1") != "0":  # pragma: no branch
     except ImportError:  # pragma: no cover - depends on the environment
         numba = None
 
-__all__ = ["jit", "native_available", "native_kernel"]
+__all__ = ["describe", "jit", "native_available", "native_kernel"]
 
 # Beyond this delta, x^2 + delta^2 could overflow float64 in the SReLU kernel.
 _DELTA_MAX = 1e150
@@ -47,6 +47,15 @@ _LOWEST32 = float(torch.finfo(torch.float32).min)
 
 # Read once, at import: the small-batch paths ask at every call.
 _STATE = {"on": numba is not None}
+
+
+def describe() -> str:
+    """One line for benchmark headers: whether the compiled kernels run."""
+    if native_available():
+        return f"compiled kernels on (numba {numba.__version__})"
+    if numba is None and os.environ.get("SKTOPK_NUMBA", "1") != "0":
+        return "compiled kernels off (numba not installed)"
+    return "compiled kernels off"
 
 
 def native_available() -> bool:
