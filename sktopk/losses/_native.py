@@ -26,8 +26,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+_ENV_ON = os.environ.get("SKTOPK_NUMBA", "1") != "0"  # read once, at import
 numba = None
-if os.environ.get("SKTOPK_NUMBA", "1") != "0":  # pragma: no branch
+if _ENV_ON:  # pragma: no branch
     try:
         import numba
     except ImportError:  # pragma: no cover - depends on the environment
@@ -53,7 +54,7 @@ def describe() -> str:
     """One line for benchmark headers: whether the compiled kernels run."""
     if native_available():
         return f"compiled kernels on (numba {numba.__version__})"
-    if numba is None and os.environ.get("SKTOPK_NUMBA", "1") != "0":
+    if numba is None and _ENV_ON:
         return "compiled kernels off (numba not installed)"
     return "compiled kernels off"
 

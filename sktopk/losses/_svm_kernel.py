@@ -166,8 +166,8 @@ def _scan(row, yi, k, topv, topi, thr, start, stop):  # pragma: no cover
 @jit(inline=True)
 def _exp_sums(row, c, alpha, floor, k, x, bits, p):  # pragma: no cover - compiled
     """``x_j = exp(alpha (s_j - c))`` for every class (held in ``[e^floor,
-    1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``, in one
-    vectorised pass (the powers up to 1, 5 or 10)."""
+    1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``: one
+    vectorised pass for the powers up to 1 or 5, a second one for 6 to 10."""
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = 0.0
     _scales(row, c, alpha, floor, bits)
     if k == 1:
@@ -175,29 +175,23 @@ def _exp_sums(row, c, alpha, floor, k, x, bits, p):  # pragma: no cover - compil
             v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
             x[j] = v
             s1 += v
-    elif k <= 5:
-        for j in range(row.shape[0]):
-            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
-            x[j] = v
-            v2 = v * v
-            v4 = v2 * v2
-            s1 += v
-            s2 += v2
-            s3 += v2 * v
-            s4 += v4
-            s5 += v4 * v
     else:
         for j in range(row.shape[0]):
             v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
             x[j] = v
             v2 = v * v
             v4 = v2 * v2
-            v8 = v4 * v4
             s1 += v
             s2 += v2
             s3 += v2 * v
             s4 += v4
             s5 += v4 * v
+    if k > 5:  # the powers 6 to 10, in a second pass over x (in cache)
+        for j in range(row.shape[0]):
+            v = x[j]
+            v2 = v * v
+            v4 = v2 * v2
+            v8 = v4 * v4
             s6 += v4 * v2
             s7 += v4 * v2 * v
             s8 += v8
