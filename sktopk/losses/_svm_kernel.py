@@ -38,7 +38,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO
 _LN2_LO = 1.90821492927058770002e-10
 _EXP_FLOOR = -700.0  # below, exp is held at exp(-700): negligible beside A, B >= 1
-_INVERSE = np.array([0.0] + [1.0 / m for m in range(1, 11)])  # 1 / m
+_MAX_SIZE = 10  # the largest k
+_INVERSE = np.array([0.0] + [1.0 / m for m in range(1, _MAX_SIZE + 1)])  # 1 / m
 
 # Rows of at least _BLOCKS_FROM classes are scanned for the top k by blocks,
 # skipping a block whose largest score does not beat the k-th (measured: faster
@@ -203,12 +204,13 @@ def _exp_sums(row, c, alpha, floor, k, x, bits, p):  # pragma: no cover - compil
 
 
 @jit(inline=True)
-def _remove(v, count, k, p):  # pragma: no cover - compiled
-    """Take ``count`` values ``v`` out of the power sums (never below 0)."""
-    pw = count * v
-    for m in range(1, k + 1):
-        p[m] = max(p[m] - pw, 0.0)
-        pw *= v
+def _remove(xy, k, size, p):  # pragma: no cover - compiled
+    """Take the true class (``xy``) and the top k (each 1) out of the power
+    sums ``p_1..p_size`` (never below 0)."""
+    pw = xy
+    for m in range(1, size + 1):
+        p[m] = max(p[m] - (pw + k), 0.0)
+        pw *= xy
 
 
 @jit(inline=True)
@@ -226,11 +228,12 @@ def _newton(p, k, e):  # pragma: no cover - compiled
 
 @jit(inline=True)
 def _esp(u, k, e):  # pragma: no cover - compiled
-    """``e_0..e_k`` of ``u`` by the product recurrence (no subtraction)."""
+    """``e_0..e_{k+1}`` of ``u_0..u_{k-1}`` by the product recurrence (no
+    subtraction)."""
     e[0] = 1.0
     for m in range(1, k + 2):
         e[m] = 0.0
-    for t in range(u.shape[0]):
+    for t in range(k):
         for m in range(k, 0, -1):
             e[m] += u[t] * e[m - 1]
 
@@ -240,28 +243,46 @@ def _row(
     row, yi, k, alpha, tau, margin, gscale, work, grow, with_grad
 ):  # pragma: no cover
     """The loss of one row; ``with_grad``: ``gscale`` times its gradient
-    written into ``grow``."""
+    written into ``grow``. The per-row algebra runs at a fixed size (1, 5 or
+    10, a constant once inlined: unrolled loops, no trip counts to test)."""
+    if k == 1:
+        return _row_at(row, yi, k, 1, alpha, tau, margin, gscale, work, grow, with_grad)
+    if k <= 5:
+        return _row_at(row, yi, k, 5, alpha, tau, margin, gscale, work, grow, with_grad)
+    return _row_at(row, yi, k, 10, alpha, tau, margin, gscale, work, grow, with_grad)
+
+
+@jit(inline=True)
+def _row_at(
+    row, yi, k, size, alpha, tau, margin, gscale, work, grow, with_grad
+):  # pragma: no cover
+    """:func:`_row` with the algebra at ``size >= k``: the top is padded with
+    ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k), ``A``, ``B``
+    and the weights ``w`` exactly as at size k."""
     topv, topi, u, u_bits, a, b, am, p, q, x, bits = work
     c = _select(row, yi, k, topv, topi)
     # Held at e^(-700 / k), so that products of k of them stay normal floats
     # (no slow subnormal arithmetic), as in the fast route.
     floor = _EXP_FLOOR / k
-    _exp_sums(row, c, alpha, floor, k, x, bits, p)
+    _exp_sums(row, c, alpha, floor, size, x, bits, p)
     # The sums ran over every class: take the true class and the top out (a
     # top class has x = 1 exactly).
-    _remove(x[yi], 1.0, k, p)
-    _remove(1.0, float(k), k, p)
+    _remove(x[yi], float(k), size, p)
     x[yi] = 0.0
     for t in range(k):
         x[topi[t]] = 0.0
-    _exp_into(topv, c, -alpha, floor, u, u_bits)  # exp(alpha (c - s_t))
-    _newton(p, k, b)
-    _esp(u, k, a)
+    for t in range(k, size):
+        topv[t] = c
+    _exp_into(topv[:size], c, -alpha, floor, u, u_bits)  # exp(alpha (c - s_t))
+    for t in range(k, size):
+        u[t] = 0.0
+    _newton(p, size, b)
+    _esp(u, size, a)
     big_a = 0.0
     big_b = 0.0
-    for m in range(k + 1):
+    for m in range(size + 1):
         big_a += a[m] * b[m]
-    for m in range(k):
+    for m in range(size):
         big_b += a[m + 1] * b[m]
     inv_a, inv_b = 1.0 / big_a, 1.0 / big_b
     # tau z, finite even where z overflows (a tiny tau); z itself only goes
@@ -274,20 +295,20 @@ def _row(
         return loss
     sigma = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
     g = gscale * sigma / k
-    for m in range(k):  # w_m, in am (free until the top's gradients)
+    for m in range(size):  # w_m, in am (free until the top's gradients)
         am[m] = g * (a[m + 1] * inv_a - a[m + 2] * inv_b)
-    for i in range(k):  # sum_l w_l e_l(x without j) = sum_i q_i (-x_j)^i
+    for i in range(size):  # sum_l w_l e_l(x without j) = sum_i q_i (-x_j)^i
         acc = 0.0
-        for m in range(i, k):
+        for m in range(i, size):
             acc += am[m] * b[m - i]
         q[i] = acc
-    _horner(x, q, k, grow)
+    _horner(x, q, size, grow)
     for t in range(k):  # e_m(u without u_t) by division: e_m = a_m - u_t e_{m-1}
         e_m = 1.0
         num_a = b[1]
         num_b = b[0]
-        for m in range(1, k):
-            e_m = a[m] - u[t] * e_m
+        for m in range(1, size):
+            e_m = (a[m] - u[t] * e_m) if m < k else 0.0  # 0 beyond degree k - 1
             num_a += b[m + 1] * e_m
             num_b += b[m] * e_m
         grow[topi[t]] = -g * u[t] * (num_a * inv_a - num_b * inv_b)
@@ -335,18 +356,18 @@ def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no
     if status != OK:
         return status
     n, n_classes = s.shape
-    u = np.empty(k)
+    u = np.empty(_MAX_SIZE)
     x = np.empty(n_classes)
     work = (
-        np.empty(k),  # the top k wrong scores, decreasing
+        np.empty(_MAX_SIZE),  # the top k wrong scores, decreasing
         np.empty(k, np.int64),  # and their classes
         u,
         u.view(np.int64),
-        np.empty(k + 2),  # a = e(u)
-        np.empty(k + 1),  # b = e(x)
-        np.empty(k + 2),
-        np.empty(k + 1),  # power sums
-        np.zeros(10),  # Horner's coefficients
+        np.empty(_MAX_SIZE + 2),  # a = e(u)
+        np.empty(_MAX_SIZE + 1),  # b = e(x)
+        np.empty(_MAX_SIZE + 2),
+        np.empty(_MAX_SIZE + 1),  # power sums
+        np.zeros(_MAX_SIZE),  # Horner's coefficients
         x,
         x.view(np.int64),
     )
