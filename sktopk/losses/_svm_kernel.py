@@ -58,21 +58,23 @@ def _clamped(v, c, alpha, floor):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _scales(values, c, alpha, floor, bits):  # pragma: no cover - compiled
-    """The first pass of :func:`_exp_into`: ``2^-m`` of every value, written
-    as the bits of a float64 (``bits`` is an int64 view of the output)."""
+def _reduce(values, c, alpha, floor, bits, rest):  # pragma: no cover - compiled
+    """The first pass of :func:`_exp_into`: of every ``t = alpha (v - c)``
+    (held in ``[floor, 0]``), ``2^-m`` (``m = round(-t / ln 2)``) written as
+    the bits of a float64 (``bits``, an int64 view of the output) and the rest
+    ``r = t + m ln 2``, in ``[-ln 2 / 2, ln 2 / 2]``."""
     for j in range(values.shape[0]):
         t = _clamped(values[j], c, alpha, floor)
-        bits[j] = (1023 - np.int64(0.5 - t * _LOG2E)) << 52
+        m = np.int64(0.5 - t * _LOG2E)  # t <= 0: truncation rounds
+        bits[j] = (1023 - m) << 52
+        mf = np.float64(m)
+        rest[j] = t + mf * _LN2_HI + mf * _LN2_LO
 
 
 @jit(inline=True)
-def _exp_scaled(t, scale):  # pragma: no cover - compiled
-    """``exp(t)`` from ``scale = 2^-m``, ``m = round(-t / ln 2)``: ``scale
-    exp(r)``, ``r = t + m ln 2`` in ``[-ln 2 / 2, ln 2 / 2]``, by a degree-11
-    Taylor polynomial (its error below 1e-14)."""
-    m = np.float64(np.int64(0.5 - t * _LOG2E))
-    r = t + m * _LN2_HI + m * _LN2_LO
+def _exp_scaled(r, scale):  # pragma: no cover - compiled
+    """``scale exp(r)`` for ``|r| <= ln 2 / 2``, by a degree-11 Taylor
+    polynomial (its error below 1e-14)."""
     p = 1.0 / 39916800.0
     p = 1.0 / 3628800.0 + r * p
     p = 1.0 / 362880.0 + r * p
@@ -88,18 +90,19 @@ def _exp_scaled(t, scale):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _exp_into(values, c, alpha, floor, out, bits):  # pragma: no cover
+def _exp_into(values, c, alpha, floor, out, bits, rest):  # pragma: no cover
     """``out_j = exp(t_j)``, ``t_j = alpha (values_j - c)`` held in ``[floor,
-    0]``: two vectorised passes (no gather, no call to the C library)."""
-    _scales(values, c, alpha, floor, bits)
+    0]``: two vectorised passes (no gather, no call to the C library);
+    ``rest`` is scratch space of the size of ``values``."""
+    _reduce(values, c, alpha, floor, bits, rest)
     for j in range(values.shape[0]):
-        out[j] = _exp_scaled(_clamped(values[j], c, alpha, floor), out[j])
+        out[j] = _exp_scaled(rest[j], out[j])
 
 
 @jit
 def exp_into(values, c, alpha, floor, out):  # pragma: no cover - compiled
     """:func:`_exp_into` (for the tests)."""
-    _exp_into(values, c, alpha, floor, out, out.view(np.int64))
+    _exp_into(values, c, alpha, floor, out, out.view(np.int64), np.empty_like(out))
 
 
 @jit
@@ -165,20 +168,20 @@ def _scan(row, yi, k, topv, topi, thr, start, stop):  # pragma: no cover
 
 
 @jit(inline=True)
-def _exp_sums(row, c, alpha, floor, k, x, bits, p):  # pragma: no cover - compiled
+def _exp_sums(row, c, alpha, floor, k, x, bits, rest, p):  # pragma: no cover - compiled
     """``x_j = exp(alpha (s_j - c))`` for every class (held in ``[e^floor,
     1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``: one
     vectorised pass for the powers up to 1 or 5, a second one for 6 to 10."""
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = 0.0
-    _scales(row, c, alpha, floor, bits)
+    _reduce(row, c, alpha, floor, bits, rest)
     if k == 1:
         for j in range(row.shape[0]):
-            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
+            v = _exp_scaled(rest[j], x[j])
             x[j] = v
             s1 += v
     else:
         for j in range(row.shape[0]):
-            v = _exp_scaled(_clamped(row[j], c, alpha, floor), x[j])
+            v = _exp_scaled(rest[j], x[j])
             x[j] = v
             v2 = v * v
             v4 = v2 * v2
@@ -259,12 +262,12 @@ def _row_at(
     """:func:`_row` with the algebra at ``size >= k``: the top is padded with
     ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k), ``A``, ``B``
     and the weights ``w`` exactly as at size k."""
-    topv, topi, u, u_bits, a, b, am, p, q, x, bits = work
+    topv, topi, u, u_bits, u_rest, a, b, am, p, q, x, bits, rest = work
     c = _select(row, yi, k, topv, topi)
     # Held at e^(-700 / k), so that products of k of them stay normal floats
     # (no slow subnormal arithmetic), as in the fast route.
     floor = _EXP_FLOOR / k
-    _exp_sums(row, c, alpha, floor, size, x, bits, p)
+    _exp_sums(row, c, alpha, floor, size, x, bits, rest, p)
     # The sums ran over every class: take the true class and the top out (a
     # top class has x = 1 exactly).
     _remove(x[yi], float(k), size, p)
@@ -273,7 +276,7 @@ def _row_at(
         x[topi[t]] = 0.0
     for t in range(k, size):
         topv[t] = c
-    _exp_into(topv[:size], c, -alpha, floor, u, u_bits)  # exp(alpha (c - s_t))
+    _exp_into(topv[:size], c, -alpha, floor, u, u_bits, u_rest)  # exp(alpha (c - s_t))
     for t in range(k, size):
         u[t] = 0.0
     _newton(p, size, b)
@@ -363,6 +366,7 @@ def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no
         np.empty(k, np.int64),  # and their classes
         u,
         u.view(np.int64),
+        np.empty(_MAX_SIZE),
         np.empty(_MAX_SIZE + 2),  # a = e(u)
         np.empty(_MAX_SIZE + 1),  # b = e(x)
         np.empty(_MAX_SIZE + 2),
@@ -370,6 +374,7 @@ def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no
         np.zeros(_MAX_SIZE),  # Horner's coefficients
         x,
         x.view(np.int64),
+        np.empty(n_classes),  # the exponentials' reduced arguments
     )
     alpha = 1.0 / (k * tau)
     total = 0.0
