@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ._checks import _PLAIN, direct_apply, is_one, plain_eager, value_checks_apply
 from ._native import native_available
-from ._svm_checks import _check_data, _check_values
+from ._svm_checks import _check_values
 
 _MAX_K = 10  # as the fast route: Newton's identities up to k = 10
 
@@ -28,34 +28,44 @@ def compiled_smooth_topk_svm(
     scores: Tensor, labels, k: int, margin: float, tau: float, reduction: str
 ) -> Tensor | None:
     """The loss by the compiled kernel, or None where it does not apply
-    (hyper-parameters already checked)."""
+    (hyper-parameters already checked; shapes and dtypes that the kernel does
+    not take go to the tensor routes, which raise for the invalid ones).
+
+    Every line here runs at each training step, beside a cross-entropy of a
+    few tens of microseconds: the checks are the cheapest that decide."""
     if not (
         native_available()
         and type(scores) in _PLAIN
-        and scores.dtype is torch.float32
-        and scores.device.type == "cpu"
-        and scores.dim() == 2
         and type(labels) in _PLAIN
-        and labels.device.type == "cpu"
+        and scores.dtype is torch.float32
+        and labels.dtype in _LABEL_DTYPES
+        and scores.is_cpu
+        and labels.is_cpu
+        and scores.dim() == 2
+        and labels.dim() == 1
         and type(k) is int
-        and 1 <= k <= min(_MAX_K, scores.shape[1] - 1)
-        and scores.shape[0] > 0
-        and plain_eager(scores, labels)
+        and 1 <= k <= _MAX_K
     ):
         return None
-    labels = _check_data(scores, labels, k, values=False)
+    n, n_classes = scores.shape
+    if not (0 < n == labels.shape[0] and k < n_classes and plain_eager(scores, labels)):
+        return None
+    if labels.dtype is not torch.int64:
+        labels = labels.long()
     params = (k, float(margin), float(tau), reduction)
     # Forward mode (a dual level open) needs the gradient too: the jvp.
     with_grad = (scores.requires_grad and torch.is_grad_enabled()) or _dual_level()
     out = _run(scores, labels, params, with_grad)
     if out is None:
         if value_checks_apply(scores, labels):
-            _check_values(scores, labels, scores.shape[1])  # raises
+            _check_values(scores, labels, n_classes)  # raises
         return None  # unchecked: the tensor routes, as without the kernel
-    loss, total, grad = out
     if not with_grad:
-        return _value(loss, total, reduction)
-    return _compiled_apply(scores, labels, loss, total, grad, params)
+        return _value(out, reduction)
+    return _compiled_apply(scores, labels, out, params)
+
+
+_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 def _dual_level() -> bool:
@@ -67,26 +77,39 @@ def _run(scores: Tensor, labels: Tensor, params: tuple, with_grad: bool):
     """``(loss, total, gradient)`` by the kernel: the per-sample losses
     (float64 numpy), their sum and the gradient of the reduced loss (None
     without ``with_grad``); None for bad values."""
-    from ._svm_kernel import svm_rows  # compiled on first use
-
     k, margin, tau, reduction = params
     n, n_classes = scores.shape
     loss = np.empty(n)
     grad = np.empty((n if with_grad else 1, n_classes), np.float32)
     gscale = 1.0 / n if reduction == "mean" else 1.0
     s, y = scores.numpy(force=True), labels.numpy()
-    total = svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad)
+    total = _kernel().svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad)
     if total < 0.0:  # a status: bad labels or values
         return None
     return loss, total, torch.from_numpy(grad) if with_grad else None
 
 
-def _value(loss: np.ndarray, total: float, reduction: str) -> Tensor:
-    """The reduced loss, float32 in host memory (whatever the defaults)."""
+def _kernel():
+    """The kernel's module, imported on first use (so that ``import sktopk``
+    does not create numba's dispatchers)."""
+    if not _KERNEL:
+        from . import _svm_kernel
+
+        _KERNEL.append(_svm_kernel)
+    return _KERNEL[0]
+
+
+_KERNEL: list = []
+
+
+def _value(out: tuple, reduction: str) -> Tensor:
+    """The reduced loss from :func:`_run`'s ``out``, float32 in host memory
+    (whatever the defaults)."""
+    loss, total, _ = out
     if reduction == "none":
         return torch.from_numpy(loss).float()
     value = total / loss.shape[0] if reduction == "mean" else total
-    return torch.scalar_tensor(value, dtype=torch.float32, device="cpu")
+    return torch.from_numpy(np.array(value, np.float32))
 
 
 class _Compiled(torch.autograd.Function):
@@ -95,10 +118,10 @@ class _Compiled(torch.autograd.Function):
     scales it."""
 
     @staticmethod
-    def forward(ctx, scores, labels, loss, total, grad, params):
+    def forward(ctx, scores, labels, out, params):
         ctx.save_for_backward(scores, labels)
-        ctx.grad, ctx.params = grad, params
-        return _value(loss, total, params[3])
+        ctx.grad, ctx.params = out[2], params
+        return _value(out, params[3])
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -121,7 +144,7 @@ class _Compiled(torch.autograd.Function):
         return out if ctx.params[3] == "none" else out.sum()
 
 
-_NONES = (None, None, None, None, None)
+_NONES = (None, None, None)
 _compiled_apply = direct_apply(_Compiled) or _Compiled.apply
 
 
