@@ -97,7 +97,8 @@ def _check_values(scores: Tensor, labels: Tensor, n_classes: int) -> None:
     low, high = torch.aminmax(scores.detach())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("scores must be finite; got NaN or infinite values")
-    low, high = (int(v) for v in torch.aminmax(labels))
+    # as int64: aminmax has no CPU kernel for uint16, uint32 and uint64
+    low, high = (int(v) for v in torch.aminmax(labels.long()))
     if low < 0 or high >= n_classes:
         raise ValueError(
             f"labels must be in [0, n_classes - 1] = [0, {n_classes - 1}]; "

@@ -66,6 +66,11 @@ def compiled_smooth_topk_svm(
 
 
 _LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+_LABEL_DTYPES += tuple(  # torch >= 2.3
+    getattr(torch, name)
+    for name in ("uint16", "uint32", "uint64")
+    if hasattr(torch, name)
+)
 
 
 def _dual_level() -> bool:

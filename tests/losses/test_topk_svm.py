@@ -389,6 +389,25 @@ def test_label_dtypes(dtype, rng):
     torch.testing.assert_close(smooth_topk_svm(scores, labels.numpy(), 2), want)
 
 
+_INTEGER_DTYPES = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8] + [
+    getattr(torch, name)
+    for name in ("uint16", "uint32", "uint64")
+    if hasattr(torch, name)
+]
+
+
+@pytest.mark.parametrize("dtype", _INTEGER_DTYPES, ids=str)
+def test_every_integer_label_dtype(dtype, kernels, rng):
+    # uint16/32/64 once failed in the range check (no CPU aminmax for them)
+    scores, labels = random_problem(rng, 5, 6)
+    scores = scores.float()  # the compiled kernel's dtype
+    want = smooth_topk_svm(scores, labels, 2)
+    torch.testing.assert_close(smooth_topk_svm(scores, labels.to(dtype), 2), want)
+    labels[0] = 6
+    with pytest.raises(ValueError, match=r"labels must be in \[0, n_classes - 1\]"):
+        smooth_topk_svm(scores, labels.to(dtype), 2)
+
+
 def test_half_precision_scores(rng):
     scores, labels = random_problem(rng, 5, 6)
     s16 = scores.to(torch.bfloat16).requires_grad_(True)
