@@ -66,6 +66,11 @@ def _check_data(scores: Tensor, labels: Tensor, k: int, values: bool = True) -> 
             "scores must be a 2-D floating-point tensor of shape (n_samples, "
             f"n_classes); got shape {tuple(scores.shape)} and dtype {scores.dtype}"
         )
+    if scores.layout is not torch.strided:
+        raise ValueError(
+            f"scores must be a dense tensor; got layout {scores.layout} "
+            "(call scores.to_dense() first)"
+        )
     n, n_classes = scores.shape
     if n_classes < 2:
         raise ValueError(f"scores must have at least 2 classes; got {n_classes}")

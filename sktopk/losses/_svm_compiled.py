@@ -38,6 +38,7 @@ def compiled_smooth_topk_svm(
         and type(scores) in _PLAIN
         and type(labels) in _PLAIN
         and scores.dtype is torch.float32
+        and scores.layout is torch.strided
         and labels.dtype in _LABEL_DTYPES
         and scores.is_cpu
         and labels.is_cpu

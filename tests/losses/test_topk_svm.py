@@ -444,6 +444,7 @@ BAD_INPUTS = [
     (dict(scores=torch.zeros(2, 3, 4)), "scores must be a 2-D"),
     (dict(scores=torch.zeros(4, 5, dtype=torch.long)), "floating-point"),
     (dict(scores=torch.zeros(4, 1)), "at least 2 classes"),
+    (dict(scores=torch.eye(4, 5).to_sparse()), "scores must be a dense tensor"),
     (dict(scores=torch.tensor([[0.0, math.nan, 1.0, 2.0, 3.0]] * 4)), "finite"),
     (dict(scores=torch.tensor([[0.0, math.inf, 1.0, 2.0, 3.0]] * 4)), "finite"),
     (dict(scores=torch.tensor([[0.0, -math.inf, 1.0, 2.0, 3.0]] * 4)), "finite"),
