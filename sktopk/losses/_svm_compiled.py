@@ -33,6 +33,43 @@ def compiled_smooth_topk_svm(
 
     Every line here runs at each training step, beside a cross-entropy of a
     few tens of microseconds: the checks are the cheapest that decide."""
+    labels = _kernel_labels(scores, labels, k)
+    if labels is None:
+        return None
+    params = (k, float(margin), float(tau), reduction)
+    # Forward mode (a dual level open) needs the gradient too: the jvp.
+    with_grad = (scores.requires_grad and torch.is_grad_enabled()) or _dual_level()
+    out = _run(scores, labels, params, with_grad)
+    if out is None:
+        if value_checks_apply(scores, labels):
+            _check_values(scores, labels, scores.shape[1])  # raises
+        return None  # unchecked: the tensor routes, as without the kernel
+    if not with_grad:
+        return _value(out, reduction)
+    return _compiled_apply(scores, labels, out, params)
+
+
+def compiled_loss_gradient(
+    scores: Tensor, labels, k: int, margin: float, tau: float
+) -> tuple[Tensor, Tensor] | None:
+    """Per-sample losses and their gradients (float32, no autograd) by the
+    kernel, for the engine's training step; None where the kernel does not
+    apply or the values are bad (then the tensor routes give NaN losses, which
+    the engine stops on). Hyper-parameters already checked."""
+    labels = _kernel_labels(scores, labels, k)
+    if labels is None:
+        return None
+    out = _run(scores, labels, (k, float(margin), float(tau), "sum"), True)
+    if out is None:
+        return None
+    loss, _, grad = out
+    return torch.from_numpy(loss).float(), grad
+
+
+def _kernel_labels(scores: Tensor, labels, k: int) -> Tensor | None:
+    """The labels as int64 where the kernel applies to these arguments, else
+    None (shapes and dtypes that it does not take go to the tensor routes,
+    which raise for the invalid ones)."""
     if not (
         native_available()
         and type(scores) in _PLAIN
@@ -51,19 +88,7 @@ def compiled_smooth_topk_svm(
     n, n_classes = scores.shape
     if not (0 < n == labels.shape[0] and k < n_classes and plain_eager(scores, labels)):
         return None
-    if labels.dtype is not torch.int64:
-        labels = labels.long()
-    params = (k, float(margin), float(tau), reduction)
-    # Forward mode (a dual level open) needs the gradient too: the jvp.
-    with_grad = (scores.requires_grad and torch.is_grad_enabled()) or _dual_level()
-    out = _run(scores, labels, params, with_grad)
-    if out is None:
-        if value_checks_apply(scores, labels):
-            _check_values(scores, labels, n_classes)  # raises
-        return None  # unchecked: the tensor routes, as without the kernel
-    if not with_grad:
-        return _value(out, reduction)
-    return _compiled_apply(scores, labels, out, params)
+    return labels if labels.dtype is torch.int64 else labels.long()
 
 
 _LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)

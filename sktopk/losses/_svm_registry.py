@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ._svm_checks import _check_data, _check_hyper
 from ._svm_common import _F64, _compute_dtype, _no_autocast, _result_dtype
+from ._svm_compiled import compiled_loss_gradient
 from ._svm_fast import _fast_backward, _fast_forward
 from ._svm_small import CLOSED_ROUTES
 from ._topk_svm import _route, smooth_topk_svm, topk_svm
@@ -52,13 +53,18 @@ def _smooth_direct(
     scores: Tensor, labels: Tensor, k: int = 5, margin: float = 1.0, tau: float = 1.0
 ) -> tuple[Tensor, Tensor] | None:
     """Per-sample loss and gradient without autograd (the engine's training
-    step): in closed form where the loss's route is ``k = 1`` or the
-    k-subsets, by the fast route where it is that one; None otherwise.
+    step): by the compiled kernel where it applies (float32 scores in host
+    memory, ``k <= 10``, numba installed), else in closed form where the
+    loss's route is ``k = 1`` or the k-subsets, by the fast route where it is
+    that one; None otherwise.
 
     The values are not checked, as for the other losses' definitions: the
     engine trains on validated data and stops a member whose loss is not
     finite."""
     _check_hyper(k, margin, tau, "none")
+    compiled = compiled_loss_gradient(scores, labels, k, margin, tau)
+    if compiled is not None:
+        return compiled
     labels = _check_data(scores, labels, k, values=False)
     margin, tau = float(margin), float(tau)
     route = _route(*scores.shape, k)

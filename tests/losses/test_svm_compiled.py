@@ -309,3 +309,38 @@ def test_compiled_with_a_changing_tau_is_one_graph():
         torch.testing.assert_close(
             fn(scores, labels, tau), smooth_topk_svm(scores, labels, 5, tau=tau)
         )
+
+
+# ------------------------------------------------- the engine's training step
+
+
+@pytest.mark.parametrize("n_classes, k, margin, tau", CASES)
+def test_engine_step_takes_the_kernel(n_classes, k, margin, tau, calls):
+    # The estimators' step (per-sample losses and gradients, no autograd) on a
+    # grid of 3 members: the kernel, within float32 rounding of float64.
+    from sktopk.losses._svm_registry import smooth_topk_svm_loss_gradient
+
+    scores, labels = _problem(3 * 7, n_classes)
+    scores = scores.reshape(3, 7, n_classes)
+    params = dict(k=k, margin=margin, tau=tau)
+    loss, grad = smooth_topk_svm_loss_gradient(scores, labels[:7], **params)
+    assert calls == [k]
+    assert loss.dtype == grad.dtype == torch.float32
+    assert loss.shape == (3, 7) and grad.shape == scores.shape
+    want, want_grad = smooth_topk_svm_loss_gradient(
+        scores.double(), labels[:7], **params
+    )
+    torch.testing.assert_close(loss.double(), want, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad.double(), want_grad, rtol=1e-5, atol=1e-8)
+
+
+def test_engine_step_with_bad_values_gives_nan_as_before(calls):
+    # The engine does not check values; a member whose loss is not finite is
+    # stopped. The kernel declines and the tensor routes give NaN, as without it.
+    from sktopk.losses._svm_registry import smooth_topk_svm_loss_gradient
+
+    scores, labels = _problem(4, 6)
+    scores[1, 2] = math.nan
+    loss, _ = smooth_topk_svm_loss_gradient(scores, labels, k=2, margin=1.0, tau=1.0)
+    assert calls == [2]
+    assert math.isnan(loss[1]) and torch.isfinite(loss[[0, 2, 3]]).all()
