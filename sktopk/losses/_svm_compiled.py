@@ -54,15 +54,14 @@ def compiled_loss_gradient(
 ) -> tuple[Tensor, Tensor] | None:
     """Per-sample losses and their gradients (float32, no autograd) by the
     kernel, for the engine's training step; None where the kernel does not
-    apply or the values are bad (then the tensor routes give NaN losses, which
-    the engine stops on). Hyper-parameters already checked."""
+    apply. A row with a non-finite score gets a NaN loss and gradient (the
+    engine stops its member; the other members' rows are unaffected).
+    Hyper-parameters already checked."""
     labels = _kernel_labels(scores, labels, k)
     if labels is None:
         return None
-    out = _run(scores, labels, (k, float(margin), float(tau), "sum"), True)
-    if out is None:
-        return None
-    loss, _, grad = out
+    params = (k, float(margin), float(tau), "sum")
+    loss, _, grad = _run(scores, labels, params, True, nan_rows=True)
     return torch.from_numpy(loss).float(), grad
 
 
@@ -104,17 +103,21 @@ def _dual_level() -> bool:
     return getattr(fwAD, "_current_level", -1) >= 0
 
 
-def _run(scores: Tensor, labels: Tensor, params: tuple, with_grad: bool):
+def _run(
+    scores: Tensor, labels: Tensor, params: tuple, with_grad: bool, nan_rows=False
+):
     """``(loss, total, gradient)`` by the kernel: the per-sample losses
     (float64 numpy), their sum and the gradient of the reduced loss (None
-    without ``with_grad``); None for bad values."""
+    without ``with_grad``); None for bad values, or with ``nan_rows`` NaN in
+    their rows."""
     k, margin, tau, reduction = params
     n, n_classes = scores.shape
     loss = np.empty(n)
     grad = np.empty((n if with_grad else 1, n_classes), np.float32)
     gscale = 1.0 / n if reduction == "mean" else 1.0
     s, y = scores.numpy(force=True), labels.numpy()
-    total = _kernel().svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad)
+    args = (k, margin, tau, gscale, loss, grad, with_grad, nan_rows)
+    total = _kernel().svm_rows(s, y, *args)
     if total < 0.0:  # a status: bad labels or values
         return None
     return loss, total, torch.from_numpy(grad) if with_grad else None

@@ -113,12 +113,18 @@ def _check(s, y):  # pragma: no cover - compiled
         if y[i] < 0 or y[i] >= n_classes:
             return BAD_LABEL
     for i in range(n):
-        acc = 0.0
-        for j in range(n_classes):
-            acc += s[i, j] * 0.0  # NaN if any score is NaN or infinite
-        if acc != 0.0:
+        if not _finite(s[i]):
             return NOT_FINITE
     return OK
+
+
+@jit(inline=True)
+def _finite(row):  # pragma: no cover - compiled
+    """Whether every score of ``row`` is finite."""
+    acc = 0.0
+    for j in range(row.shape[0]):
+        acc += row[j] * 0.0  # NaN if any score is NaN or infinite
+    return acc == 0.0
 
 
 @jit(inline=True)
@@ -349,15 +355,20 @@ def _horner(x, q, k, out):  # pragma: no cover - compiled
 
 
 @jit
-def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no cover
+def svm_rows(
+    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows=False
+):  # pragma: no cover
     """Per-sample losses into ``loss`` (float64) and, ``with_grad``, ``gscale``
     times their gradient into ``grad`` (of the shape of ``s``; else one row
     that is not written). Returns the total loss, or a negative status
     (:data:`BAD_LABEL`, :data:`NOT_FINITE`), checked before anything is
-    written."""
-    status = _check(s, y)
-    if status != OK:
-        return status
+    written; with ``nan_rows``, a row with a bad label or score gets a NaN
+    loss and gradient instead (the other rows theirs), and the total is
+    NaN."""
+    if not nan_rows:
+        status = _check(s, y)
+        if status != OK:
+            return status
     n, n_classes = s.shape
     u = np.empty(_MAX_SIZE)
     x = np.empty(n_classes)
@@ -380,6 +391,13 @@ def svm_rows(s, y, k, margin, tau, gscale, loss, grad, with_grad):  # pragma: no
     total = 0.0
     for i in range(n):
         grow = grad[i] if with_grad else grad[0]
-        loss[i] = _row(s[i], y[i], k, alpha, tau, margin, gscale, work, grow, with_grad)
+        if nan_rows and not (0 <= y[i] < n_classes and _finite(s[i])):
+            loss[i] = np.nan
+            if with_grad:
+                grow[:] = np.nan
+        else:
+            loss[i] = _row(
+                s[i], y[i], k, alpha, tau, margin, gscale, work, grow, with_grad
+            )
         total += loss[i]
     return total

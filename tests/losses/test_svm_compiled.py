@@ -334,13 +334,23 @@ def test_engine_step_takes_the_kernel(n_classes, k, margin, tau, calls):
     torch.testing.assert_close(grad.double(), want_grad, rtol=1e-5, atol=1e-8)
 
 
-def test_engine_step_with_bad_values_gives_nan_as_before(calls):
-    # The engine does not check values; a member whose loss is not finite is
-    # stopped. The kernel declines and the tensor routes give NaN, as without it.
+def test_engine_step_gives_nan_in_the_rows_of_bad_values_only(calls):
+    # The engine does not check values: it stops a member whose loss is not
+    # finite. The kernel gives NaN in that member's rows and the other rows
+    # their own values (one diverged member does not send the grid's every
+    # step to the tensor routes).
     from sktopk.losses._svm_registry import smooth_topk_svm_loss_gradient
 
-    scores, labels = _problem(4, 6)
-    scores[1, 2] = math.nan
-    loss, _ = smooth_topk_svm_loss_gradient(scores, labels, k=2, margin=1.0, tau=1.0)
-    assert calls == [2]
-    assert math.isnan(loss[1]) and torch.isfinite(loss[[0, 2, 3]]).all()
+    scores, labels = _problem(3 * 4, 6)
+    scores = scores.reshape(3, 4, 6)
+    params = dict(k=2, margin=1.0, tau=1.0)
+    want, want_grad = smooth_topk_svm_loss_gradient(scores, labels[:4], **params)
+    scores[1, 2, 3] = math.nan
+    scores[2, 0, 0] = math.inf
+    loss, grad = smooth_topk_svm_loss_gradient(scores, labels[:4], **params)
+    assert calls == [2, 2]
+    bad = torch.zeros(3, 4, dtype=torch.bool)
+    bad[1, 2] = bad[2, 0] = True
+    assert loss[bad].isnan().all() and grad[bad].isnan().all()
+    assert torch.equal(loss[~bad], want[~bad])
+    assert torch.equal(grad[~bad], want_grad[~bad])
