@@ -110,12 +110,18 @@ def _check(s, y):  # pragma: no cover - compiled
     """:data:`BAD_LABEL` or :data:`NOT_FINITE` before any work, else :data:`OK`."""
     n, n_classes = s.shape
     for i in range(n):
-        if y[i] < 0 or y[i] >= n_classes:
+        if not _label_ok(y[i], n_classes):
             return BAD_LABEL
     for i in range(n):
         if not _finite(s[i]):
             return NOT_FINITE
     return OK
+
+
+@jit(inline=True)
+def _label_ok(yi, n_classes):  # pragma: no cover - compiled
+    """Whether the label ``yi`` is a class, in ``[0, n_classes - 1]``."""
+    return 0 <= yi < n_classes
 
 
 @jit(inline=True)
@@ -391,7 +397,7 @@ def svm_rows(
     total = 0.0
     for i in range(n):
         grow = grad[i] if with_grad else grad[0]
-        if nan_rows and not (0 <= y[i] < n_classes and _finite(s[i])):
+        if nan_rows and not (_label_ok(y[i], n_classes) and _finite(s[i])):
             loss[i] = np.nan
             if with_grad:
                 grow[:] = np.nan
