@@ -333,12 +333,11 @@ def _row_at(
 
 @jit(inline=True)
 def _horner(x, q, k, out):  # pragma: no cover - compiled
-    """``out_j = x_j sum_i q_i (-x_j)^i`` (``q`` zero beyond ``k - 1``): one
-    vectorised pass of a polynomial of degree 2, 5 or 10."""
-    if k <= 2:
+    """``out_j = x_j sum_i q_i (-x_j)^i`` (``q`` zero beyond ``k - 1``; ``k``
+    is the row algebra's size, 1, 5 or 10): one vectorised pass."""
+    if k == 1:
         for j in range(x.shape[0]):
-            v = x[j]
-            out[j] = v * (q[0] - v * q[1])
+            out[j] = x[j] * q[0]
     elif k <= 5:
         for j in range(x.shape[0]):
             v = x[j]
