@@ -105,21 +105,30 @@ def _relu_loop(losses, lam, c, g):  # pragma: no cover - compiled
     return s, gs
 
 
-def jit(fn: Callable | None = None, *, inline: bool = False) -> Callable:
+def jit(
+    fn: Callable | None = None, *, inline: bool = False, refcounts: bool = True
+) -> Callable:
     """``fn`` compiled by numba when first called (cached on disk where a
     cache folder is writable; numba keys the cache by the source file, so a
     change of the flags above needs the caches of every kernel module
     cleared), with the flags above; ``fn`` itself without numba (then it is
     never called).
     ``inline=True`` for helpers: inlined where they are called (array
-    arguments passed to a call cost more than a short loop)."""
+    arguments passed to a call cost more than a short loop).
+    ``refcounts=False`` for a loop that only works in arrays its caller made
+    and holds (no allocation, nothing returned but scalars): compiled without
+    numba's reference counts, whose atomic increments and decrements, one
+    pair for each array a helper or a slice takes, would otherwise cost more
+    than the arithmetic of a short row."""
     if fn is None:
-        return lambda f: jit(f, inline=inline)
+        return lambda f: jit(f, inline=inline, refcounts=refcounts)
     if numba is None:
         return fn
     flags = dict(nogil=True, fastmath=_FLAGS, error_model="numpy")
     if inline:
         flags["inline"] = "always"
+    if not refcounts:
+        flags["_nrt"] = False  # numba's switch for its runtime's references
     try:
         return numba.njit(cache=True, **flags)(fn)
     except RuntimeError:  # no writable cache folder: compile in each process

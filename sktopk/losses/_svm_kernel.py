@@ -374,7 +374,7 @@ def svm_rows(
         status = _check(s, y)
         if status != OK:
             return status
-    n, n_classes = s.shape
+    n_classes = s.shape[1]
     u = np.empty(_MAX_SIZE)
     x = np.empty(n_classes)
     work = (
@@ -392,6 +392,16 @@ def svm_rows(
         x.view(np.int64),
         np.empty(n_classes),  # the exponentials' reduced arguments
     )
+    return _rows(s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work)
+
+
+@jit(refcounts=False)
+def _rows(
+    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+):  # pragma: no cover - compiled
+    """:func:`svm_rows`' loop over the rows, in the work arrays it made (no
+    reference counts: a row takes views of a dozen arrays)."""
+    n, n_classes = s.shape
     alpha = 1.0 / (k * tau)
     total = 0.0
     for i in range(n):

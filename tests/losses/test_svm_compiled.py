@@ -298,6 +298,14 @@ print("ok")
     assert out.stdout.strip() == "ok", out.stderr
 
 
+def test_row_loop_takes_no_reference_counts():
+    # Each array a row's helpers take would otherwise cost an atomic increment
+    # and decrement of numba's reference counts: more than a short row's
+    # arithmetic (256 x 10, k = 1: 65 us with them, 21 us without).
+    assert kernel._rows.targetoptions["_nrt"] is False
+    assert "_nrt" not in kernel.svm_rows.targetoptions  # it allocates
+
+
 def test_compiled_with_a_changing_tau_is_one_graph():
     scores, labels = _problem(5, 40)
     fn = torch.compile(
