@@ -61,8 +61,10 @@ CASES = [  # n_classes, k, margin, tau
     (11, 10, 1.0, 1.0),
     (40, 5, 0.5, 20.0),
     (40, 7, 1.0, 0.3),
-    (600, 5, 1.0, 1.0),  # scanned by blocks for the top k
+    (100, 5, 1.0, 1.0),  # the top k among the scores reaching a bound
     (600, 10, 2.0, 0.01),
+    (600, 1, 1.0, 1.0),  # scanned by blocks for the top k
+    (2100, 5, 0.5, 0.5),
 ]
 
 
@@ -94,6 +96,32 @@ def test_kernel_is_used_only_where_it_applies(calls):
     torch.func.grad(lambda s: smooth_topk_svm(s, labels, 3))(scores)
     torch.compile(smooth_topk_svm, backend="eager")(scores, labels, 3)
     assert calls == [3]
+
+
+def _rows_with_ties(n_classes, rng):
+    yield rng.standard_normal(n_classes)
+    yield rng.integers(0, 4, n_classes)  # ties everywhere
+    yield np.ones(n_classes)
+    yield rng.choice([-0.0, 0.0, -1.0], n_classes)  # -0 and +0 are equal
+    yield np.sort(rng.standard_normal(n_classes))
+    yield -np.sort(rng.standard_normal(n_classes))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 9, 80, 101, 700])
+@pytest.mark.parametrize("k", [1, 2, 5, 10])
+def test_both_selections_give_the_top_k_in_order(n_classes, k):
+    if k >= n_classes:
+        pytest.skip("k must be below the number of classes")
+    rng = np.random.default_rng(11 * n_classes + k)
+    for row in _rows_with_ties(n_classes, rng):
+        row = row.astype(np.float32)
+        for yi in {0, n_classes - 1, int(rng.integers(n_classes))}:
+            wrong = [j for j in range(n_classes) if j != yi]
+            want = sorted(wrong, key=lambda j: (-row[j], j))[:k]  # first first
+            for bounded in (False, True):
+                values, classes = kernel.top_k(row, yi, k, bounded)
+                assert classes.tolist() == want, (bounded, row, yi)
+                assert values.tolist() == row[want].tolist()
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
