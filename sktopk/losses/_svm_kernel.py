@@ -48,9 +48,9 @@ _BLOCK = 16
 _BLOCKS_FROM = 512
 # Rows of _BOUNDED_FROM to _BOUNDED_PER_K * k classes select the top k among
 # the scores that reach a bound of the k-th, found without branches
-# (measured: from about 2x faster at 100 classes, k = 5, to 1.8x at 1000;
-# slower on shorter rows, and on longer ones, where the scan's blocks skip
-# more).
+# (measured, the selection alone: 1.2x faster at 100 classes and 1.8x at 1000
+# for k = 5; slower on shorter rows, and on longer ones, where the scan's
+# blocks skip more).
 _BOUNDED_FROM = 80
 _BOUNDED_PER_K = 400
 
@@ -152,12 +152,12 @@ def _insert(topv, topi, m, v, j):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _select(row, sbits, yi, k, size, topv, topi, cand):  # pragma: no cover
+def _select(row, sbits, yi, k, size, topv, topi, pick):  # pragma: no cover
     """The k largest wrong scores of ``row`` (``sbits``: its float32 bits), in
     decreasing order (the first of equal scores first), in ``topv[:k]`` and
     their classes in ``topi[:k]``; returns the k-th, ``c``."""
     if _BOUNDED_FROM <= row.shape[0] < _BOUNDED_PER_K * k:
-        return _select_bounded(row, sbits, yi, k, size, topv, topi, cand)
+        return _select_bounded(row, sbits, yi, k, size, topv, topi, pick)
     return _select_scan(row, yi, k, topv, topi)
 
 
@@ -184,18 +184,26 @@ def _select_scan(row, yi, k, topv, topi):  # pragma: no cover - compiled
     return _scan(row, yi, k, topv, topi, thr, j, n)
 
 
+@jit(inline=True)
+def _picking(n_classes):  # pragma: no cover - compiled
+    """Work arrays of :func:`_select_bounded`: the candidates' classes, and
+    4 bytes seen as an int32 and as a float32."""
+    one_bits = np.empty(1, np.int32)
+    return np.empty(n_classes, np.int64), one_bits, one_bits.view(np.float32)
+
+
 @jit
 def top_k(row, yi, k, bounded):  # pragma: no cover - compiled
     """The top k of :func:`_select` by either way (for the tests)."""
     topv, topi = np.empty(_MAX_SIZE), np.empty(_MAX_SIZE, np.int64)
-    cand = np.empty(row.shape[0], np.int64)
+    pick = _picking(row.shape[0])
     sbits = row.view(np.int32)
     if bounded and k == 1:
-        _select_bounded(row, sbits, yi, k, 1, topv, topi, cand)
+        _select_bounded(row, sbits, yi, k, 1, topv, topi, pick)
     elif bounded and k <= 5:
-        _select_bounded(row, sbits, yi, k, 5, topv, topi, cand)
+        _select_bounded(row, sbits, yi, k, 5, topv, topi, pick)
     elif bounded:
-        _select_bounded(row, sbits, yi, k, 10, topv, topi, cand)
+        _select_bounded(row, sbits, yi, k, 10, topv, topi, pick)
     else:
         _select_scan(row, yi, k, topv, topi)
     return topv[:k].copy(), topi[:k].copy()
@@ -204,16 +212,18 @@ def top_k(row, yi, k, bounded):  # pragma: no cover - compiled
 @jit(inline=True)
 def _key(b):  # pragma: no cover - compiled
     """An integer in the order of the finite float32 whose bits are ``b``
-    (-0 one below +0)."""
+    (-0 one below +0), and back."""
     b = np.int64(b)
     return b ^ ((b >> 31) & 0x7FFFFFFF)
 
 
 @jit(inline=True)
-def _bound_key(sbits, k):  # pragma: no cover - compiled
-    """The key of a score that at least k wrong scores reach: the smallest of
-    the largest keys of k + 1 parts of the row (at most one is the true
-    class's), less one (so that -0 counts as +0). One vectorised pass."""
+def _bound(sbits, k, one_bits, one):  # pragma: no cover - compiled
+    """A score that at least k wrong scores reach: the smallest of the largest
+    scores of k + 1 parts of the row (at most one is the true class's). One
+    vectorised pass over integer keys of the scores (in their order), whose
+    maxima vectorise where those of floats do not; ``one_bits`` and ``one``
+    are views of the same 4 bytes, to read the key's score back."""
     n = sbits.shape[0]
     bound = np.int64(1) << 40  # above every key
     for part in range(k + 1):
@@ -222,20 +232,22 @@ def _bound_key(sbits, k):  # pragma: no cover - compiled
         for j in range(seg.shape[0]):  # (from 0: no negative indices)
             top = max(top, _key(seg[j]))
         bound = min(bound, top)
-    return bound - 1
+    one_bits[0] = _key(bound)  # the key's own inverse
+    return one[0]
 
 
 @jit(inline=True)
-def _select_bounded(row, sbits, yi, k, size, topv, topi, cand):  # pragma: no cover
-    """:func:`_select` among the scores that reach :func:`_bound_key` (about
-    k + 4 of them on random scores), listed in class order without branches,
-    then inserted without branches into a top of ``size`` slots (a constant:
-    the slots below the k-th hold the next scores, unused)."""
-    bound = _bound_key(sbits, k)
+def _select_bounded(row, sbits, yi, k, size, topv, topi, pick):  # pragma: no cover
+    """:func:`_select` among the scores that reach :func:`_bound` (about k + 4
+    of them on random scores), listed in class order without branches, then
+    inserted into a top of ``size`` slots (a constant: the slots below the
+    k-th hold the next scores, unused)."""
+    cand, one_bits, one = pick
+    bound = _bound(sbits, k, one_bits, one)
     count = 0
-    for j in range(sbits.shape[0]):
+    for j in range(row.shape[0]):
         cand[count] = j
-        count += _key(sbits[j]) >= bound
+        count += row[j] >= bound
     for t in range(size):
         topv[t] = -np.inf
         topi[t] = 0
@@ -378,8 +390,8 @@ def _row_at(
     """:func:`_row` with the algebra at ``size >= k``: the top is padded with
     ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k), ``A``, ``B``
     and the weights ``w`` exactly as at size k."""
-    topv, topi, u, u_bits, u_rest, a, b, am, p, q, x, bits, rest, cand = work
-    c = _select(row, sbits, yi, k, size, topv, topi, cand)
+    topv, topi, u, u_bits, u_rest, a, b, am, p, q, x, bits, rest, pick = work
+    c = _select(row, sbits, yi, k, size, topv, topi, pick)
     # Held at e^(-700 / k), so that products of k of them stay normal floats
     # (no slow subnormal arithmetic), as in the fast route.
     floor = _EXP_FLOOR / k
@@ -495,7 +507,7 @@ def svm_rows(
         x,
         x.view(np.int64),
         np.empty(n_classes),  # the exponentials' reduced arguments
-        np.empty(n_classes, np.int64),  # candidates for the top k
+        _picking(n_classes),
     )
     args = (loss, grad, with_grad, nan_rows, work)
     return _rows(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
