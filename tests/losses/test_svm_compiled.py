@@ -107,11 +107,11 @@ def _rows_with_ties(n_classes, rng):
     yield -np.sort(rng.standard_normal(n_classes))
 
 
-@pytest.mark.parametrize("n_classes", [2, 3, 9, 80, 101, 700])
-@pytest.mark.parametrize("k", [1, 2, 5, 10])
+@pytest.mark.parametrize(
+    "n_classes, k",
+    [(c, k) for c in (2, 3, 9, 80, 101, 700) for k in (1, 2, 5, 10) if k < c],
+)
 def test_both_selections_give_the_top_k_in_order(n_classes, k):
-    if k >= n_classes:
-        pytest.skip("k must be below the number of classes")
     rng = np.random.default_rng(11 * n_classes + k)
     for row in _rows_with_ties(n_classes, rng):
         row = row.astype(np.float32)
