@@ -232,7 +232,9 @@ def _bound(sbits, k, one_bits, one):  # pragma: no cover - compiled
         for j in range(seg.shape[0]):  # (from 0: no negative indices)
             top = max(top, _key(seg[j]))
         bound = min(bound, top)
-    one_bits[0] = _key(bound)  # the key's own inverse
+    # The key is its own inverse; one_bits and one are the same memory, which
+    # the compiled code reads back as such (numba marks no type-based aliasing).
+    one_bits[0] = _key(bound)
     return one[0]
 
 

@@ -21,6 +21,9 @@ from sktopk.losses import (
 )
 
 pytest.importorskip("numba")
+pytestmark = pytest.mark.skipif(
+    not native.native_available(), reason="compiled kernels off (SKTOPK_NUMBA=0)"
+)
 
 
 @pytest.fixture
