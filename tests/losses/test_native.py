@@ -15,6 +15,9 @@ import sktopk.losses._native as native
 from sktopk.losses import matk, srelu, srelu_grad, stk
 
 pytest.importorskip("numba")
+pytestmark = pytest.mark.skipif(
+    not native.native_available(), reason="compiled kernels off (SKTOPK_NUMBA=0)"
+)
 
 F64 = torch.float64
 
