@@ -127,12 +127,19 @@ def jit(
     flags = dict(nogil=True, fastmath=_FLAGS, error_model="numpy")
     if inline:
         flags["inline"] = "always"
-    if not refcounts:
+    if not refcounts and _knows_nrt_switch():
         flags["_nrt"] = False  # numba's switch for its runtime's references
     try:
         return numba.njit(cache=True, **flags)(fn)
     except RuntimeError:  # no writable cache folder: compile in each process
         return numba.njit(cache=False, **flags)(fn)
+
+
+def _knows_nrt_switch() -> bool:
+    """Whether numba takes the ``_nrt`` option (private, though kept since
+    2015): an option it does not know would fail at the first call."""
+    options = getattr(getattr(numba, "core", None), "options", None)
+    return "_nrt" in vars(getattr(options, "DefaultOptions", object))
 
 
 _srelu_jit = jit(_srelu_loop)

@@ -337,6 +337,17 @@ def test_row_loop_takes_no_reference_counts():
     assert "_nrt" not in kernel.svm_rows.targetoptions  # it allocates
 
 
+def test_a_numba_without_the_switch_keeps_the_reference_counts(monkeypatch):
+    monkeypatch.setattr(native, "_knows_nrt_switch", lambda: False)
+
+    def double(a):  # pragma: no cover - compiled
+        return 2.0 * a[0]
+
+    compiled = native.jit(double, refcounts=False)
+    assert "_nrt" not in compiled.targetoptions
+    assert compiled(np.array([1.5])) == 3.0
+
+
 def test_compiled_with_a_changing_tau_is_one_graph():
     scores, labels = _problem(5, 40)
     fn = torch.compile(
