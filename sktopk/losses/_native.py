@@ -14,7 +14,8 @@ Without numba, for other dtypes or devices, or with ``SKTOPK_NUMBA=0`` in the
 environment when sktopk is imported, the tensor kernels of :mod:`._smoothing`
 run instead. A kernel
 is compiled the first time it is needed, for each memory layout of its
-arrays (a few seconds, once per machine where numba can cache it on disk).
+arrays (under a second here; about ten seconds for each of the smooth top-k
+SVM's three kernels; once per machine where numba can cache it on disk).
 """
 
 from __future__ import annotations

@@ -366,26 +366,6 @@ def _esp(u, k, e):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _row(
-    row, sbits, yi, k, alpha, tau, margin, gscale, work, grow, with_grad
-):  # pragma: no cover
-    """The loss of one row; ``with_grad``: ``gscale`` times its gradient
-    written into ``grow``. The per-row algebra runs at a fixed size (1, 5 or
-    10, a constant once inlined: unrolled loops, no trip counts to test)."""
-    if k == 1:
-        return _row_at(
-            row, sbits, yi, k, 1, alpha, tau, margin, gscale, work, grow, with_grad
-        )
-    if k <= 5:
-        return _row_at(
-            row, sbits, yi, k, 5, alpha, tau, margin, gscale, work, grow, with_grad
-        )
-    return _row_at(
-        row, sbits, yi, k, 10, alpha, tau, margin, gscale, work, grow, with_grad
-    )
-
-
-@jit(inline=True)
 def _row_at(
     row, sbits, yi, k, size, alpha, tau, margin, gscale, work, grow, with_grad
 ):  # pragma: no cover
@@ -477,21 +457,29 @@ def _horner(x, q, k, out):  # pragma: no cover - compiled
             out[j] = v * (q[0] - v * p)
 
 
-@jit
 def svm_rows(
     s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows=False
-):  # pragma: no cover
+) -> float:
     """Per-sample losses into ``loss`` (float64) and, ``with_grad``, ``gscale``
     times their gradient into ``grad`` (of the shape of ``s``; else one row
     that is not written). Returns the total loss, or a negative status
     (:data:`BAD_LABEL`, :data:`NOT_FINITE`), checked before anything is
     written; with ``nan_rows``, a row with a bad label or score gets a NaN
     loss and gradient instead (the other rows theirs), and the total is
-    NaN."""
-    if not nan_rows:
-        status = _check(s, y)
-        if status != OK:
-            return status
+    NaN.
+
+    The row algebra's size (1, 5 or 10) picks one of three compiled kernels,
+    each compiled the first time it is needed: a user of one k compiles one
+    third of the code."""
+    kernel = _svm_rows_1 if k == 1 else _svm_rows_5 if k <= 5 else _svm_rows_10
+    return kernel(s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows)
+
+
+@jit(inline=True)
+def _prepare(s, y, k, nan_rows):  # pragma: no cover - compiled
+    """The status of the values (:data:`OK` without a check, with
+    ``nan_rows``) and the work arrays of a row."""
+    status = OK if nan_rows else _check(s, y)
     n_classes = s.shape[1]
     u = np.empty(_MAX_SIZE)
     x = np.empty(n_classes)
@@ -511,16 +499,79 @@ def svm_rows(
         np.empty(n_classes),  # the exponentials' reduced arguments
         _picking(n_classes),
     )
+    return status, work
+
+
+@jit
+def _svm_rows_1(
+    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
+):  # pragma: no cover - compiled
+    """:func:`svm_rows` for k = 1."""
+    status, work = _prepare(s, y, k, nan_rows)
+    if status != OK:
+        return status
     args = (loss, grad, with_grad, nan_rows, work)
-    return _rows(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
+    return _rows_1(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
+
+
+@jit
+def _svm_rows_5(
+    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
+):  # pragma: no cover - compiled
+    """:func:`svm_rows` for k = 2 to 5."""
+    status, work = _prepare(s, y, k, nan_rows)
+    if status != OK:
+        return status
+    args = (loss, grad, with_grad, nan_rows, work)
+    return _rows_5(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
+
+
+@jit
+def _svm_rows_10(
+    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
+):  # pragma: no cover - compiled
+    """:func:`svm_rows` for k = 6 to 10."""
+    status, work = _prepare(s, y, k, nan_rows)
+    if status != OK:
+        return status
+    args = (loss, grad, with_grad, nan_rows, work)
+    return _rows_10(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
+
+
+# The loops over the rows, at each size, in the work arrays that the entry
+# made: no reference counts (a row takes views of a dozen arrays).
+@jit(refcounts=False)
+def _rows_1(
+    s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+):  # pragma: no cover - compiled
+    return _rows(
+        s, sbits, y, k, 1, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+    )
 
 
 @jit(refcounts=False)
-def _rows(
+def _rows_5(
     s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
 ):  # pragma: no cover - compiled
-    """:func:`svm_rows`' loop over the rows, in the work arrays it made (no
-    reference counts: a row takes views of a dozen arrays)."""
+    return _rows(
+        s, sbits, y, k, 5, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+    )
+
+
+@jit(refcounts=False)
+def _rows_10(
+    s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+):  # pragma: no cover - compiled
+    return _rows(
+        s, sbits, y, k, 10, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+    )
+
+
+@jit(inline=True)
+def _rows(
+    s, sbits, y, k, size, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
+):  # pragma: no cover - compiled
+    """The loop over the rows, the row algebra at ``size`` (a constant)."""
     n, n_classes = s.shape
     alpha = 1.0 / (k * tau)
     total = 0.0
@@ -531,11 +582,12 @@ def _rows(
             if with_grad:
                 grow[:] = np.nan
         else:
-            loss[i] = _row(
+            loss[i] = _row_at(
                 s[i],
                 sbits[i],
                 y[i],
                 k,
+                size,
                 alpha,
                 tau,
                 margin,
