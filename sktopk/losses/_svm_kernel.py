@@ -472,14 +472,49 @@ def svm_rows(
     each compiled the first time it is needed: a user of one k compiles one
     third of the code."""
     kernel = _svm_rows_1 if k == 1 else _svm_rows_5 if k <= 5 else _svm_rows_10
-    return kernel(s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows)
+    return kernel(s, y, k, (margin, tau, gscale), loss, grad, (with_grad, nan_rows))
+
+
+# One kernel per size: an entry that checks the values and makes the work
+# arrays, then the loop over the rows, without reference counts (a row takes
+# views of a dozen arrays).
+@jit
+def _svm_rows_1(s, y, k, params, loss, grad, flags):  # pragma: no cover - compiled
+    return _entry(s, y, k, params, loss, grad, flags, _rows_1)
+
+
+@jit
+def _svm_rows_5(s, y, k, params, loss, grad, flags):  # pragma: no cover - compiled
+    return _entry(s, y, k, params, loss, grad, flags, _rows_5)
+
+
+@jit
+def _svm_rows_10(s, y, k, params, loss, grad, flags):  # pragma: no cover - compiled
+    return _entry(s, y, k, params, loss, grad, flags, _rows_10)
+
+
+@jit(refcounts=False)
+def _rows_1(s, sbits, y, k, params, loss, grad, flags, work):  # pragma: no cover
+    return _rows(s, sbits, y, k, 1, params, loss, grad, flags, work)
+
+
+@jit(refcounts=False)
+def _rows_5(s, sbits, y, k, params, loss, grad, flags, work):  # pragma: no cover
+    return _rows(s, sbits, y, k, 5, params, loss, grad, flags, work)
+
+
+@jit(refcounts=False)
+def _rows_10(s, sbits, y, k, params, loss, grad, flags, work):  # pragma: no cover
+    return _rows(s, sbits, y, k, 10, params, loss, grad, flags, work)
 
 
 @jit(inline=True)
-def _prepare(s, y, k, nan_rows):  # pragma: no cover - compiled
-    """The status of the values (:data:`OK` without a check, with
-    ``nan_rows``) and the work arrays of a row."""
-    status = OK if nan_rows else _check(s, y)
+def _entry(s, y, k, params, loss, grad, flags, rows):  # pragma: no cover - compiled
+    """The status of the values (unchecked with ``nan_rows``, the second
+    flag), else the work arrays of a row made and ``rows`` run in them."""
+    status = OK if flags[1] else _check(s, y)
+    if status != OK:
+        return status
     n_classes = s.shape[1]
     u = np.empty(_MAX_SIZE)
     x = np.empty(n_classes)
@@ -499,79 +534,14 @@ def _prepare(s, y, k, nan_rows):  # pragma: no cover - compiled
         np.empty(n_classes),  # the exponentials' reduced arguments
         _picking(n_classes),
     )
-    return status, work
-
-
-@jit
-def _svm_rows_1(
-    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
-):  # pragma: no cover - compiled
-    """:func:`svm_rows` for k = 1."""
-    status, work = _prepare(s, y, k, nan_rows)
-    if status != OK:
-        return status
-    args = (loss, grad, with_grad, nan_rows, work)
-    return _rows_1(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
-
-
-@jit
-def _svm_rows_5(
-    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
-):  # pragma: no cover - compiled
-    """:func:`svm_rows` for k = 2 to 5."""
-    status, work = _prepare(s, y, k, nan_rows)
-    if status != OK:
-        return status
-    args = (loss, grad, with_grad, nan_rows, work)
-    return _rows_5(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
-
-
-@jit
-def _svm_rows_10(
-    s, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows
-):  # pragma: no cover - compiled
-    """:func:`svm_rows` for k = 6 to 10."""
-    status, work = _prepare(s, y, k, nan_rows)
-    if status != OK:
-        return status
-    args = (loss, grad, with_grad, nan_rows, work)
-    return _rows_10(s, s.view(np.int32), y, k, margin, tau, gscale, *args)
-
-
-# The loops over the rows, at each size, in the work arrays that the entry
-# made: no reference counts (a row takes views of a dozen arrays).
-@jit(refcounts=False)
-def _rows_1(
-    s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-):  # pragma: no cover - compiled
-    return _rows(
-        s, sbits, y, k, 1, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-    )
-
-
-@jit(refcounts=False)
-def _rows_5(
-    s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-):  # pragma: no cover - compiled
-    return _rows(
-        s, sbits, y, k, 5, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-    )
-
-
-@jit(refcounts=False)
-def _rows_10(
-    s, sbits, y, k, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-):  # pragma: no cover - compiled
-    return _rows(
-        s, sbits, y, k, 10, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-    )
+    return rows(s, s.view(np.int32), y, k, params, loss, grad, flags, work)
 
 
 @jit(inline=True)
-def _rows(
-    s, sbits, y, k, size, margin, tau, gscale, loss, grad, with_grad, nan_rows, work
-):  # pragma: no cover - compiled
+def _rows(s, sbits, y, k, size, params, loss, grad, flags, work):  # pragma: no cover
     """The loop over the rows, the row algebra at ``size`` (a constant)."""
+    margin, tau, gscale = params
+    with_grad, nan_rows = flags
     n, n_classes = s.shape
     alpha = 1.0 / (k * tau)
     total = 0.0
