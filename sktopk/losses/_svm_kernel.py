@@ -369,9 +369,11 @@ def _esp(u, k, e):  # pragma: no cover - compiled
 def _row_at(
     row, sbits, yi, k, size, alpha, tau, margin, gscale, work, grow, with_grad
 ):  # pragma: no cover
-    """:func:`_row` with the algebra at ``size >= k``: the top is padded with
-    ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k), ``A``, ``B``
-    and the weights ``w`` exactly as at size k."""
+    """The loss of one row; ``with_grad``: ``gscale`` times its gradient
+    written into ``grow``. The algebra runs at ``size >= k`` (1, 5 or 10, a
+    constant once inlined: unrolled loops, no trip counts to test); the top is
+    padded with ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k),
+    ``A``, ``B`` and the weights ``w`` exactly as at size k."""
     topv, topi, u, u_bits, u_rest, a, b, am, p, q, x, bits, rest, pick = work
     c = _select(row, sbits, yi, k, size, topv, topi, pick)
     # Held at e^(-700 / k), so that products of k of them stay normal floats
