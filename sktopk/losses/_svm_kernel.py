@@ -192,18 +192,18 @@ def _picking(n_classes):  # pragma: no cover - compiled
     return np.empty(n_classes, np.int64), one_bits, one_bits.view(np.float32)
 
 
+def top_k(row, yi, k, bounded):
+    """The top k of :func:`_select` by either way (for the tests), the top's
+    size as the kernel's for this k."""
+    return _top_k(row, yi, k, _size(k), bounded)
+
+
 @jit
-def top_k(row, yi, k, bounded):  # pragma: no cover - compiled
-    """The top k of :func:`_select` by either way (for the tests)."""
+def _top_k(row, yi, k, size, bounded):  # pragma: no cover - compiled
     topv, topi = np.empty(_MAX_SIZE), np.empty(_MAX_SIZE, np.int64)
-    pick = _picking(row.shape[0])
-    sbits = row.view(np.int32)
-    if bounded and k == 1:
-        _select_bounded(row, sbits, yi, k, 1, topv, topi, pick)
-    elif bounded and k <= 5:
-        _select_bounded(row, sbits, yi, k, 5, topv, topi, pick)
-    elif bounded:
-        _select_bounded(row, sbits, yi, k, 10, topv, topi, pick)
+    if bounded:
+        pick = _picking(row.shape[0])
+        _select_bounded(row, row.view(np.int32), yi, k, size, topv, topi, pick)
     else:
         _select_scan(row, yi, k, topv, topi)
     return topv[:k].copy(), topi[:k].copy()
@@ -473,8 +473,13 @@ def svm_rows(
     The row algebra's size (1, 5 or 10) picks one of three compiled kernels,
     each compiled the first time it is needed: a user of one k compiles one
     third of the code."""
-    kernel = _svm_rows_1 if k == 1 else _svm_rows_5 if k <= 5 else _svm_rows_10
+    kernel = _KERNELS[_size(k)]
     return kernel(s, y, k, (margin, tau, gscale), loss, grad, (with_grad, nan_rows))
+
+
+def _size(k: int) -> int:
+    """The size of the row algebra for ``k`` (1 to 10): 1, 5 or 10."""
+    return 1 if k == 1 else 5 if k <= 5 else 10
 
 
 # One kernel per size: an entry that checks the values and makes the work
@@ -508,6 +513,9 @@ def _rows_5(s, sbits, y, k, params, loss, grad, flags, work):  # pragma: no cove
 @jit(refcounts=False)
 def _rows_10(s, sbits, y, k, params, loss, grad, flags, work):  # pragma: no cover
     return _rows(s, sbits, y, k, 10, params, loss, grad, flags, work)
+
+
+_KERNELS = {1: _svm_rows_1, 5: _svm_rows_5, 10: _svm_rows_10}
 
 
 @jit(inline=True)
