@@ -52,12 +52,15 @@ class PartialStore:
     """The chunk files of the output folder ``out``, for the run of protocol
     ``identity`` that has locked it.
 
-    Creates the sub-folder, and removes what no later run can use: temporary
-    files left by a run killed while writing one, and chunk files of another
-    protocol or seed (a folder holds the results of one).
+    Creates the sub-folder and removes temporary files left by a run killed
+    while writing one. Chunk files of another protocol or seed are the work
+    of an unfinished run made with other settings: with ``owned`` (the
+    folder's ``runs.csv`` already holds this run's rows, so that run can never
+    resume here) they are removed; otherwise the folder is refused, as a
+    ``runs.csv`` of other settings is, and the files are left as they are.
     """
 
-    def __init__(self, out: str | os.PathLike, identity: str):
+    def __init__(self, out: str | os.PathLike, identity: str, owned: bool = False):
         self.path = Path(out) / PARTIAL_NAME
         self.identity = identity
         _refuse_link(self.path)
@@ -73,10 +76,16 @@ class PartialStore:
                 f"cannot create {self.path}: {exc.strerror or exc}"
             ) from exc
         remove_stale_temps(self.path)
-        for entry in self._entries():
-            if _CHUNK.fullmatch(entry.name) and not entry.name.startswith(identity):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+        foreign = [
+            e
+            for e in self._entries()
+            if _CHUNK.fullmatch(e.name) and not e.name.startswith(identity)
+        ]
+        if foreign and not owned:
+            raise StoreError(_foreign_message(self.path, foreign, identity))
+        for entry in foreign:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
     def _entries(self) -> list[os.DirEntry]:
         return [e for e in os.scandir(self.path) if e.is_file(follow_symlinks=False)]
@@ -97,6 +106,18 @@ class PartialStore:
         """Remove the sub-folder when no unfinished cell has chunks in it."""
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def _foreign_message(path: Path, foreign: list, identity: str) -> str:
+    """Why a folder holding another run's unfinished chunks is refused."""
+    others = sorted({e.name[:12] for e in foreign})
+    return (
+        f"{path} holds {len(foreign)} trained chunk(s) of an unfinished run made "
+        f"with other settings (protocol identity {', '.join(others)}; these "
+        f"settings are {identity[:12]}). Run that command again to resume it, "
+        "or use another --out folder; to discard that work, delete "
+        f"{path}. The files were left as they are."
+    )
 
 
 class PartialCell:

@@ -92,7 +92,8 @@ def reproduce(
         folder.check_replaceable(_outputs(table, cells, plots))
         complete = {c for c in cells if store.is_complete(c)}
         todo = sorted((c for c in cells if c not in complete), key=_cost(protocol))
-        partial = PartialStore(folder.path, protocol.identity(seed))
+        owned = len(store.frame) > 0  # runs.csv holds this run's rows
+        partial = PartialStore(folder.path, protocol.identity(seed), owned)
         for cell in complete:  # left by a run stopped just after the cell's rows
             partial.clear(cell)
         _run(todo, store, protocol, seed, (backend, jobs, scheduler, partial), progress)

@@ -167,10 +167,25 @@ def test_chunks_of_a_finished_cell_or_another_seed_are_removed(tmp_path):
     reproduce(3, TIGHT, **kwargs)
     partial = PartialStore(out, TIGHT.identity(0))
     partial.cell(CELL).save(0, 1, (np.zeros((2, 1)),), 1.0)  # a finished cell's
-    other = PartialStore(out, TIGHT.identity(5)).cell(CELL)
+    other = PartialStore(out, TIGHT.identity(5), owned=True).cell(CELL)
     other.save(0, 1, (np.zeros((2, 1)),), 1.0)  # another seed's
     reproduce(3, TIGHT, **kwargs)
     assert not (out / PARTIAL_NAME).exists()
+
+
+def test_chunks_of_an_unfinished_run_with_other_settings_are_kept(tmp_path):
+    # No runs.csv yet: the chunks are the only trace of hours of training by a
+    # run with another seed; a run with other settings is refused, as it is
+    # by a runs.csv of other settings, and the files stay.
+    out = tmp_path / "out"
+    out.mkdir()
+    other = PartialStore(out, TIGHT.identity(5)).cell(CELL)
+    other.save(0, 1, (np.zeros((2, 1)),), 1.0)
+    before = sorted(os.listdir(out / PARTIAL_NAME))
+    with pytest.raises(StoreError, match="unfinished run made with other settings"):
+        reproduce(3, TIGHT, out=out, datasets=["appendicitis"], plots=False)
+    assert sorted(os.listdir(out / PARTIAL_NAME)) == before
+    assert not (out / "runs.csv").exists()
 
 
 def test_workers_share_the_chunks_of_a_cell(tmp_path, monkeypatch):
