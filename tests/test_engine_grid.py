@@ -87,8 +87,23 @@ def test_evaluate_and_memory_sizes(problem):
     acc = evaluate(model, data, [torch.as_tensor(v) for _, v in splits], "binary")
     assert acc.shape == (2, 6) and bool(((acc >= 0) & (acc <= 1)).all())
     assert parse_memory("1.5KiB") == 1536
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("2GB", 2 * 10**9), ("512MiB", 2**29), ("1TB", 10**12), ("1 tib", 2**40),
+     ("1e9", 10**9), (".5G", 5 * 10**8), ("100", 100), (1000, 1000), (None, None)],
+)  # fmt: skip
+def test_memory_sizes_in_every_unit(text, size):
+    assert parse_memory(text) == size
+
+
+@pytest.mark.parametrize(
+    "text", ["lots", "inf", "nan", "1e400", "-1GB", "0", "GB", "1XB", "1.2.3", -5, True]
+)
+def test_memory_sizes_that_are_not_positive_sizes_are_refused(text):
     with pytest.raises(ValueError, match="not understood"):
-        parse_memory("lots")
+        parse_memory(text)
 
 
 def test_typed_contracts_refuse_unknown_names():

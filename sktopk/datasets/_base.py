@@ -154,7 +154,8 @@ def load_dataset(
         data=data if as_frame else data.to_numpy(),
         target=target if as_frame else target.to_numpy(),
         feature_names=list(data.columns),
-        frame=frame if as_frame else None,
+        # as scikit-learn's loaders: data is frame[feature_names], same dtypes
+        frame=pd.concat([data, target], axis=1) if as_frame else None,
         DESCR=describe(info),
         name=info.name,
         task=info.task,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -267,32 +268,39 @@ def members_per_chunk(
 def parse_memory(value: int | str | None) -> int | None:
     """``"2GB"``, ``"512MiB"``, ``"1e9"`` or an int -> bytes (None stays None).
 
+    Raises
+    ------
+    ValueError
+        For a size that is not a positive number of bytes, with or without
+        one of the units B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB,
+        TiB (powers of 1024), or K, M, G, T.
+
     Examples
     --------
     >>> parse_memory("2GB"), parse_memory("512MiB"), parse_memory(1000)
     (2000000000, 536870912, 1000)
     """
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip().upper().replace(" ", "")
-    units = {
-        "KIB": 2**10,
-        "MIB": 2**20,
-        "GIB": 2**30,
-        "KB": 10**3,
-        "MB": 10**6,
-        "GB": 10**9,
-        "K": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "B": 1,
-    }
-    for unit, scale in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * scale)
-    try:
-        return int(float(text))
-    except ValueError:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _MEMORY.fullmatch(str(value).strip().upper().replace(" ", ""))
+        scaled = float(match[1]) * _UNITS[match[2]] if match else 0.0
+        size = int(scaled) if math.isfinite(scaled) else 0
+    if size <= 0:
         raise ValueError(
-            f"memory size {value!r} is not understood; use bytes or e.g. '2GB'"
-        ) from None
+            f"memory size {value!r} is not understood; give a positive number of "
+            "bytes, or one with a unit: B, KB, MB, GB, TB (powers of 1000) or "
+            "KiB, MiB, GiB, TiB (powers of 1024), e.g. '2GB'"
+        )
+    return size
+
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_UNITS.update({f"{u}B": _UNITS[u] for u in "KMGT"})
+_UNITS.update({f"{u}IB": 2 ** (10 * (i + 1)) for i, u in enumerate("KMGT")})
+# A finite decimal number (no sign, no inf or nan) and an optional unit.
+_MEMORY = re.compile(
+    r"(\d+\.?\d*(?:E[+-]?\d+)?|\.\d+(?:E[+-]?\d+)?)([KMGT]I?B|[KMGTB]|)"
+)

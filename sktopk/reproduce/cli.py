@@ -43,8 +43,9 @@ not write, and symbolic links, are never overwritten.
 
 exit status: 0 done; 2 a usage error, or an output folder that cannot be used
 (read-only, in use by another run, or holding files sktopk did not write),
-reported before any work; 130 interrupted (finished cells and chunks are
-kept).
+reported before any work; 130 interrupted (Tables 3, 4 and 6 keep their
+finished cells and chunks; the synthetic jobs, Tables 1 and 2 and Figures 3
+and 4, write their files only at the end and keep nothing).
 """
 #: Patience used when --patience-unit changes the preset's unit.
 DEFAULT_PATIENCE = {"step": 1, "epoch": 5}
@@ -111,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="memory budget of the members trained at once, e.g. 2GB (default 1GB); "
         "larger grids are trained in several batches",
     )
-    rep.add_argument("--backend", default="local", choices=BACKENDS)
+    rep.add_argument(
+        "--backend",
+        default="local",
+        choices=BACKENDS,
+        help="where the cells run: local worker processes (default) or a Dask "
+        "cluster (with --scheduler)",
+    )
     rep.add_argument("--scheduler", help="Dask scheduler address (--backend dask)")
     rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -133,12 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"{PROG} reproduce: interrupted; finished cells are saved, run the same "
-            "command again to resume",
-            file=sys.stderr,
-        )
+        kept = _after_interrupt(args)
+        print(f"{PROG} reproduce: interrupted; {kept}", file=sys.stderr)
         return 130
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted run has kept."""
+    if is_synthetic(args):
+        return (
+            "the synthetic jobs write their files only at the end, so nothing was "
+            "kept: run the command again to start over"
+        )
+    return (
+        "finished cells (and the chunks of unfinished ones) are kept: run the "
+        "same command again to resume"
+    )
 
 
 def _plain_store_warnings(default):
@@ -167,6 +184,8 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
         raise UsageError("--out is empty; give an output folder")
     if args.table is None and args.figure is None:
         raise UsageError("give --table N or --figure N")
+    if args.table is not None:
+        args.table = str(_table(args.table))
     if is_synthetic(args):
         return _synthetic(args, command)
     table, datasets = _table(args.table), _datasets(args.datasets)
@@ -174,8 +193,8 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
         protocol = _protocol(args)
         for cell in table_cells(table, datasets):
             members_at_once(cell, protocol)  # the budget holds one member per run
-    except (ValueError, MemoryError) as exc:
-        raise UsageError(str(exc)) from None
+    except (ValueError, MemoryError) as exc:  # in the command line's words
+        raise UsageError(str(exc).replace("max_memory", "--max-memory")) from None
     out = args.out or os.path.join("sktopk-results", f"table{table}-{protocol.name}")
     result = reproduce(
         table, protocol, seed=args.seed, out=out, datasets=datasets,
@@ -196,12 +215,17 @@ def _synthetic(args: argparse.Namespace, command: str) -> int:
     return run_synthetic(job, settings, args, command)
 
 
+#: The tables that ``reproduce`` makes.
+TABLE_NUMBERS = (1, 2, 3, 4, 6)
+
+
 def _table(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        choices = "1, 2, 3, 4, 6"
-        raise UsageError(f"unknown table {text!r}; choose one of: {choices}") from None
+    """The table's number from ``--table`` (digits, spaces around allowed)."""
+    digits = str(text).strip()
+    if digits.isascii() and digits.isdigit() and int(digits) in TABLE_NUMBERS:
+        return int(digits)
+    choices = ", ".join(map(str, TABLE_NUMBERS))
+    raise UsageError(f"unknown table {text!r}; choose one of: {choices}")
 
 
 def _protocol(args: argparse.Namespace):
@@ -216,8 +240,15 @@ def _protocol(args: argparse.Namespace):
     return make_protocol(
         args.protocol, runs=args.runs, max_epochs=args.max_epochs, stopping=unit,
         patience=patience, model=args.model, scaling=args.scaling,
-        target_scaling=args.target_scaling, max_memory=parse_memory(args.max_memory),
+        target_scaling=args.target_scaling, max_memory=_memory(args.max_memory),
     )  # fmt: skip
+
+
+def _memory(text: str | None) -> int | None:
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise UsageError(f"--max-memory: {exc}") from None
 
 
 def _datasets(text: str | None) -> list[str] | None:
@@ -226,7 +257,7 @@ def _datasets(text: str | None) -> list[str] | None:
     names = [d.strip() for d in text.split(",") if d.strip()]
     if not names:
         raise UsageError("--datasets is empty; give comma-separated dataset names")
-    return names
+    return list(dict.fromkeys(names))  # a name given twice is run once
 
 
 def _jobs(jobs: int) -> int:

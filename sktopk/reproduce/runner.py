@@ -181,7 +181,8 @@ def _timing(runs, ran: int, resumed: int, seconds: float, backend, jobs) -> dict
     per_cell = runs.drop_duplicates(["table", "dataset", "loss", "aggregate"])
     where = "local" if backend == "local" else "dask cluster"
     if backend == "local":
-        where += f", {jobs} worker process(es)" if jobs != 1 else ", this process"
+        # at most: there are no more workers than chunks to train
+        where += f", up to {jobs} worker processes" if jobs != 1 else ", this process"
     return {
         "wall time of this invocation": f"{seconds:.1f} s",
         "cells run now / resumed from runs.csv": f"{ran} / {resumed}",

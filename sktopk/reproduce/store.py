@@ -151,7 +151,10 @@ class OutputFolder:
                 "choose another --out folder."
             ) from exc
         os.close(fd)
-        os.unlink(name)
+        # Unlocked here: a run holding the lock may have removed it already as
+        # a stale temporary file.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
     def _read_manifest(self) -> dict[str, list[str]]:
         path = self.path / MANIFEST_NAME

@@ -112,7 +112,7 @@ def test_return_X_y(name):
     np.testing.assert_array_equal(y, bunch.target)
 
 
-@pytest.mark.parametrize("name", ["wisconsin", "cpusmall", "sinc"])
+@pytest.mark.parametrize("name", ["wisconsin", "german", "cpusmall", "sinc"])
 def test_as_frame(name):
     plain = load_dataset(name)
     bunch = load_dataset(name, as_frame=True)
@@ -125,6 +125,9 @@ def test_as_frame(name):
     X, y = load_dataset(name, return_X_y=True, as_frame=True)
     pd.testing.assert_frame_equal(X, bunch.data)
     pd.testing.assert_series_equal(y, bunch.target)
+    # as scikit-learn's loaders: the frame's columns are data and target
+    pd.testing.assert_frame_equal(bunch.frame[bunch.feature_names], bunch.data)
+    pd.testing.assert_series_equal(bunch.frame["target"], bunch.target)
 
 
 @pytest.mark.parametrize("bad", ["nope", "German", "", None, 3])

@@ -113,6 +113,11 @@ def _bad_cases(tmp_path):
     return {
         "table": (["reproduce", "--table", "9"], "unknown table"),
         "table-word": (["reproduce", "--table", "three"], "unknown table"),
+        "table-5": (["reproduce", "--table", "5"], "choose one of: 1, 2, 3, 4, 6"),
+        "table-sign": (["reproduce", "--table", "+3"], "unknown table '+3'"),
+        "memory-inf": (base + ["--max-memory", "inf"], "--max-memory"),
+        "memory-negative": (base + ["--max-memory=-1GB"], "positive number"),
+        "memory-unit": (base + ["--max-memory", "1XB"], "KiB, MiB"),
         "dataset": (base + ["--datasets", "nope"], "not in table 3"),
         "dataset-other-table": (base + ["--datasets", "sinc"], "not in table 3"),
         "protocol": (base + ["--protocol", "slow"], "unknown protocol"),
@@ -139,7 +144,9 @@ def _bad_cases(tmp_path):
 
 
 TINY_BASE = ["reproduce", *TINY]
-CASES = ["table", "table-word", "dataset", "dataset-other-table", "protocol", "runs",
+CASES = ["table", "table-word", "table-5", "table-sign", "memory-inf",
+         "memory-negative", "memory-unit", "dataset", "dataset-other-table",
+         "protocol", "runs",
          "target-scaling", "jobs", "out-is-file", "foreign", "corrupt",
          "dask-no-scheduler", "seed-negative", "seed-word", "out-empty", "out-blank",
          "scheduler-malformed", "scheduler-scheme", "command", "no-table"]  # fmt: skip
@@ -231,4 +238,39 @@ def test_max_memory_splits_the_grid_without_changing_results(tmp_path, capsys):
         cell, make_protocol("quick", runs=2)
     )
     assert cli.main(args + ["--out", str(tmp_path / "c"), "--max-memory", "10"]) != 0
-    assert "max_memory" in capsys.readouterr().err
+    assert "raise --max-memory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", [" 3", "3 ", "03"])
+def test_a_table_number_is_read_as_a_number(text, tmp_path):
+    assert main(["reproduce", *_with_table(text), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "table3.md").exists()
+
+
+def _with_table(text: str) -> list[str]:
+    return [text if a == "3" and i == 1 else a for i, a in enumerate(TINY)]
+
+
+def test_a_dataset_named_twice_runs_once(tmp_path):
+    argv = [a if a != "appendicitis" else "appendicitis,appendicitis" for a in TINY]
+    assert main(["reproduce", *argv, "--out", str(tmp_path), "--no-plots"]) == 0
+    assert "5 / 0" in (tmp_path / "table3.md").read_text()  # cells run / resumed
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept"),
+    [(["--table", "3"], "are kept: run the same command"),
+     (["--table", "1"], "nothing was kept"),
+     (["--figure", "3"], "nothing was kept")],
+)  # fmt: skip
+def test_an_interrupted_run_says_what_it_kept(
+    argv, kept, tmp_path, capsys, monkeypatch
+):
+    from sktopk.reproduce import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_reproduce", interrupted)
+    assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 130
+    assert kept in capsys.readouterr().err

@@ -271,7 +271,7 @@ def test_ctrl_c_stops_the_workers_and_exits_cleanly(longer, tmp_path):
         assert proc.wait(timeout=60) == 130
         assert _still_running(workers, 10) == []
     log = (tmp_path / "out.log").read_text()
-    assert "interrupted; finished cells are saved" in log
+    assert "interrupted; finished cells (and the chunks of unfinished ones)" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
     assert _run(LONGER, out, "--jobs", "1") == 0
     _assert_same_runs(out, longer)

@@ -248,3 +248,22 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_writability_probe_survives_another_run_removing_its_file(
+    tmp_path, monkeypatch
+):
+    # Another run, holding the lock, removes temporary files it takes for
+    # stale, the probe's among them, between its creation and its removal.
+    from sktopk.reproduce import store
+
+    real = store._create_temp
+
+    def removed_at_once(folder):
+        fd, name = real(folder)
+        os.unlink(name)
+        return fd, name
+
+    monkeypatch.setattr(store, "_create_temp", removed_at_once)
+    with store.OutputFolder(tmp_path / "out") as folder:
+        assert folder.path.is_dir()
