@@ -137,14 +137,18 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             plan.X, plan.target, [(plan.train_idx, None)], plan.weight, device
         )
         model = self._make_model(plan, device, previous)
-        state = self.__dict__.get("_partial_state")
-        resume = None if state is None else Resume(**state)
-        hyper = self._hyper(len(plan.train_idx))
+        state = self.__dict__.get("_partial_state") or {}
+        resume = Resume(state["lam"], state["optimizer"]) if state else None
+        # An integer k counts the first call's rows; later chunks, of any
+        # size, keep that fraction.
+        k_rows = state.get("k_rows", len(plan.train_idx))
+        hyper = self._hyper(k_rows)
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed], resume)
         self._store(model, result, warn=False)
         self._partial_state = {
             "lam": float(result.lam) if self._uses_lambda() else None,
             "optimizer": result.optimizer_state,
+            "k_rows": k_rows,
         }
         if previous is not None:
             self.n_iter_ += previous["n_iter"]
@@ -202,7 +206,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             accept_sparse=("csr", "csc", "coo"),
             y_numeric=not is_classifier(self),
         )
-        X = X.toarray() if sp.issparse(X) else X
+        X = _densified(X)
         weight = _check_weight(sample_weight, X)
         target, task, n_out, loss, loss_params = self._task_spec(y, keep=keep)
         if getattr(self, "class_weight", None) is not None:
@@ -392,6 +396,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         )
         if self._uses_lambda():
             self.lambda_ = self._user_lambda(float(result.lam[index]))
+        else:  # a refit with an aggregate that has no threshold
+            self.__dict__.pop("lambda_", None)
         if warn and not bool(result.converged[index]):
             warnings.warn(
                 f"{type(self).__name__} reached max_epochs={self.max_epochs} before "
@@ -420,10 +426,31 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             X,
             reset=False,
             dtype=(np.float64, np.float32),
-            accept_sparse=("csr", "csc", "coo"),
+            accept_sparse="csr",
         )
-        X = X.toarray() if sp.issparse(X) else X
-        return self._network_outputs(X)
+        return self._network_outputs(X)  # sparse X stays sparse
+
+
+#: A sparse X whose dense copy for training is larger warns (bytes).
+DENSE_WARNING_BYTES = 2**30
+
+
+def _densified(X):
+    """``X`` as a dense array for training (the models are dense), with a
+    warning where a sparse ``X`` becomes large."""
+    if not sp.issparse(X):
+        return X
+    size = X.shape[0] * X.shape[1] * X.dtype.itemsize
+    if size > DENSE_WARNING_BYTES:
+        warnings.warn(
+            f"X is sparse ({X.nnz} stored values) and training needs it dense: "
+            f"{size / 2**30:.1f} GiB for {X.shape[0]} x {X.shape[1]}. Reduce the "
+            "features first (e.g. TruncatedSVD or a feature selector in the "
+            "pipeline). Prediction keeps X sparse.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return X.toarray()
 
 
 def _store_params(estimator, values: dict) -> None:

@@ -20,7 +20,9 @@ class _TopKClassifierBase(ClassifierMixin, _TopKEstimatorBase):
 
         For data that does not fit in memory: the weights, the optimizer's
         state and the threshold ``lambda_`` carry over between calls, and
-        ``n_iter_`` counts the calls. ``fit`` starts afresh.
+        ``n_iter_`` counts the calls. An integer ``k`` of the top-k aggregates
+        counts the first call's samples; later calls, of any size, keep that
+        fraction. ``fit`` starts afresh.
 
         Parameters
         ----------

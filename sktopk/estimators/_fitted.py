@@ -10,12 +10,16 @@ predicts on a CPU-only machine. ``module_`` builds the torch module on demand.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._device import resolve_device
 from ..engine import ModuleAdapter, StackedMLP, to_sequential
+
+#: Rows of a sparse X made dense at once for prediction.
+_SPARSE_ROWS = 4096
 
 __all__ = ["FittedNetwork"]
 
@@ -76,6 +80,11 @@ class FittedNetwork:
         depend on the row order or batch size through float32 rounding, and
         read-only or negative-stride arrays need no copy.
         """
+        if sp.issparse(X):  # dense a chunk of rows at a time
+            starts = range(0, X.shape[0], _SPARSE_ROWS)
+            chunks = [X[i : i + _SPARSE_ROWS] for i in starts] or [X]
+            parts = [self._network_outputs(c.toarray()) for c in chunks]
+            return np.concatenate(parts)
         if "coefs_" in self.__dict__:
             out = np.asarray(X, dtype=np.float64)
             last = len(self.coefs_) - 1

@@ -3,6 +3,7 @@ aggregate (average, maximum, ATk, MATk, STk) of individual losses."""
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -53,10 +54,22 @@ class _STkMixin:
     def _engine_value(self, param: str, n_train: int) -> float:
         uses = get_aggregate(self.aggregate).params
         if param == "k":  # the engine takes k as a fraction of the rows
-            return k_fraction(self.k, n_train, "k") if "k" in uses else 1.0
+            return self._k_fraction(n_train) if "k" in uses else 1.0
         if param == "delta" and "smoothing" in uses:
             get_smoothing(self.smoothing, self.delta)  # leaky_relu: delta < 1
         return super()._engine_value(param, n_train)
+
+    def _k_fraction(self, n_train: int) -> float:
+        try:
+            return k_fraction(self.k, n_train, "k")
+        except ValueError as exc:
+            if not self.early_stopping:
+                raise
+            raise ValueError(
+                f"{exc}: n counts the rows left for training once early_stopping "
+                f"has set validation_fraction={self.validation_fraction} of them "
+                "aside"
+            ) from None
 
     def _train_spec(self, loss, task, loss_params, n_train):
         spec = super()._train_spec(loss, task, loss_params, n_train)
@@ -381,7 +394,10 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         For data that does not fit in memory: the weights, the optimizer's
         state and the threshold ``lambda_`` carry over between calls, and
         ``n_iter_`` counts the calls; the targets are standardised with the
-        first call's ``y_center_`` and ``y_scale_``. ``fit`` starts afresh.
+        first call's ``y_center_`` and ``y_scale_`` (so give it several
+        samples: a constant first ``y`` gets scale 1, with a warning). An
+        integer ``k`` counts the first call's samples; later calls, of any
+        size, keep that fraction. ``fit`` starts afresh.
 
         Parameters
         ----------
@@ -393,7 +409,18 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         -------
         self
         """
-        return self._partial_fit(X, y, None, sample_weight)
+        first = "n_iter_" not in self.__dict__
+        self._partial_fit(X, y, None, sample_weight)
+        if first and np.ptp(np.asarray(y, dtype=np.float64)) == 0:
+            warnings.warn(
+                "The first partial_fit call sets the targets' centre and scale "
+                "(y_center_, y_scale_) for every later call, and its y is constant "
+                "(a single sample?): y_scale_ is 1, so the targets are only "
+                "centred. Give the first call several samples, or scale y.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self
 
     def _task_spec(self, y, keep: bool = False):
         if np.asarray(y).dtype.kind in "OUSb":

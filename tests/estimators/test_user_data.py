@@ -1,0 +1,98 @@
+"""Estimators on data as users stream or store it: partial_fit chunks of any
+size, sparse matrices, refits that change the aggregate."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import make_classification, make_regression
+
+from sktopk import STkClassifier, STkRegressor
+from sktopk.estimators import _base
+
+FAST = dict(max_epochs=5, random_state=0)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return make_classification(120, 6, random_state=0)
+
+
+def test_partial_fit_keeps_the_first_calls_fraction_for_an_integer_k(binary):
+    X, y = binary
+    stream = STkClassifier(k=50, aggregate="atk", random_state=0)
+    stream.partial_fit(X[:100], y[:100], classes=[0, 1])  # k: half the rows
+    stream.partial_fit(X[100:120], y[100:120])  # 20 rows, fewer than k
+    # The same as a fraction: 50 of the first call's 100 rows.
+    fraction = STkClassifier(k=0.5, aggregate="atk", random_state=0)
+    fraction.partial_fit(X[:100], y[:100], classes=[0, 1])
+    fraction.partial_fit(X[100:120], y[100:120])
+    for a, b in zip(stream.coefs_, fraction.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_constant_first_partial_fit_warns_that_it_fixes_the_scale():
+    X, y = make_regression(50, 3, random_state=0)
+    first = STkRegressor(random_state=0)
+    with pytest.warns(UserWarning, match="y_scale_ is 1"):
+        first.partial_fit(X[:1], y[:1] * 1000 + 5e4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # later calls, and a first of several
+        first.partial_fit(X[1:], y[1:] * 1000 + 5e4)
+        STkRegressor(random_state=0).partial_fit(X[:2], y[:2])
+    assert first.y_scale_ == 1.0
+
+
+def test_a_refit_without_a_threshold_drops_lambda(binary):
+    X, y = binary
+    est = STkClassifier(aggregate="stk", **FAST).fit(X, y)
+    assert hasattr(est, "lambda_")
+    est.set_params(aggregate="average").fit(X, y)
+    assert not hasattr(est, "lambda_")
+
+
+def test_an_integer_k_beyond_the_training_rows_names_early_stopping(binary):
+    X, y = binary
+    STkClassifier(k=len(X), **FAST).fit(X, y)  # every row trains
+    est = STkClassifier(k=len(X), early_stopping=True, **FAST)
+    with pytest.raises(ValueError, match="validation_fraction=0.1"):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_x_gives_the_dense_results(binary, fmt):
+    X, y = binary
+    X = np.where(np.abs(X) < 0.8, 0.0, X)
+    sparse = sp.csr_matrix(X).asformat(fmt)
+    dense = STkClassifier(**FAST).fit(X, y)
+    est = STkClassifier(**FAST).fit(sparse, y)
+    for a, b in zip(est.coefs_, dense.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        est.decision_function(sparse), dense.decision_function(X)
+    )
+    mlp = STkClassifier(model="mlp", hidden_layer_sizes=(4,), **FAST).fit(X, y)
+    np.testing.assert_allclose(
+        mlp.predict_proba(sparse), mlp.predict_proba(X), rtol=1e-12
+    )
+
+
+def test_prediction_keeps_sparse_x_sparse(binary, monkeypatch):
+    X, y = binary
+    est = STkClassifier(**FAST).fit(X, y)
+    monkeypatch.setattr("sktopk.estimators._fitted._SPARSE_ROWS", 7)  # 18 chunks
+    sparse = sp.csr_matrix(np.where(np.abs(X) < 0.8, 0.0, X))
+    np.testing.assert_allclose(
+        est.decision_function(sparse),
+        est.decision_function(sparse.toarray()),
+        rtol=1e-12,
+    )
+
+
+def test_a_large_sparse_x_warns_before_it_is_made_dense(binary, monkeypatch):
+    X, y = binary
+    monkeypatch.setattr(_base, "DENSE_WARNING_BYTES", X.size * 4)
+    with pytest.warns(UserWarning, match="training needs it dense"):
+        STkClassifier(**FAST).fit(sp.csr_matrix(X.astype(np.float64)), y)
