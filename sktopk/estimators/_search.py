@@ -38,8 +38,13 @@ from ._search_plan import (
     split_params,
 )
 from ._search_results import results_table
-from ._search_run import check_error_score, fit_one_by_one, run_batch
-from ._sklearn_compat import _MultimetricScorer, multimetric_scorers
+from ._search_run import check_error_score, error_fill, fit_one_by_one, run_batch
+from ._sklearn_compat import (
+    _MultimetricScorer,
+    _raise_for_params,
+    multimetric_scorers,
+    scorers_take_sample_weight,
+)
 
 
 class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -70,8 +75,8 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         Every grid point is validated before any training.
     scoring : str, callable, list, tuple, dict or None, default=None
         As in GridSearchCV: None is the estimator's ``score`` (accuracy or
-        R^2); several metrics as a list or dict, with ``refit`` naming the
-        one that chooses the best.
+        R^2); several metrics as a list or dict, or a callable that returns
+        a dict of them, with ``refit`` naming the one that chooses the best.
     n_jobs : int or None, default=None
         Batches run in parallel through joblib (``None``: 1, unless inside a
         ``joblib.parallel_backend`` context, e.g. "dask"). Where there are
@@ -116,6 +121,8 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         The scorer(s) used.
     multimetric_ : bool
         Whether several metrics were evaluated.
+    feature_names_in_ : ndarray of str
+        The names of the features, where ``best_estimator_`` has them.
     n_splits_ : int
         Number of folds.
     refit_time_ : float
@@ -187,71 +194,86 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
         **params : dict
             Fit parameters, as GridSearchCV takes them: ``sample_weight`` for
-            an sktopk estimator, ``<step>__<param>`` for a Pipeline's steps,
-            ``groups`` for the splitter; with metadata routing enabled,
-            whatever the estimator, splitter and scorers request.
+            an sktopk estimator (and for the scorers that accept it, where
+            the installed GridSearchCV passes it to them),
+            ``<step>__<param>`` for a Pipeline's steps, ``groups`` for the
+            splitter; with metadata routing enabled, whatever the estimator,
+            splitter and scorers request.
 
         Returns
         -------
         self : STkSearchCV
         """
-        pipeline, final_name, final = split_estimator(self.estimator)
+        split_estimator(self.estimator)
         check_error_score(self.error_score)
         X, y = indexable(X, y)
         y = np.asarray(y)
         candidates = list(ParameterGrid(self.param_grid))
         check_candidates(self.estimator, candidates)
-        scorers, self.multimetric_ = multimetric_scorers(self.estimator, self.scoring)
-        refit_metric = self._refit_metric(scorers)
-        fit_params, split_params_, score_params = self._route(X, params)
+        scorers = self._scorers()
+        fit_params, split_params_, score_params = self._route(X, params, scorers)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, **split_params_))
-        batches = self._plan(
-            pipeline, final_name, final, candidates, X, y, folds, fit_params
-        )
-        for batch in batches:
-            for fold in batch.folds:
-                fold.score_test = sliced(score_params, fold.test, len(y))
-                fold.score_train = sliced(score_params, fold.train, len(y))
+        batches = self._plan(candidates, X, y, folds, fit_params, score_params)
         results = self._run(batches, scorers)
-        self._store_results(candidates, results, scorers, len(folds), refit_metric)
-        self.scorer_ = scorers if self.multimetric_ else scorers["score"]
+        self._store_results(candidates, results, scorers, len(folds))
         self.n_splits_ = len(folds)
         if self.refit:
             self._refit(X, y, fit_params)
         return self
 
-    def _refit_metric(self, scorers: dict) -> str | None:
+    def _scorers(self) -> dict:
+        """The scorers by name; sets ``scorer_`` and ``multimetric_`` (a
+        callable ``scoring`` that returns dicts makes it True only after the
+        first scores, as in GridSearchCV) and checks ``refit`` against the
+        metrics' names where they are known."""
+        scorers, self.multimetric_ = multimetric_scorers(self.estimator, self.scoring)
+        self.scorer_ = scorers if self.multimetric_ else scorers["score"]
+        self._refit_metric(scorers)
+        return scorers
+
+    def _refit_metric(self, names) -> str | None:
+        """The metric that chooses the best ("score" for a single one); None
+        where ``refit`` is False or a callable with several metrics."""
         if not self.multimetric_:
             return "score"
         if callable(self.refit) or self.refit is False:
             return None
-        if not isinstance(self.refit, str) or self.refit not in scorers:
+        if not isinstance(self.refit, str) or self.refit not in names:
             raise ValueError(
                 "With several metrics, refit must be False, a callable or the "
-                f"name of one of them ({sorted(scorers)}); got {self.refit!r}"
+                f"name of one of them ({sorted(names)}); got {self.refit!r}"
             )
         return self.refit
 
-    def _route(self, X, params: dict) -> tuple[dict, dict, dict]:
+    def _route(self, X, params: dict, scorers: dict) -> tuple[dict, dict, dict]:
         """``(estimator fit params, splitter params, scorer params)``, as
-        GridSearchCV routes them (scorers get parameters only with metadata
-        routing enabled)."""
+        GridSearchCV routes them. Without metadata routing, the scorers get
+        ``sample_weight`` where the installed GridSearchCV gives it to them
+        (see :func:`scorers_take_sample_weight`)."""
         if _routing_enabled():
             routed = process_routing(self, "fit", **params)
             fit_params = dict(routed.estimator.fit)
             split_params_ = dict(routed.splitter.split)
             score_params = dict(routed.scorer.score)
         else:
-            params = dict(params)
-            groups = params.pop("groups", None)
-            fit_params, score_params = params, {}
+            fit_params = dict(params)
+            groups = fit_params.pop("groups", None)
             split_params_ = {"groups": groups} if groups is not None else {}
+            score_params = self._fit_weight_for_scorers(fit_params, scorers)
         if fit_params.get("sample_weight") is not None:
             fit_params["sample_weight"] = _check_sample_weight(
                 fit_params["sample_weight"], X
             )
         return fit_params, split_params_, score_params
+
+    def _fit_weight_for_scorers(self, fit_params: dict, scorers: dict) -> dict:
+        weight = fit_params.get("sample_weight")
+        if weight is None:
+            return {}
+        if not scorers_take_sample_weight(self, scorers, self.multimetric_):
+            return {}
+        return {"sample_weight": weight}
 
     def _step_params(self, pipeline, final_name, fit_params: dict) -> dict:
         """Fit parameters per step name (the final step's under its name)."""
@@ -266,32 +288,38 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         routed = pipeline._check_method_params(method="fit", props=fit_params)
         return {name: dict(routed[name].fit) for name, _ in pipeline.steps}
 
-    def _plan(
-        self, pipeline, final_name, final, candidates, X, y, folds, fit_params
-    ) -> list:
+    def _plan(self, candidates, X, y, folds, fit_params, score_params) -> list:
         """Every batch, with its folds preprocessed and validated, before any
         training."""
+        pipeline, final_name, final = split_estimator(self.estimator)
         step_params = self._step_params(pipeline, final_name, fit_params)
-        member_keys = final._member_params
+        keys = final._member_params
         batches, prepared = [], {}
-        groups = group_candidates(candidates, final_name, member_keys)
+        groups = group_candidates(candidates, final_name, keys)
         for (head_key, _), configs in groups.items():
             head, own = split_params(candidates[configs[0]], final_name)
-            structural = {k: v for k, v in own.items() if k not in member_keys}
             if head_key not in prepared:
                 prepared[head_key] = preprocess_folds(
-                    pipeline, head, X, y, folds, step_params, final_name
+                    pipeline,
+                    head,
+                    X,
+                    y,
+                    folds,
+                    step_params,
+                    final_name,
+                    error_score=self.error_score,
                 )
-            base = clone(final).set_params(**structural)
-            members = [
-                {
-                    k: v
-                    for k, v in split_params(candidates[i], final_name)[1].items()
-                    if k in member_keys
-                }
-                for i in configs
-            ]
+            base = clone(final).set_params(
+                **{k: v for k, v in own.items() if k not in keys}
+            )
+            members = [_members_of(candidates[i], final_name, keys) for i in configs]
             batches += plan_batches(base, members, configs, prepared[head_key])
+        if not batches:
+            raise ValueError(
+                f"All the {len(candidates) * len(folds)} fits failed: the "
+                "preprocessing steps failed on every fold (see the warnings)."
+            )
+        _slice_score_params(batches, score_params, len(y))
         return batches
 
     def _run(self, batches: list, scorers: dict) -> list:
@@ -302,6 +330,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             "return_train_score": self.return_train_score,
             "max_memory": parse_memory(self.max_memory),
             "jobs": min(n_jobs, len(batches)),
+            "dict_scores": callable(self.scoring),
         }
         jobs = (
             delayed(fit_one_by_one if callable(b.base.model) else run_batch)(
@@ -319,17 +348,19 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.members_per_batch_ = [r.members_at_once for r in out]
         return out
 
-    def _store_results(self, candidates, results, scorers, n_splits, refit_metric):
+    def _store_results(self, candidates, results, scorers, n_splits) -> None:
         shape = (len(candidates), n_splits)
-        test = {name: np.full(shape, np.nan) for name in scorers}
-        train = {name: np.full(shape, np.nan) for name in scorers}
+        names = self._metric_names(results, scorers)
+        refit_metric = self._refit_metric(names)
+        fill = error_fill(self.error_score)
+        test = {name: np.full(shape, fill) for name in names}
+        train = {name: np.full(shape, fill) for name in names}
         fit_time, score_time = np.zeros(shape), np.zeros(shape)
         for r in results:
             rows, cols = np.ix_(r.configs, r.folds)
-            for name in scorers:
-                test[name][rows, cols] = r.test[name]
-                if self.return_train_score:
-                    train[name][rows, cols] = r.train[name]
+            for table, part in ((test, r.test), (train, r.train)):
+                for name, scores in part.items():
+                    table[name][rows, cols] = scores
             fit_time[rows, cols], score_time[rows, cols] = r.fit_time, r.score_time
         self.cv_results_ = results_table(
             candidates,
@@ -341,12 +372,32 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         )
         self._choose_best(refit_metric)
 
+    def _metric_names(self, results: list, scorers: dict) -> list[str]:
+        """The metrics' names: the scorers', or those in the dicts that a
+        callable ``scoring`` returned (then the search is multi-metric)."""
+        if not callable(self.scoring):
+            return list(scorers)
+        kinds = set().union(*(r.kinds for r in results))
+        if kinds == {"dict", "number"}:
+            raise ValueError(
+                "The scoring callable returned a dict for some configurations "
+                "or folds and a number for others"
+            )
+        if "dict" not in kinds:
+            return ["score"]
+        self.multimetric_ = True
+        parts = (part for r in results for part in (r.test, r.train))
+        return list(dict.fromkeys(name for part in parts for name in part))
+
     def _choose_best(self, refit_metric: str | None) -> None:
         results = self.cv_results_
         if callable(self.refit):
-            self.best_index_ = int(self.refit(results))
-            if not (isinstance(self.best_index_, Integral) and 0 <= self.best_index_):
-                raise ValueError("refit callable must return a non-negative index")
+            best = self.refit(results)
+            if not isinstance(best, Integral):
+                raise TypeError("best_index_ returned is not an integer")
+            if not 0 <= best < len(results["params"]):
+                raise IndexError("best_index_ index out of range")
+            self.best_index_ = int(best)
         elif refit_metric is not None:
             self.best_index_ = int(results[f"rank_test_{refit_metric}"].argmin())
             self.best_score_ = float(
@@ -361,6 +412,10 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         best = clone(self.estimator).set_params(**clone(self.best_params_, safe=False))
         self.best_estimator_ = best.fit(X, y, **fit_params)
         self.refit_time_ = time.perf_counter() - start
+        if hasattr(self.best_estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_  # from an earlier fit on a DataFrame
 
     def get_metadata_routing(self) -> MetadataRouter:
         """Route fit parameters to the estimator and the splitter, as
@@ -420,11 +475,43 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_topk(X, k)
 
-    def score(self, X, y):
-        """``best_estimator_`` scored with the refit metric's scorer."""
+    def score(self, X, y=None, **params) -> float:
+        """``best_estimator_`` scored with the refit metric's scorer, as in
+        GridSearchCV.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        **params : dict
+            Parameters for the scorer (e.g. ``sample_weight``); only with
+            metadata routing enabled, where the scorer requests them.
+
+        Returns
+        -------
+        score : float
+        """
+        if not self.refit:
+            raise AttributeError(
+                f"This {type(self).__name__} instance was initialized with "
+                "`refit=False`. score is available only after refitting on the "
+                "best parameters. You can refit an estimator manually using the "
+                "`best_params_` attribute"
+            )
         check_is_fitted(self, "best_estimator_")
-        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
-        return scorer(self.best_estimator_, X, y)
+        _raise_for_params(params, self, "score")
+        if _routing_enabled():
+            params = process_routing(self, "score", **params).scorer["score"]
+        return self._score_best(X, y, params)
+
+    def _score_best(self, X, y, params: dict) -> float:
+        scorer = self.scorer_
+        if isinstance(scorer, dict):
+            scorer = scorer[self.refit]
+        score = scorer(self.best_estimator_, X, y, **params)
+        if self.multimetric_ and isinstance(score, dict):  # a callable's metrics
+            score = score[self.refit]
+        return score
 
     @property
     def classes_(self):
@@ -435,3 +522,15 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     def n_features_in_(self):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.n_features_in_
+
+
+def _members_of(params: dict, final_name: str | None, keys) -> dict:
+    """The final step's member parameters (``keys``) of a grid point."""
+    return {k: v for k, v in split_params(params, final_name)[1].items() if k in keys}
+
+
+def _slice_score_params(batches: list, score_params: dict, n: int) -> None:
+    """Each fold's scoring parameters, on its test and its training rows."""
+    for fold in {id(f): f for b in batches for f in b.folds}.values():
+        fold.score_test = sliced(score_params, fold.test, n)
+        fold.score_train = sliced(score_params, fold.train, n)

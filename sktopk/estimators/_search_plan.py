@@ -10,11 +10,13 @@ model) and its other parameters (one batch per distinct setting).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import InvalidParameterError
@@ -145,18 +147,56 @@ def group_candidates(
 
 
 def _freeze(params: dict) -> tuple:
-    """A hashable, order-free key of ``params`` (lists become tuples; other
-    unhashable values are keyed by identity)."""
-    out = []
-    for k, v in sorted(params.items()):
-        if isinstance(v, list | np.ndarray):
-            v = tuple(np.asarray(v).tolist())
-        try:
-            hash(v)
-        except TypeError:
-            v = ("id", id(v))
-        out.append((k, v))
-    return tuple(out)
+    """A hashable, order-free key of ``params`` under which two settings are
+    equal only if their values are equal and of the same types, all the way
+    down (see :func:`_key`)."""
+    return tuple((k, _key(v)) for k, v in sorted(params.items()))
+
+
+_SCALARS = (bool, int, str, bytes, type(None))
+
+
+def _key(value) -> tuple:
+    """A hashable key of a parameter value that never merges two values that
+    could behave differently.
+
+    ``1``, ``1.0`` and ``True`` are equal and hash alike, but ``max_df=1``
+    is a count of documents where ``max_df=1.0`` is a fraction: the key
+    holds the exact type of every value, also inside lists, tuples, dicts
+    and arrays (by dtype, shape and bytes); floats by their bits, so that
+    NaN equals itself and ``-0.0`` differs from ``0.0``. Anything else (an
+    estimator, a callable) is keyed by identity: only the same object shares
+    a key.
+
+    Examples
+    --------
+    >>> _key(1) == _key(1.0) or _key([1]) == _key((1,))
+    False
+    >>> _key([["a", "b"], ["c"]]) == _key([["a", "b"], ["c"]])
+    True
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is float:
+        return (kind, value.hex())
+    if kind is complex:
+        return (kind, value.real.hex(), value.imag.hex())
+    if isinstance(value, np.generic) and value.dtype.kind != "O":
+        return (kind, value.dtype.str, value.tobytes())
+    if kind in (list, tuple, set, frozenset):
+        return (kind, tuple(_key(v) for v in value))
+    if kind is dict:
+        return (kind, tuple((_key(k), _key(v)) for k, v in value.items()))
+    if kind is np.ndarray:
+        return _array_key(value)
+    return ("id", id(value))
+
+
+def _array_key(value: np.ndarray) -> tuple:
+    if value.dtype.kind == "O":
+        return (np.ndarray, "O", value.shape, _key(value.ravel().tolist()))
+    return (np.ndarray, value.dtype.str, value.shape, value.tobytes())
 
 
 def preprocess_folds(
@@ -167,34 +207,63 @@ def preprocess_folds(
     folds: list[tuple[np.ndarray, np.ndarray]],
     step_params: dict,
     final_name: str | None,
+    error_score=np.nan,
 ) -> list[Fold]:
     """Fit the preprocessing steps (set to ``head``) on each training fold and
-    transform both sides; without a Pipeline the folds are sliced as they are.
+    transform both sides; without a Pipeline (or with a Pipeline of one
+    step) the folds are sliced as they are.
 
     ``step_params`` maps each step's name to its fit parameters over all rows
-    (sliced here to the training rows).
+    (sliced here to the training rows). A fold whose preprocessing fails is
+    left out, with a FitFailedWarning (its configurations keep
+    ``error_score``), unless ``error_score`` is "raise".
     """
+    final_params = step_params.get(final_name, {})
+    if set(final_params) - {"sample_weight"}:
+        raise TypeError(
+            f"the final step's fit takes only sample_weight; got {sorted(final_params)}"
+        )
     out = []
     for i, (train, test) in enumerate(folds):
         X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
         y_train, y_test = y[train], y[test]
-        if pipeline is not None:
-            steps = clone(pipeline).set_params(**head)
-            prep = Pipeline(steps.steps[:-1], memory=steps.memory)
+        if pipeline is not None and len(pipeline.steps) > 1:
             prep_params = {
-                name: sliced(step_params.get(name, {}), train, len(y))
-                for name, _ in prep.steps
+                name: sliced(params, train, len(y))
+                for name, params in step_params.items()
+                if name != final_name
             }
-            X_train = prep.fit_transform(X_train, y_train, **_flatten(prep_params))
-            X_test = prep.transform(X_test)
-        final_params = sliced(step_params.get(final_name, {}), train, len(y))
-        if set(final_params) - {"sample_weight"}:
-            raise TypeError(
-                f"the final step's fit takes only sample_weight; got "
-                f"{sorted(final_params)}"
-            )
-        out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, final_params))
+            try:
+                X_train, X_test = _transform(
+                    pipeline, head, X_train, y_train, X_test, prep_params
+                )
+            except Exception as exc:  # as GridSearchCV: error_score decides
+                if error_score == "raise":
+                    raise
+                _warn_failed(head, i, error_score, exc)
+                continue
+        fit_params = sliced(final_params, train, len(y))
+        out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, fit_params))
     return out
+
+
+def _transform(pipeline, head, X_train, y_train, X_test, prep_params):
+    """The training and test rows through the preprocessing steps (set to
+    ``head``), fitted on the training rows with ``prep_params`` (by step)."""
+    steps = clone(pipeline).set_params(**head)
+    prep = Pipeline(steps.steps[:-1], memory=steps.memory)
+    X_train = prep.fit_transform(X_train, y_train, **_flatten(prep_params))
+    return X_train, prep.transform(X_test)
+
+
+def _warn_failed(head: dict, fold: int, error_score, exc: Exception) -> None:
+    warnings.warn(
+        f"Fitting the preprocessing steps with {head} failed on fold {fold}; "
+        f"the scores of its configurations on this fold are set to "
+        f"error_score={error_score}. Details: {exc!r}",
+        FitFailedWarning,
+        stacklevel=3,
+    )
 
 
 def sliced(params: dict, rows: np.ndarray, n: int) -> dict:

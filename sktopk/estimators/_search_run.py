@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass, field
-from numbers import Real
+from numbers import Number, Real
 
 import numpy as np
 from sklearn import config_context
@@ -27,12 +28,18 @@ try:  # the scorer of scoring=None: the estimator's own score method
 except ImportError:  # pragma: no cover - a later scikit-learn
     _PassthroughScorer = None
 
-__all__ = ["BatchScores", "run_batch", "fit_one_by_one"]
+__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill"]
 
 
 @dataclass
 class BatchScores:
-    """Scores of a batch's configurations (rows) on its folds (columns)."""
+    """Scores of a batch's configurations (rows) on its folds (columns).
+
+    A metric's array is made when its first score comes (a callable
+    ``scoring`` names its metrics only in what it returns), filled with
+    ``fill`` (``error_score``): a member that diverged or whose scoring
+    failed keeps it.
+    """
 
     configs: list[int]
     folds: list[int]
@@ -41,15 +48,26 @@ class BatchScores:
     fit_time: np.ndarray | None = None
     score_time: np.ndarray | None = None
     members_at_once: int = 0
+    fill: float = np.nan
+    # What the scorers returned: "number" and/or "dict" (a callable scoring's
+    # metrics).
+    kinds: set = field(default_factory=set)
+
+    def put(self, table: dict, name: str, index: tuple, value: float) -> None:
+        """``table[name][index] = value``, making the array if needed."""
+        if name not in table:
+            table[name] = np.full(self.score_time.shape, self.fill)
+        table[name][index] = value
 
 
 def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     """Train every configuration of ``batch`` on its folds at once and score
     each member with every scorer.
 
-    ``options``: ``error_score``, ``return_train_score``, ``max_memory``
-    and ``jobs``, the batches trained at the same time (they share the
-    memory when ``max_memory`` is None).
+    ``options``: ``error_score``, ``return_train_score``, ``max_memory``,
+    ``jobs``, the batches trained at the same time (they share the memory
+    when ``max_memory`` is None), and ``dict_scores``, whether a scorer may
+    return a dict of metrics (a callable ``scoring``).
     """
     start = time.perf_counter()
     plans, device = batch.plans, resolve_device(batch.base.device)
@@ -59,7 +77,7 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid
-    out = _empty(batch, scorers, options["return_train_score"])
+    out = _empty(batch, options)
     offset = [0]
 
     def score_chunk(model, result):
@@ -106,14 +124,17 @@ def _stack(plans, device):
     return make_data(X, target, splits, weight, device)
 
 
-def _empty(batch: Batch, scorers: dict, with_train: bool) -> BatchScores:
+def _empty(batch: Batch, options: dict) -> BatchScores:
     shape = (len(batch.configs), len(batch.folds))
     out = BatchScores(batch.configs, [f.index for f in batch.folds])
-    out.test = {name: np.full(shape, np.nan) for name in scorers}
-    if with_train:
-        out.train = {name: np.full(shape, np.nan) for name in scorers}
     out.score_time = np.zeros(shape)
+    out.fill = error_fill(options["error_score"])
     return out
+
+
+def error_fill(error_score) -> float:
+    """The score of a failed member (NaN where failures raise)."""
+    return np.nan if error_score == "raise" else float(error_score)
 
 
 def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
@@ -131,24 +152,29 @@ def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
 def _score_member(out, est, batch, g, m, scorers, options) -> None:
     fold = batch.folds[g]
     if est is None:
-        _diverged(batch, g, m, options["error_score"], out)
+        _diverged(batch, g, m, options["error_score"])
         return
     start = time.perf_counter()
     sides = [("test", out.test, fold.X_test, fold.y_test, fold.score_test)]
-    if out.train:
+    if options["return_train_score"]:
         sides.append(("train", out.train, fold.X_train, fold.y_train, fold.score_train))
-    for side, where, X, y, params in sides:
+    for side, table, X, y, params in sides:
         plain = _plain_labels(fold, side, y, est)
-        for name, value in _scores(est, X, y, scorers, options, params, plain).items():
-            where[name][m, g] = value
+        scores = _scores(est, X, y, scorers, options, params, plain, out.kinds)
+        for name, value in scores.items():
+            out.put(table, name, (m, g), value)
     out.score_time[m, g] = time.perf_counter() - start
 
 
-def _scores(est, X, y, scorers: dict, options: dict, params: dict, plain) -> dict:
+def _scores(
+    est, X, y, scorers: dict, options: dict, params: dict, plain, kinds: set
+) -> dict:
+    """``{metric: score}`` of ``est``; a scorer that fails is left out (its
+    score stays ``error_score``), with a warning."""
     out = {}
     for name, scorer in scorers.items():
         try:
-            out[name] = float(_score(scorer, est, X, y, params, plain))
+            value = _score(scorer, est, X, y, params, plain)
         except Exception as exc:  # as GridSearchCV: error_score decides
             if options["error_score"] == "raise":
                 raise
@@ -158,8 +184,27 @@ def _scores(est, X, y, scorers: dict, options: dict, params: dict, plain) -> dic
                 UserWarning,
                 stacklevel=2,
             )
-            out[name] = float(options["error_score"])
+            continue
+        if isinstance(value, dict) and options.get("dict_scores"):
+            kinds.add("dict")
+            out.update({k: _number(v, k) for k, v in value.items()})
+        else:
+            kinds.add("number")
+            out[name] = _number(value, scorer)
     return out
+
+
+def _number(value, scorer) -> float:
+    """A score as a float; anything but a number raises, as in GridSearchCV."""
+    if hasattr(value, "item"):
+        with suppress(ValueError):
+            value = value.item()
+    if not isinstance(value, Number):
+        raise ValueError(
+            f"scoring must return a number, got {value} ({type(value)}) instead. "
+            f"(scorer={scorer})"
+        )
+    return float(value)
 
 
 def _score(scorer, est, X, y: np.ndarray, params: dict, plain: bool) -> float:
@@ -209,7 +254,8 @@ def _is_default_accuracy(scorer, est) -> bool:
     )
 
 
-def _diverged(batch: Batch, g: int, m: int, error_score, out: BatchScores) -> None:
+def _diverged(batch: Batch, g: int, m: int, error_score) -> None:
+    """Raise or warn; the member's scores stay ``error_score``."""
     params = batch.member_params[m]
     message = (
         f"Training diverged (the loss became NaN or infinite) for the "
@@ -222,15 +268,12 @@ def _diverged(batch: Batch, g: int, m: int, error_score, out: BatchScores) -> No
         FitFailedWarning,
         stacklevel=2,
     )
-    for table in (out.test, out.train):
-        for arr in table.values():
-            arr[m, g] = error_score
 
 
 def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     """The batch's configurations fitted one at a time (a callable model
     cannot be stacked), then scored like the members of a batch."""
-    out = _empty(batch, scorers, options["return_train_score"])
+    out = _empty(batch, options)
     out.fit_time = np.zeros_like(out.score_time)
     for m, params in enumerate(batch.member_params):
         for g, fold in enumerate(batch.folds):

@@ -11,8 +11,10 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import FitFailedWarning
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sktopk import STkClassifier, STkRegressor, STkSearchCV
@@ -287,3 +289,205 @@ def test_dask_backend_equals_n_jobs_1():
     np.testing.assert_array_equal(
         one.cv_results_["mean_test_score"], on_dask.cv_results_["mean_test_score"]
     )
+
+
+# -- drop-in details: each compared side by side with GridSearchCV ---------- #
+@pytest.fixture(scope="module")
+def small():
+    X, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    w = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    return X, y, w
+
+
+def _small_est():
+    return STkClassifier(max_epochs=5, random_state=0)
+
+
+def _plain_accuracy(est, X, y):
+    """A scoring callable without sample_weight."""
+    return float(np.mean(est.predict(X) == y))
+
+
+def _acc_f1(est, X, y):
+    """A scoring callable that returns several metrics."""
+    pred = est.predict(X)
+    return {"acc": accuracy_score(y, pred), "f1": f1_score(y, pred)}
+
+
+def _recorded(fit):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fit()
+    return out, [str(w.message) for w in caught if "sample_weight" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "scoring", [None, "balanced_accuracy", _plain_accuracy, ["accuracy", "f1"]]
+)
+def test_fit_sample_weight_reaches_the_scorers_as_in_grid_search(small, scoring):
+    # Since scikit-learn 1.7 GridSearchCV also weights the scores with the
+    # fit's sample_weight, where a scorer accepts it (and warns where not).
+    X, y, w = small
+    grid = {"k": [0.3, 1.0], "C": [1.0, 1000.0]}
+    kw = {
+        "cv": 3,
+        "scoring": scoring,
+        "refit": "f1" if isinstance(scoring, list) else True,
+    }
+    ours, ours_warned = _recorded(
+        lambda: STkSearchCV(_small_est(), grid, **kw).fit(X, y, sample_weight=w)
+    )
+    ref, ref_warned = _recorded(
+        lambda: GridSearchCV(_small_est(), grid, **kw).fit(X, y, sample_weight=w)
+    )
+    key = "f1" if isinstance(scoring, list) else "score"
+    _assert_same(ours, ref, [f"split{i}_test_{key}" for i in range(3)])
+    assert ours.best_params_ == ref.best_params_
+    assert len(ours_warned) == len(ref_warned)
+
+
+def test_grid_values_equal_but_of_other_types_are_not_merged():
+    # max_df=1 keeps the terms of at most one document, max_df=1.0 every
+    # term: equal as numbers (1 == 1.0) but not as parameters.
+    docs, y = _docs(ids=True)
+    pipe = make_pipeline(CountVectorizer(), _small_est())
+    grid = {"countvectorizer__max_df": [1.0, 1]}
+    ours, ref = _both(pipe, grid, docs, y, cv=3)
+    _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+    assert ours.members_per_batch_ == [3, 3]
+
+
+def test_ragged_list_values_in_the_grid():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {"c": rng.choice(list("ABCD"), 90), "d": rng.choice(list("xyz"), 90)}
+    )
+    y = (df.c == "A").astype(int).to_numpy()
+    pre = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["c", "d"])]
+    )
+    pipe = make_pipeline(pre, _small_est())
+    cats = [list("ABCD"), list("xyz")]
+    grid = {"columntransformer__cat__categories": ["auto", cats]}
+    ours, ref = _both(pipe, grid, df, y, cv=3)
+    _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+
+
+def test_group_candidates_keys_values_by_their_exact_types():
+    import pickle
+
+    from sktopk.estimators._search_plan import group_candidates
+
+    scaler = StandardScaler()
+    distinct = [1, 1.0, True, np.int64(1), np.float32(1), [1], (1,), [1.0]]
+    distinct += [np.array([1]), np.array([1.0]), np.array([[1]]), {"a": 1}]
+    distinct += [{"a": 1.0}, 0.0, -0.0, scaler, StandardScaler(), None, "1"]
+    # a preprocessing parameter, and a non-member one of the final step
+    for name in ("pre__p", "clf__q"):
+        groups = group_candidates([{name: v} for v in distinct], "clf", {"k"})
+        assert len(groups) == len(distinct)
+    equal = [[["a", "b"], ["c"]], float("nan"), np.arange(3.0), {"a": [1, 2]}]
+    equal += [np.array(["x", None], dtype=object)]
+    for value in equal:
+        copy = pickle.loads(pickle.dumps(value))
+        groups = group_candidates([{"pre__p": value}, {"pre__p": copy}], "clf", {})
+        assert list(groups.values()) == [[0, 1]]
+    groups = group_candidates([{"pre__p": scaler}, {"pre__p": scaler}], "clf", {})
+    assert list(groups.values()) == [[0, 1]]
+
+
+def _docs(ids: bool):
+    """Short documents, with a term of their own where ``ids``."""
+    y = np.random.default_rng(0).integers(0, 2, 90)
+    docs = [f"{'good' if t else 'bad'} movie" for t in y]
+    return ([f"{d} id{i}" for i, d in enumerate(docs)] if ids else docs), y
+
+
+def test_a_failing_preprocessing_setting_gets_error_score():
+    # max_df=1 keeps the terms of at most one document: none remains,
+    # CountVectorizer raises on every fold.
+    docs, y = _docs(ids=False)
+    pipe = make_pipeline(CountVectorizer(), _small_est())
+    grid = {"countvectorizer__max_df": [1.0, 1]}
+    with pytest.warns(FitFailedWarning):
+        ours, ref = _both(pipe, grid, docs, y, cv=3)
+    _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+    with pytest.raises(ValueError, match="no terms remain"):
+        STkSearchCV(pipe, grid, cv=3, error_score="raise").fit(docs, y)
+    with pytest.raises(ValueError, match="All the 3 fits failed"):
+        STkSearchCV(pipe, {"countvectorizer__max_df": [1]}, cv=3).fit(docs, y)
+
+
+def test_callable_scoring_returning_a_dict_is_multimetric(small):
+    X, y, _ = small
+    grid = {"k": [0.3, 1.0], "C": [1.0, 1000.0]}
+    kw = {"cv": 3, "scoring": _acc_f1, "refit": "acc", "return_train_score": True}
+    ours, ref = _both(_small_est(), grid, X, y, **kw)
+    assert list(ours.cv_results_) == list(ref.cv_results_)
+    _assert_same(ours, ref, ["split0_test_acc", "mean_test_f1", "mean_train_acc"])
+    for key in ("rank_test_acc", "rank_test_f1"):
+        np.testing.assert_array_equal(ours.cv_results_[key], ref.cv_results_[key])
+    assert ours.multimetric_ and ours.scorer_ is _acc_f1
+    assert ours.best_params_ == ref.best_params_
+    assert ours.best_score_ == pytest.approx(ref.best_score_)
+    assert ours.score(X, y) == pytest.approx(ref.score(X, y))
+    for cls in (STkSearchCV, GridSearchCV):
+        with pytest.raises(ValueError, match="refit"):
+            cls(_small_est(), grid, cv=3, scoring=_acc_f1).fit(X, y)
+        unrefitted = cls(_small_est(), grid, cv=3, scoring=_acc_f1, refit=False)
+        assert not hasattr(unrefitted.fit(X, y), "best_params_")
+
+
+def test_one_step_pipeline_equals_grid_search(small):
+    X, y, _ = small
+    pipe = Pipeline([("clf", _small_est())])
+    ours, ref = _both(pipe, {"clf__k": [0.3, 1.0]}, X, y, cv=3)
+    _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+    assert ours.best_params_ == ref.best_params_
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_cv_results_layout_dtypes_and_feature_names_equal_grid_search(small):
+    X, y, _ = small
+    X = pd.DataFrame(X, columns=list("abcd"))
+    grid = [
+        {"k": [0.5, 1], "aggregate": ["stk"], "class_weight": [None, "balanced"]},
+        {"aggregate": ["average"], "C": [1.0, 10], "model": ["mlp"]},
+        {"model": ["mlp"], "hidden_layer_sizes": [(3,), (2, 2)]},
+    ]
+    ours, ref = _both(_small_est(), grid, X, y, cv=3, return_train_score=True)
+    assert list(ours.cv_results_) == list(ref.cv_results_)
+    for key in [k for k in ref.cv_results_ if k.startswith("param_")]:
+        got, want = ours.cv_results_[key], ref.cv_results_[key]
+        assert got.dtype == want.dtype, key
+        np.testing.assert_array_equal(np.ma.getmaskarray(got), want.mask)
+        assert got.tolist() == want.tolist(), key
+    np.testing.assert_array_equal(ours.feature_names_in_, ref.feature_names_in_)
+
+
+def test_score_takes_parameters_as_grid_search(small):
+    X, y, w = small
+    grid = {"k": [0.3, 1.0]}
+    ours, ref = _both(_small_est(), grid, X, y, cv=3)
+    for search in (ours, ref):
+        with pytest.raises(ValueError, match="enable_metadata_routing"):
+            search.score(X, y, sample_weight=w)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = _small_est().set_score_request(sample_weight=True)
+        ours, ref = _both(est, grid, X, y, cv=3)
+        weighted = ours.score(X, y, sample_weight=w)
+        assert weighted == pytest.approx(ref.score(X, y, sample_weight=w))
+    assert weighted != pytest.approx(ours.score(X, y))
+    for cls in (STkSearchCV, GridSearchCV):
+        with pytest.raises(AttributeError, match="refit=False"):
+            cls(_small_est(), grid, cv=3, refit=False).fit(X, y).score(X, y)
+
+
+@pytest.mark.parametrize("best, error", [(1.5, TypeError), (2, IndexError)])
+def test_bad_refit_callable_raises_as_grid_search(small, best, error):
+    X, y, _ = small
+    for cls in (STkSearchCV, GridSearchCV):
+        search = cls(_small_est(), {"k": [0.3, 1.0]}, cv=3, refit=lambda r: best)
+        with pytest.raises(error):
+            search.fit(X, y)
