@@ -34,6 +34,7 @@ from ._fused import (
     dual_loss_gradient,
     small_form,
     small_plan,
+    tied_threshold,
 )
 from ._smoothing import RELU, SMOOTHINGS, constant, finite, get_smoothing
 
@@ -185,8 +186,7 @@ def _count(k: int | float, n: int) -> int:
         return int(k)
     if not 0.0 < k <= 1.0:  # False for NaN too
         raise ValueError(f"k={k!r} is out of range: a float k is a fraction in (0, 1]")
-    # Guard against 0.3 * 10 = 3.0000000000000004 rounding up to 4.
-    return max(1, math.ceil(k * n - 1e-9))
+    return max(1, ceil_count(k * n))
 
 
 def _fraction_of(k: int | float, n: int) -> float:
@@ -278,10 +278,61 @@ def _scales(losses: Tensor, k, w: Tensor | None):
 # (value or None, dvalue/dlosses, dvalue/dlam or None).
 
 
-def ceil_count(x: Tensor) -> Tensor:
-    """``ceil(x)`` of a count ``kappa * n`` computed in floating point: a value
-    within a relative 1e-6 above an integer (rounding) counts as that integer."""
-    return torch.ceil(x - 1e-6 * x.clamp_min(1.0))
+# A product kappa * n that is an integer in exact arithmetic can land a few
+# rounding errors above it (0.3 * 10 = 3.0000000000000004): within this many
+# units of the factors' precision, it counts as that integer.
+_ROUNDING_ULPS = 8
+_EPS64 = torch.finfo(torch.float64).eps
+
+
+def ceil_count(x: Tensor | float, eps: float | None = None) -> Tensor | int:
+    """``ceil(x)`` of a count ``x = kappa * n`` computed in floating point.
+
+    The one rounding rule of every count (:func:`atk`, :func:`kth_largest`,
+    their weighted forms, the estimators' ATk and the engine): a value within
+    ``8 eps max(x, 1)`` above an integer counts as that integer.
+
+    Parameters
+    ----------
+    x : Tensor or float
+        The non-negative product.
+    eps : float, optional
+        The relative precision of its factors: by default the machine epsilon
+        of the dtype of ``x`` (float64 for a number). A float32 ``kappa``
+        multiplied in float64 passes float32's.
+
+    Returns
+    -------
+    Tensor or int
+        A tensor of ``ceil`` values for a tensor, an int for a number.
+    """
+    if isinstance(x, Tensor):
+        eps = torch.finfo(x.dtype).eps if eps is None else eps
+        return torch.ceil(x - _ROUNDING_ULPS * eps * x.abs().clamp_min(1.0))
+    eps = _EPS64 if eps is None else eps
+    # Plain comparisons: torch.compile traces them on symbolic floats.
+    return math.ceil(x - _ROUNDING_ULPS * eps * (x if x > 1.0 else 1.0))
+
+
+def _precision(kappa) -> float:
+    """The relative precision of ``kappa``: its dtype's (float64 for a number)."""
+    return torch.finfo(kappa.dtype).eps if isinstance(kappa, Tensor) else _EPS64
+
+
+def _lightest(w: Tensor) -> Tensor:
+    """The smallest positive weight of each row, in float64 (1 in a row of zeros)."""
+    least = w.double().masked_fill(w <= 0, math.inf).amin(-1)
+    return least.masked_fill(least == math.inf, 1.0)
+
+
+def _units(kappa, w: Tensor, unit: Tensor) -> Tensor:
+    """The fraction ``kappa`` of each row's total weight ``W``, rounded up to
+    whole units: ``min(ceil(kappa W / unit), W / unit) unit``, at least one
+    unit, in float64. (``W / unit`` sums ``w / unit``: exactly ``n`` for ``n``
+    equal weights, whatever their value.)"""
+    in_units = (w.double() / unit.unsqueeze(-1)).sum(-1)
+    count = ceil_count(kappa * in_units, _precision(kappa)).clamp_min(1.0)
+    return torch.minimum(count, in_units) * unit
 
 
 def _normalised(losses: Tensor, weight: Tensor | None):
@@ -321,13 +372,23 @@ def _masked_max(losses: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor]:
 def atk_loss_gradient(
     losses, weight, lam, kappa, delta=None, smoothing=None, with_value=True
 ):
-    """Mean of the top ``k = ceil(kappa sum(w))`` weight units of the losses,
-    taken from the largest down (integer weights act as repetitions)."""
+    """Mean of the top fraction ``kappa`` of the weight, taken from the
+    largest loss down, rounded up to whole units of the smallest positive
+    weight ``u``: ``k = ceil(kappa sum(w) / u) u``.
+
+    Without weights (or with equal ones) the top ``ceil(kappa n)`` losses;
+    scaling the weights changes nothing; integer weights with a 1 among them
+    act as repetitions.
+    """
     w = torch.ones_like(losses) if weight is None else weight.to(losses.dtype)
     w = w.expand_as(losses)
-    wsum = w.sum(-1)
-    k = torch.minimum(ceil_count(kappa * wsum), wsum)
-    k = k.clamp_min(1e-12).unsqueeze(-1)
+    return _top_units(losses, w, _units(kappa, w, _lightest(w)), with_value)
+
+
+def _top_units(losses: Tensor, w: Tensor, k: Tensor, with_value: bool = True):
+    """``(value, gradient, None)`` of the mean of the top ``k`` weight units
+    (``k`` of the rows' shape, in float64), taken from the largest loss down."""
+    k = k.to(losses.dtype).clamp_min(torch.finfo(losses.dtype).tiny).unsqueeze(-1)
     order = losses.detach().masked_fill(w <= 0, -math.inf).argsort(-1, descending=True)
     ws = w.gather(-1, order)
     take = torch.minimum(ws, (k - (ws.cumsum(-1) - ws)).clamp_min(0.0))
@@ -440,7 +501,7 @@ def kth_largest(
         As in :func:`atk`: an int in ``[1, n]`` or a fraction, ``ceil(k n)``.
     weight : Tensor of shape (n,), optional
         Non-negative weights: the loss at which the weights, summed from the
-        largest loss down, reach ``k`` units.
+        largest loss down, reach the units ``k`` stands for (as in :func:`atk`).
     dim : int, optional
         One value per row of a batch, along this axis; by default ``losses``
         must be 1-D.
@@ -462,16 +523,26 @@ def kth_largest(
         return x.kthvalue(n - _count(k, n) + 1, dim=-1).values
     w = _weights(weight, losses, dim)
     total = w.sum(-1, keepdim=True, dtype=torch.float64)
-    if _is_int(k):
-        count = _int_k_in_weight_units(k, total, w) * total
-    else:
-        kappa = _fraction_of(k, 1)
-        count = torch.minimum(ceil_count(kappa * total).clamp_min(1.0), total)
+    count = _weighted_count(k, w).unsqueeze(-1)
     order = torch.argsort(x, dim=-1, descending=True)
     reached = torch.cumsum(w.gather(-1, order).double(), -1)
-    pos = torch.searchsorted(reached, count - 1e-9 * total.clamp_min(1.0))
+    pos = torch.searchsorted(reached, count - 1e-9 * total)
     index = order.gather(-1, pos.clamp(max=n - 1))
     return x.gather(-1, index).squeeze(-1)
+
+
+def _weighted_count(k: int | float, w: Tensor) -> Tensor:
+    """The weight units ``k`` stands for in each row of weights ``w`` (float64).
+
+    An int counts units. A fraction ``kappa`` is ``ceil(kappa W / u) u`` of
+    the total ``W``, ``u = min(1, smallest positive weight)``: integer
+    weights act as repetitions, and weights below one are first scaled so
+    that the smallest is one (a fraction of the weight, whatever its scale).
+    """
+    if _is_int(k):
+        total = w.sum(-1, dtype=torch.float64)
+        return _int_k_in_weight_units(k, total, w) * total
+    return _units(_fraction_of(k, 1), w, _lightest(w).clamp(max=1.0))
 
 
 def atk(
@@ -488,10 +559,12 @@ def atk(
         = \min_\lambda \; \lambda + \frac{1}{k} \sum_i [l_i - \lambda]_+
 
     ``k = n`` gives the average, ``k = 1`` the maximum. The gradient is ``1/k``
-    on each of the k largest losses (ties share a subgradient). Up to ``2**14``
-    losses it averages a ``torch.topk``; beyond, in eager mode, it evaluates
-    the dual form at the exact threshold ``lam = l_[k]`` (found by selection,
-    no sort). With weights it sorts.
+    on each of the k largest losses; on ties it is a subgradient (every entry
+    in ``[0, 1/k]``, summing to one). Up to ``2**14`` losses it averages a
+    ``torch.topk`` (which picks the tied losses it takes); beyond, in eager
+    mode, it evaluates the dual form at the exact threshold ``lam = l_[k]``
+    (found by selection, no sort), and the losses tied at the threshold share
+    what is left of the gradient equally. With weights it sorts.
 
     Parameters
     ----------
@@ -505,8 +578,11 @@ def atk(
         the count ``ceil(k n)`` of the traced batch (with a warning); use
         ``torch.compile`` or ``torch.export`` for other batch sizes.
     weight : Tensor of shape (n,), optional
-        Non-negative weights; ``k`` then counts weight units (a fraction means
-        ``ceil(k sum(w))`` units), so that integer weights equal repetition.
+        Non-negative weights; ``k`` then counts weight units, so that integer
+        weights equal repetition. A fraction means ``ceil(k W / u) u`` of the
+        total weight ``W``, with ``u = min(1, smallest positive weight)``:
+        weights below one count in units of the smallest, so that the result
+        does not depend on their scale.
     dim : int, optional
         Aggregate each row of a batch along this axis; by default ``losses``
         must be 1-D.
@@ -531,8 +607,7 @@ def atk(
     x = _check_losses(losses, dim)
     if weight is not None:
         w = _weights(weight, losses, dim)
-        kappa = _scales(x, k, w)[1]
-        return atk_loss_gradient(x, w, None, kappa)[0]
+        return _top_units(x, w, _weighted_count(k, w))[0]
     n = x.shape[-1]
     count = _count(k, n)
     if type(n) is not int:
@@ -544,11 +619,18 @@ def atk(
     if count == n:
         return x.mean(-1)
     elif x.dim() == 1 and n > _SMALL and not transformed():
-        j = torch.kthvalue(x.detach(), n - count + 1).indices
-        kappa = count / n
-        value = dual_form(x, x.detach()[j], kappa, RELU, 0.0, 1.0 / n, lam_index=j)
-        return value / kappa
+        return _atk_at_threshold(x, count)
     return torch.topk(x, count, dim=-1, sorted=False).values.mean(-1)
+
+
+def _atk_at_threshold(x: Tensor, count: int) -> Tensor:
+    """ATk of 1-D losses as the dual form at its exact threshold ``l_[count]``
+    (found by selection, no sort). The threshold is the mean of the losses
+    tied with it, so that on ties they share its subgradient equally."""
+    n = x.shape[-1]
+    t = torch.kthvalue(x.detach(), n - count + 1).values
+    kappa = count / n
+    return dual_form(x, tied_threshold(x, t), kappa, RELU, 0.0, 1.0 / n) / kappa
 
 
 def matk(

@@ -37,11 +37,18 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import direct_apply, is_one, transformed
+from ._checks import _PLAIN, _batched_or_wrapped, direct_apply, is_one, transformed
 from ._native import native_kernel
 from ._smoothing import Smoothing
 
-__all__ = ["dual_form", "dual_value", "dual_grad", "dual_loss_gradient", "DualForm"]
+__all__ = [
+    "dual_form",
+    "dual_value",
+    "dual_grad",
+    "dual_loss_gradient",
+    "DualForm",
+    "tied_threshold",
+]
 
 # Below at::internal::GRAIN_SIZE (32768): each op runs serially, in L1/L2 cache.
 _CPU_CHUNK = 32704
@@ -81,8 +88,17 @@ def dual_loss_gradient(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
 def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
     """Gradients of :func:`dual_value`: ``(wn_i phi'(l_i - lam), kappa - sum_i
     wn_i phi'(l_i - lam))``, the first of the shape of ``losses``."""
-    g = phi.derivative(losses - _column(lam), _column(delta)).mul_(wn)
+    g = _scaled(phi.derivative(losses - _column(lam), _column(delta)), wn)
     return g, kappa - g.sum(-1)
+
+
+def _scaled(g: Tensor, wn) -> Tensor:
+    """``g * wn``, in place on ``g`` (a temporary) unless ``wn`` is batched or
+    wrapped by a transform (``is_grads_batched``, ``vmap``), which an
+    in-place product with a plain ``g`` cannot take."""
+    if isinstance(wn, Tensor) and _batched_or_wrapped(wn):
+        return g * wn
+    return g.mul_(wn)
 
 
 def _column(t):
@@ -178,8 +194,10 @@ def _grad_whole(losses, lam, weight, phi, delta, scale):
 
 
 def _use_compiled(losses: Tensor) -> bool:
+    # Not for meta or fake tensors (shapes only: nothing to compile for).
     return (
-        losses.device.type == "cpu"
+        type(losses) in _PLAIN
+        and losses.device.type == "cpu"
         and losses.numel() >= _COMPILE_MIN_SIZE
         and not _compile_state["failed"]
         and os.environ.get("SKTOPK_COMPILE", "1") != "0"
@@ -217,6 +235,13 @@ def _streamed_value(losses, lam, wn, kappa, phi, delta) -> Tensor:
 
 
 def _streamed_grad(losses, lam, wn, kappa, phi, delta, grad):
+    if _batched_or_wrapped(grad):
+        # A batch of gradients (is_grads_batched, jacobian(vectorize=True)):
+        # the chunks are written into one plain tensor, so they take the
+        # gradient of a unit grad, scaled out of place afterwards.
+        unit = torch.ones((), dtype=losses.dtype, device=losses.device)
+        out, g_lam = _streamed_grad(losses, lam, wn, kappa, phi, delta, unit)
+        return out * grad, g_lam * grad
     weight = wn if isinstance(wn, Tensor) else None
     scale = grad if weight is not None else grad * wn
     out, acc = _run(_grad_chunked, _grad_whole, losses, lam, weight, phi, delta, scale)
@@ -226,18 +251,11 @@ def _streamed_grad(losses, lam, wn, kappa, phi, delta, grad):
 # --- backward, differentiable -----------------------------------------------------
 
 
-def _backward_graph(losses, lam, wn, kappa, phi, delta, grad, lam_index=None):
+def _backward_graph(losses, lam, wn, kappa, phi, delta, grad):
     """The gradients as differentiable operations of the inputs and ``grad``
     (for ``create_graph=True`` and the ``torch.func`` transforms)."""
-    if lam_index is not None:
-        lam = losses[lam_index]
     g = phi.derivative(losses - _column(lam), _column(delta)) * wn
-    g_losses = g * _column(grad)
-    g_lam = grad * (kappa - g.sum(-1))
-    if lam_index is not None:
-        index = (lam_index.reshape(1),)
-        return g_losses.index_put(index, g_lam.reshape(1), accumulate=True), None
-    return g_losses, g_lam
+    return g * _column(grad), grad * (kappa - g.sum(-1))
 
 
 # --- the autograd functions -------------------------------------------------------
@@ -364,44 +382,63 @@ def small_form(losses: Tensor, lam: Tensor, plan: Plan) -> Tensor:
 
 
 class _Streamed(torch.autograd.Function):
-    """The dual form of a large 1-D tensor, eager, saving only the inputs.
-
-    With ``lam_index`` the threshold is ``losses[lam_index]`` (ATk at its
-    exact threshold) and the gradient with respect to it goes to that entry.
-    """
+    """The dual form of a large 1-D tensor, eager, saving only the inputs."""
 
     @staticmethod
-    def forward(ctx, losses, lam, wn, kappa, phi, delta, lam_index):
+    def forward(ctx, losses, lam, wn, kappa, phi, delta):
         ctx.save_for_backward(losses, lam)
         ctx.save_for_forward(losses, lam)
-        ctx.args = (wn, kappa, phi, delta, lam_index)
-        lam_v = lam if lam_index is None else losses[lam_index]
-        return _streamed_value(losses, lam_v, wn, kappa, phi, delta)
+        ctx.args = (wn, kappa, phi, delta)
+        return _streamed_value(losses, lam, wn, kappa, phi, delta)
 
     @staticmethod
     def backward(ctx, grad):
         losses, lam = ctx.saved_tensors
-        wn, kappa, phi, delta, lam_index = ctx.args
-        nones = (None,) * 5
+        wn, kappa, phi, delta = ctx.args
+        nones = (None,) * 4
         if torch.is_grad_enabled():  # create_graph=True
-            out = _backward_graph(losses, lam, wn, kappa, phi, delta, grad, lam_index)
+            out = _backward_graph(losses, lam, wn, kappa, phi, delta, grad)
             return *out, *nones
-        lam_v = lam if lam_index is None else losses[lam_index]
-        out, g_lam = _streamed_grad(losses, lam_v, wn, kappa, phi, delta, grad)
-        if lam_index is not None:
-            out[lam_index] += g_lam
-            return out, None, *nones
+        out, g_lam = _streamed_grad(losses, lam, wn, kappa, phi, delta, grad)
         return out, g_lam.reshape(lam.shape).to(lam.dtype), *nones
 
     @staticmethod
     def jvp(ctx, d_losses, d_lam, *_):
         losses, lam = ctx.saved_tensors
-        wn, kappa, phi, delta, lam_index = ctx.args
-        if lam_index is not None:
-            lam = losses[lam_index]
-            d_lam = None if d_losses is None else d_losses[lam_index]
+        wn, kappa, phi, delta = ctx.args
         g = phi.derivative(losses - lam, delta) * wn
         return _tangent(g, kappa - g.sum(), d_losses, d_lam)
+
+
+class _TiedThreshold(torch.autograd.Function):
+    """A threshold ``t`` equal to some of the losses, as their mean: its
+    gradient is shared equally by the losses tied with it (computed in the
+    backward pass only)."""
+
+    @staticmethod
+    def forward(ctx, losses, t):
+        ctx.save_for_backward(losses, t)
+        ctx.save_for_forward(losses, t)
+        return t.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        losses, t = ctx.saved_tensors
+        tied = losses == t
+        return torch.where(tied, grad / tied.sum(), 0.0), None
+
+    @staticmethod
+    def jvp(ctx, d_losses, _):
+        losses, t = ctx.saved_tensors
+        tied = losses == t
+        return torch.where(tied, d_losses, 0.0).sum() / tied.sum()
+
+
+def tied_threshold(losses: Tensor, t: Tensor) -> Tensor:
+    """``t`` (0-d, detached, a value of the 1-D ``losses``) as the mean of the
+    losses equal to it: the subgradient of a threshold at a tie, shared
+    equally (eager only)."""
+    return _TiedThreshold.apply(losses, t)
 
 
 def _tangent(g: Tensor, g_lam: Tensor, d_losses, d_lam) -> Tensor:
@@ -457,13 +494,7 @@ def _restore(ctx):
 
 
 def dual_form(
-    losses: Tensor,
-    lam: Tensor,
-    kappa,
-    phi: Smoothing,
-    delta: float,
-    wn,
-    lam_index: Tensor | None = None,
+    losses: Tensor, lam: Tensor, kappa, phi: Smoothing, delta: float, wn
 ) -> Tensor:
     """Evaluate the dual form over the last axis (inputs already validated).
 
@@ -472,12 +503,10 @@ def dual_form(
     normalised weights of the shape of ``losses``.
     """
     if not transformed():
-        if lam_index is None and losses.shape[-1] <= _ONE_PASS_MAX:
+        if losses.shape[-1] <= _ONE_PASS_MAX:
             return _OnePass.apply(losses, lam, wn, kappa, phi, delta)
         if losses.dim() == 1:
-            return _Streamed.apply(losses, lam, wn, kappa, phi, delta, lam_index)
-    if lam_index is not None:
-        lam = losses[lam_index]
+            return _Streamed.apply(losses, lam, wn, kappa, phi, delta)
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         # The definition itself, for the compiler to fuse.
         return dual_value(losses, lam, kappa, wn, phi, delta)
