@@ -15,7 +15,16 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 
 from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkRegressor, STkSearchCV
-from sktopk.losses import MATkLoss, STkLoss, atk, stk
+from sktopk.losses import (
+    MATkLoss,
+    SmoothTopKSVMLoss,
+    STkLoss,
+    TopKSVMLoss,
+    atk,
+    cross_entropy,
+    logistic,
+    stk,
+)
 
 _Xc, _yc = make_classification(n_samples=60, n_features=4, random_state=0)
 _Xm, _ym = make_classification(
@@ -290,6 +299,36 @@ CASES = [
     ("atk k 0", lambda d: atk(torch.rand(5), k=0), ValueError, "k=0"),
     ("MATk lam NaN", lambda d: MATkLoss(k=2, lam=math.nan), ValueError, "lam"),
     ("STk bad k type", lambda d: STkLoss(k="3"), TypeError, "k"),
+    (
+        "init_lambda NaN loss",
+        lambda d: STkLoss(k=1).init_lambda(torch.tensor([math.nan, 1.0])),
+        ValueError,
+        "init_lambda: losses must not be NaN or",
+    ),
+    (
+        "init_lambda inf loss",
+        lambda d: MATkLoss(k=2).init_lambda(torch.tensor([math.inf, 1.0])),
+        ValueError,
+        "init_lambda: losses must not be NaN or",
+    ),
+    ("svm module k 0", lambda d: SmoothTopKSVMLoss(k=0), ValueError, "k must be in"),
+    ("svm module k -1", lambda d: TopKSVMLoss(k=-1), ValueError, "k must be in"),
+    (
+        "uint8 wrapped -1 label",
+        lambda d: logistic(
+            torch.zeros(3), torch.tensor([1, 0, 1], dtype=torch.uint8) * 2 - 1
+        ),
+        ValueError,
+        "y must contain only -1 and",
+    ),
+    (
+        "uint16 class label out of range",
+        lambda d: cross_entropy(
+            torch.zeros(2, 3), torch.tensor([0, 3], dtype=torch.uint16)
+        ),
+        ValueError,
+        "labels must be class indices",
+    ),
 ]
 
 

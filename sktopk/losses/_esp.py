@@ -200,7 +200,10 @@ class _UnitESP(torch.autograd.Function):
         for level in range(len(ctx.sizes) - 1, -1, -1):
             p, q = tree[2 * level], tree[2 * level + 1]
             g = g[: min(2 * (p.shape[0] - 1), k) + 1]
-            g = torch.cat(_polymul_backward(g, p, q), -1)[..., : ctx.sizes[level]]
+            g = torch.cat(_polymul_backward(g, p, q), -1)
+            # narrow, not [..., :size]: a full slice is an alias, which has no
+            # batching rule for a gradient batched by is_grads_batched.
+            g = g.narrow(-1, 0, ctx.sizes[level])
         return g[1], None
 
 
@@ -216,12 +219,18 @@ def _polymul(p: Tensor, q: Tensor, k: int) -> Tensor:
 
 
 def _polymul_backward(g: Tensor, p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-    """Gradients of :func:`_polymul` with respect to ``p`` and ``q``."""
+    """Gradients of :func:`_polymul` with respect to ``p`` and ``q``.
+
+    ``grad_p[j] = sum_i q_i g_{i+j}`` and ``grad_q[j] = sum_i p_i g_{i+j}``,
+    accumulated in place into tensors made like ``g``: a gradient batched by
+    ``is_grads_batched`` or ``jacobian(vectorize=True)`` makes them batched
+    too, so that every operation has a batching rule (no ``out=``).
+    """
     d, deg = p.shape[0] - 1, g.shape[0] - 1
-    grad_p, grad_q = torch.empty_like(p), torch.zeros_like(q)
+    grad_p, grad_q = torch.zeros_like(g[: d + 1]), torch.zeros_like(g[: d + 1])
     for i in range(d + 1):
         n = min(d, deg - i) + 1
-        torch.sum(g[i : i + n] * q[:n], 0, out=grad_p[i])
+        grad_p[:n].addcmul_(q[i], g[i : i + n])
         grad_q[:n].addcmul_(p[i], g[i : i + n])
     return grad_p, grad_q
 

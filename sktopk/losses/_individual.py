@@ -10,10 +10,12 @@ aggregates of :mod:`sktopk.losses` reduce them. The public functions take
 torch's argument names ``input`` and ``target`` as keywords beside their own,
 and the binary and regression ones broadcast ``input`` against ``target`` as
 ``torch.nn.functional.mse_loss`` does (with its warning when the shapes
-differ). Checks that read values (labels in {-1, +1}, class indices in range)
-run only in eager mode on host memory (see :func:`set_value_checks`), so that
-``torch.compile``, ``torch.export`` and ``torch.func`` trace them without a
-graph break or a host read.
+differ). Under ``torch.autocast``, half-precision scores are computed and
+returned in float32, as torch's autocast does for its losses (and as
+:func:`smooth_topk_svm` does). Checks that read values (labels in {-1, +1},
+class indices in range) run only in eager mode on host memory (see
+:func:`set_value_checks`), so that ``torch.compile``, ``torch.export`` and
+``torch.func`` trace them without a graph break or a host read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import Tensor
 
 from ._checks import value_checks_apply
 from ._registry import IndividualLoss
+from ._svm_common import _result_dtype
 
 __all__ = [
     "BUILTINS",
@@ -87,12 +90,43 @@ def _check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> tuple[Tensor, T
     return torch.broadcast_tensors(a, b)
 
 
+def _autocast_float32(scores: Tensor) -> Tensor:
+    """Half-precision scores as float32 under autocast, where torch's autocast
+    runs its losses (cross_entropy, binary_cross_entropy_with_logits,
+    soft_margin_loss, mse_loss, l1_loss, the hinge losses) in float32."""
+    dtype = _result_dtype(scores)
+    return scores if dtype == scores.dtype else scores.to(dtype)
+
+
 def _check_margin_labels(scores: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     scores, y = _check_pair(scores, y, ("scores", "y"))
-    if value_checks_apply(y) and not bool(((y == 1) | (y == -1)).all()):
-        bad = y[(y != 1) & (y != -1)][0].item()
-        raise ValueError(f"y must contain only -1 and +1; got the value {bad!r}")
+    if value_checks_apply(y):
+        _check_plus_minus_one(y)
+    scores = _autocast_float32(scores)
     return scores, y.to(scores.dtype)
+
+
+def _check_plus_minus_one(y: Tensor) -> None:
+    """Raise unless ``y`` holds only -1 and +1.
+
+    An unsigned tensor cannot hold -1, yet torch's ``y == -1`` is true for a
+    uint8 255 (the -1 is wrapped): there only +1 is valid.
+    """
+    bad = y != 1
+    if y.dtype.is_signed:
+        bad &= y != -1
+    if bool(bad.any()):
+        value = y[bad][0].item()
+        hint = ""
+        if not y.dtype.is_signed and y.dtype != torch.bool:
+            dtype = str(y.dtype).removeprefix("torch.")
+            hint = (
+                f" (y has the unsigned dtype {dtype}, which cannot hold -1: a -1 "
+                "computed in it wraps around; use a signed or floating-point dtype)"
+            )
+        raise ValueError(
+            f"y must contain only -1 and +1; got the value {value!r}{hint}"
+        )
 
 
 def _check_class_labels(scores: Tensor, labels: Tensor) -> None:
@@ -117,7 +151,8 @@ def _check_class_labels(scores: Tensor, labels: Tensor) -> None:
         )
     if not value_checks_apply(labels) or not labels.numel():
         return
-    low, high = labels.min().item(), labels.max().item()
+    # as int64: min and max have no CPU kernel for uint16, uint32 and uint64
+    low, high = (int(v) for v in torch.aminmax(labels.long()))
     if not (0 <= low and high < scores.shape[1]):
         raise ValueError(
             f"labels must be class indices in [0, {scores.shape[1] - 1}]; got values "
@@ -315,6 +350,7 @@ def square(
     if target is None:
         raise TypeError("square() missing a required argument: 'target'")
     pred, target = _check_pair(pred, target, ("pred", "target"))
+    pred = _autocast_float32(pred)
     return _reduce(square_value(pred, target.to(pred.dtype)), reduction)
 
 
@@ -350,6 +386,7 @@ def absolute(
     if target is None:
         raise TypeError("absolute() missing a required argument: 'target'")
     pred, target = _check_pair(pred, target, ("pred", "target"))
+    pred = _autocast_float32(pred)
     return _reduce(absolute_value(pred, target.to(pred.dtype)), reduction)
 
 
@@ -394,6 +431,7 @@ def cross_entropy(
     scores = _one_of("cross_entropy", ("scores", "input"), (scores, input))
     labels = _one_of("cross_entropy", ("labels", "target"), (labels, target))
     _check_class_labels(scores, labels)
+    scores = _autocast_float32(scores)
     return _reduce(cross_entropy_value(scores, labels), reduction)
 
 
@@ -436,6 +474,7 @@ def multiclass_hinge(
     scores = _one_of("multiclass_hinge", ("scores", "input"), (scores, input))
     labels = _one_of("multiclass_hinge", ("labels", "target"), (labels, target))
     _check_class_labels(scores, labels)
+    scores = _autocast_float32(scores)
     return _reduce(multiclass_hinge_value(scores, labels), reduction)
 
 

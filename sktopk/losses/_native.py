@@ -45,6 +45,7 @@ _DELTA_MAX = 1e150
 # that raises) lets the loops vectorise.
 _FLAGS = {"reassoc", "contract", "nsz"}
 _LOWEST32 = float(torch.finfo(torch.float32).min)
+_HIGHEST32 = -_LOWEST32
 
 
 # Read once, at import: the small-batch paths ask at every call.
@@ -77,8 +78,10 @@ def _srelu_loop(losses, lam, d, c, g):  # pragma: no cover - compiled
         x = losses[i] - lam
         if x < _LOWEST32:  # -inf: the lowest float32, as the tensor kernels
             x = _LOWEST32
-        r = math.sqrt(x * x + dd)
-        n = r + x if x >= 0.0 else dd / (r - x)
+        # +inf: the ratios at the largest float32 (derivative 1), the value inf
+        xc = min(x, _HIGHEST32)
+        r = math.sqrt(xc * xc + dd)
+        n = r + xc if xc >= 0.0 else dd / (r - xc)
         gi = c * n / r
         s += c * x * (n + d) / (r + d)
         g[i] = gi

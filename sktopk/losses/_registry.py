@@ -10,6 +10,8 @@ the estimators and the batched search at once.
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,7 +40,10 @@ class IndividualLoss:
     """An individual loss: one value per sample, defined once.
 
     Calling it calls ``function`` (the public, validating function), or
-    ``value`` when there is none.
+    ``value`` when there is none; either way it returns one loss per sample:
+    a ``function`` with a ``reduction`` parameter (whose default may be
+    ``"mean"``, as ``smooth_topk_svm``'s) is called with ``reduction="none"``
+    unless the caller passes one.
 
     Attributes
     ----------
@@ -55,7 +60,9 @@ class IndividualLoss:
         ``loss_gradient(f, y, **params) -> (losses, dlosses/df)``, the
         gradient of the shape of ``f``: what the training engine uses.
     function : callable or None
-        The public function (validates its inputs, then calls ``value``).
+        The public function (validates its inputs, then calls ``value``);
+        per-sample values, or with a ``reduction`` parameter that takes
+        ``"none"``.
     module : type of nn.Module or None
     probabilistic : bool
         Whether the model's outputs are log-odds / logits of probabilities
@@ -77,9 +84,18 @@ class IndividualLoss:
     params: tuple[str, ...] = ()
     multiclass_form: str | None = None
     kind: str = field(default="individual", init=False)
+    # Where ``function`` takes ``reduction`` (see _reduction_position).
+    _reduction_at: float = field(default=-1, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_reduction_at", _reduction_position(self.function))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return (self.function or self.value)(*args, **kwargs)
+        if self.function is None:
+            return self.value(*args, **kwargs)
+        if len(args) <= self._reduction_at:
+            kwargs.setdefault("reduction", "none")
+        return self.function(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,21 @@ class Aggregate:
         if self.function is None:
             raise TypeError(f"aggregate {self.name!r} has no public function")
         return self.function(*args, **kwargs)
+
+
+def _reduction_position(fn: Callable[..., Any] | None) -> float:
+    """Where ``fn`` takes ``reduction``: its index among the positional
+    parameters, ``inf`` for a keyword-only one, -1 without one."""
+    if fn is None:
+        return -1
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read
+        return -1
+    for i, p in enumerate(params):
+        if p.name == "reduction" and p.kind is not p.POSITIONAL_ONLY:
+            return math.inf if p.kind is p.KEYWORD_ONLY else i
+    return -1
 
 
 _ENTRIES: dict[str, IndividualLoss | Aggregate] = {}

@@ -95,8 +95,34 @@ def constant(value: Delta, x: Tensor) -> Tensor:
     return constants(x, float(value))[0]
 
 
+def _clamped(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x, xc)``: ``x`` raised to the bottom of a finite range, and ``xc``
+    clamped into it.
+
+    The ratios of the forms below are taken at ``xc`` (finite: no ``inf /
+    inf``) and multiplied by ``x``, so that ``x = -inf`` gives the limit
+    ``-d/2`` and ``x = +inf`` gives ``inf``, derivatives 0 and 1. The range
+    is the finite floats; in a compiled kernel, where ``r`` is the square
+    root of a square (vectorised, unlike hypot), the range where the square
+    stays finite (beyond it the derivative is 1 and the value ``x``).
+    """
+    lim = torch.finfo(x.dtype).max
+    if torch.compiler.is_compiling():
+        lim = math.sqrt(lim) / 4
+    x = x.clamp(min=-lim)
+    return x, x.clamp(max=lim)
+
+
+def _hypot(x: Tensor, d: Delta) -> Tensor:
+    """``sqrt(x^2 + d^2)`` of a clamped ``x`` (see :func:`_clamped`)."""
+    if torch.compiler.is_compiling():
+        return torch.sqrt(x * x + d * d)
+    return torch.hypot(x, constant(d, x))
+
+
 def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
-    """``(r, h)`` with ``r = sqrt(x^2 + d^2)`` and ``h = (r + x) / 2``.
+    """``(r, h)`` with ``r = sqrt(x^2 + d^2)`` and ``h = (r + x) / 2``, for a
+    clamped ``x`` (see :func:`_clamped`).
 
     With ``q = d^2 / (r + |x|) = r - |x|``, the numerator ``r + x`` is taken
     as ``r + x`` for ``x >= 0`` and as ``q`` for ``x < 0``: never a cancelling
@@ -105,24 +131,22 @@ def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
     (r + d)``. ``q / 2`` is ``(d / 2) (d / (r + |x|))``, so that ``d^2`` never
     overflows (a large delta).
     """
-    if torch.compiler.is_compiling():
-        lim = math.sqrt(torch.finfo(x.dtype).max) / 4
-        x = x.clamp(-lim, lim)
-        r = torch.sqrt(x * x + d * d)
-    else:
-        r = torch.hypot(x, constant(d, x))
+    r = _hypot(x, d)
     half_q = (0.5 * d) * (d / (r + x.abs()))
     # Halved before the sum, so that nothing overflows near the largest floats.
     return r, torch.where(x >= 0, torch.add(r * 0.5, x, alpha=0.5), half_q)
 
 
 def _srelu_exact_value(x: Tensor, d: Delta) -> Tensor:
-    r, h = _srelu_parts(x, d)
-    return x * ((h + 0.5 * d) / (r + d))
+    x, xc = _clamped(x)
+    r, h = _srelu_parts(xc, d)
+    # x / (r + d) in [-1, 1] first: no denormal quotient in the far left tail,
+    # where the value tends to -d/2.
+    return (x / (r + d)) * (h + 0.5 * d)
 
 
 def _srelu_exact_derivative(x: Tensor, d: Delta) -> Tensor:
-    r, h = _srelu_parts(x, d)
+    r, h = _srelu_parts(_clamped(x)[1], d)
     return h / r
 
 
@@ -130,21 +154,15 @@ def _srelu_exact_derivative(x: Tensor, d: Delta) -> Tensor:
 # gradients): a few vectorised operations, exact to a few ulps of
 # ``max(|x|, d)`` in absolute terms (a sum needs no more), for every delta > 0
 # up to the largest floats, and with the limits at -inf (value -d/2 within
-# that accuracy, derivative 0). ``srelu`` and ``srelu_grad`` keep full
-# relative precision elementwise, at about twice the cost.
+# that accuracy, derivative 0) and at +inf (value inf, derivative 1).
+# ``srelu`` and ``srelu_grad`` keep full relative precision elementwise, at
+# about twice the cost.
 
 
-def _srelu_r(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
-    """``x`` (-inf clamped to the lowest float) and ``r = hypot(x, d)``."""
-    if torch.compiler.is_compiling():
-        # In a compiled kernel: the square root of a square (vectorised, unlike
-        # hypot) of x clamped so that the square stays finite; beyond the clamp
-        # the derivative is 1 and the value x.
-        lim = math.sqrt(torch.finfo(x.dtype).max) / 4
-        x = x.clamp(-lim, lim)
-        return x, torch.sqrt(x * x + d * d)
-    x = x.clamp(min=torch.finfo(x.dtype).min)
-    return x, torch.hypot(x, constant(d, x))
+def _srelu_r(x: Tensor, d: Delta) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x, xc, r)``: see :func:`_clamped`, and ``r = hypot(xc, d)``."""
+    x, xc = _clamped(x)
+    return x, xc, _hypot(xc, d)
 
 
 def _half_plus(x: Tensor, num: Tensor, den: Tensor, c: float = 0.5) -> Tensor:
@@ -156,27 +174,27 @@ def _half_plus(x: Tensor, num: Tensor, den: Tensor, c: float = 0.5) -> Tensor:
 
 def _srelu_value(x: Tensor, d: Delta) -> Tensor:
     # srelu = (x + r - d) / 2 = x (1 + x / (r + d)) / 2: r - d = x^2 / (r + d).
-    x, r = _srelu_r(x, d)
-    return x * _half_plus(x, x, r + d)
+    x, xc, r = _srelu_r(x, d)
+    return x * _half_plus(xc, xc, r + d)
 
 
 def _srelu_derivative(x: Tensor, d: Delta) -> Tensor:
-    x, r = _srelu_r(x, d)
-    return _half_plus(x, x, r)
+    _, xc, r = _srelu_r(x, d)
+    return _half_plus(xc, xc, r)
 
 
 def _srelu_both(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
-    x, r = _srelu_r(x, d)
-    return x * _half_plus(x, x, r + d), _half_plus(x, x, r)
+    x, xc, r = _srelu_r(x, d)
+    return x * _half_plus(xc, xc, r + d), _half_plus(xc, xc, r)
 
 
-_LOWEST: dict[torch.dtype, float] = {}
+_HIGHEST: dict[torch.dtype, float] = {}
 
 
-def _lowest(dtype: torch.dtype) -> float:
-    if dtype not in _LOWEST:
-        _LOWEST[dtype] = torch.finfo(dtype).min
-    return _LOWEST[dtype]
+def _highest(dtype: torch.dtype) -> float:
+    if dtype not in _HIGHEST:
+        _HIGHEST[dtype] = torch.finfo(dtype).max
+    return _HIGHEST[dtype]
 
 
 def _fast(x: Tensor, d: Delta, wn, kappa) -> bool:
@@ -202,13 +220,14 @@ def _srelu_core(d: float, wn: float, kappa: float, dtype, device):
     numbers ``d``, ``wn`` and ``kappa`` (constants made once)."""
     c = 0.5 * wn  # folded into the operation that makes each factor
     dt, ct, kt = _cached((float(d), c, float(kappa)), dtype, device)
-    low = _lowest(dtype)
+    high = _highest(dtype)
 
     def run(x: Tensor, lam: Tensor):  # x = losses - lam, overwritten
-        x = x.clamp_min_(low)
-        r = torch.hypot(x, dt)
-        s = torch.dot(x, torch.addcdiv(ct, x, torch.add(r, dt), value=c))
-        g = torch.addcdiv(ct, x, r, value=c)
+        x = x.clamp_min_(-high)  # as _clamped: ratios at xc, the value by x
+        xc = x.clamp_max(high)
+        r = torch.hypot(xc, dt)
+        s = torch.dot(x, torch.addcdiv(ct, xc, torch.add(r, dt), value=c))
+        g = torch.addcdiv(ct, xc, r, value=c)
         return torch.add(s, lam, alpha=kappa), g, torch.sub(kt, g.sum())
 
     return run
@@ -230,13 +249,13 @@ _srelu_kernel = _from_losses(_srelu_core)
 def _srelu_dual(x: Tensor, d: Delta, wn, lam: Tensor, kappa):
     if _fast(x, d, wn, kappa):
         return _srelu_core(d, wn, kappa, x.dtype, x.device)(x, lam)
-    x, r = _srelu_r(x, d)
+    x, xc, r = _srelu_r(x, d)
     if isinstance(wn, Tensor):
-        s = (x * wn * _half_plus(x, x, r + d)).sum(-1)
-        return _finish(s, _half_plus(x, x, r).mul_(wn), lam, kappa)
+        s = (x * wn * _half_plus(xc, xc, r + d)).sum(-1)
+        return _finish(s, _half_plus(xc, xc, r).mul_(wn), lam, kappa)
     c = 0.5 * wn
-    s = (x * _half_plus(x, x, r + d, c)).sum(-1)
-    return _finish(s, _half_plus(x, x, r, c), lam, kappa)
+    s = (x * _half_plus(xc, xc, r + d, c)).sum(-1)
+    return _finish(s, _half_plus(xc, xc, r, c), lam, kappa)
 
 
 def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
@@ -249,7 +268,9 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     as ``x (n + delta) / (2 (r + delta))`` with ``r = hypot(x, delta)`` and
     ``n = r + x``, computed as ``delta^2 / (r + |x|)`` for ``x < 0``: the
     result keeps full relative precision in float32 for every ``x`` and
-    ``delta``, and stays finite up to the largest floats.
+    ``delta``, and stays finite up to the largest floats. The infinities
+    give the limits: ``srelu(-inf) = -delta / 2`` and ``srelu(inf) = inf``,
+    with derivatives 0 and 1.
 
     Properties: ``srelu(0) = 0``; ``0 <= relu(x) - srelu(x) < delta / 2``; it is
     convex with derivative ``(1 + x / sqrt(x^2 + delta^2)) / 2`` in ``(0, 1)``.

@@ -19,12 +19,19 @@ from ._checks import value_checks_apply
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
-    """Validate the hyper-parameters that do not depend on the data."""
+def _check_hyper(
+    k: int, margin: float, tau: float, reduction: str, scores: Tensor | None = None
+) -> None:
+    """Validate the hyper-parameters that do not depend on the data values
+    (``k >= 1`` too, so that a module rejects ``k = 0`` at construction; the
+    ``scores``, where given, name the upper bound of ``k`` in the message)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
     if not _is_integer(k):
         raise ValueError(f"k must be an integer in [1, n_classes - 1]; got {k!r}")
+    if k < 1:
+        n_classes = scores.shape[1] if _is_matrix(scores) else None
+        raise _k_range_error(k, n_classes)
     if not _is_real(margin) or not 0.0 <= float(margin) < math.inf:
         raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
     if not _is_real(tau) or not 0.0 < float(tau) < math.inf:
@@ -36,6 +43,26 @@ def _check_hyper(k: int, margin: float, tau: float, reduction: str) -> None:
             f"tau must be larger than about {1.0 / sys.float_info.max / k:.3g} for "
             f"k = {k} (1 / (k tau) must be a finite float64); got {tau!r}"
         )
+
+
+def _is_matrix(scores: object) -> bool:
+    return isinstance(scores, Tensor) and scores.ndim == 2
+
+
+def _k_range_error(k: int, n_classes: int | None) -> ValueError:
+    """k outside ``[1, n_classes - 1]``, with the bound where it is known."""
+    if n_classes is None:
+        return ValueError(f"k must be in [1, n_classes - 1]; got {k}.")
+    why = (
+        " k = n_classes is meaningless: the only k-subset, all the classes, "
+        "contains the true class, so the loss would be identically zero "
+        "(and a larger k has no k-subsets at all)."
+        if k >= n_classes
+        else ""
+    )
+    return ValueError(
+        f"k must be in [1, n_classes - 1] = [1, {n_classes - 1}]; got {k}.{why}"
+    )
 
 
 # Plain int and float first: the abstract-class checks cost microseconds, and
@@ -75,16 +102,7 @@ def _check_data(scores: Tensor, labels: Tensor, k: int, values: bool = True) -> 
     if n_classes < 2:
         raise ValueError(f"scores must have at least 2 classes; got {n_classes}")
     if not 1 <= k <= n_classes - 1:
-        why = (
-            " k = n_classes is meaningless: the only k-subset, all the classes, "
-            "contains the true class, so the loss would be identically zero "
-            "(and a larger k has no k-subsets at all)."
-            if k >= n_classes
-            else ""
-        )
-        raise ValueError(
-            f"k must be in [1, n_classes - 1] = [1, {n_classes - 1}]; got {k}.{why}"
-        )
+        raise _k_range_error(k, n_classes)
     if not isinstance(labels, Tensor) or labels.device != scores.device:
         labels = torch.as_tensor(labels, device=scores.device)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:

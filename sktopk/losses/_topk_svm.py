@@ -199,7 +199,7 @@ def smooth_topk_svm(
     >>> torch.nn.functional.cross_entropy(scores, labels)
     tensor(1.3385)
     """
-    _check_hyper(k, margin, tau, reduction)
+    _check_hyper(k, margin, tau, reduction, scores)
     compiled = compiled_smooth_topk_svm(scores, labels, k, margin, tau, reduction)
     if compiled is not None:
         return compiled
@@ -279,7 +279,7 @@ def topk_svm(
     >>> topk_svm(scores, torch.tensor([0, 2]), k=2, reduction="none")
     tensor([0.0000, 0.7500])
     """
-    _check_hyper(k, margin, 1.0, reduction)
+    _check_hyper(k, margin, 1.0, reduction, scores)
     labels = _check_data(scores, labels, k)
     out_dtype = _result_dtype(scores)
     with _no_autocast(scores.device.type):

@@ -32,6 +32,7 @@ the modules and functions as one graph.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -40,6 +41,7 @@ from torch import Tensor, nn
 
 from .._validation import resolve_k
 from ._aggregate import atk, average, kth_largest, matk, maximum, stk
+from ._checks import _PLAIN, transformed
 from ._smoothing import get_smoothing
 
 __all__ = ["AverageLoss", "MaximumLoss", "ATkLoss", "MATkLoss", "STkLoss"]
@@ -75,6 +77,22 @@ def _initial_lambda(lam: float | Tensor) -> Tensor:
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"lam must be finite; got lam={lam!r}")
     return value
+
+
+def _check_init_losses(losses: Tensor) -> None:
+    """Refuse NaN and +inf losses, which would make the threshold NaN or
+    inf; read once, at set-up, on any device (as the constructor's check of
+    ``lam``), except where values cannot be read (meta and fake tensors,
+    compile, export and ``torch.func`` transforms)."""
+    if type(losses) not in _PLAIN or losses.device.type == "meta" or transformed():
+        return
+    x = losses.detach()
+    n_nan, n_inf = int(x.isnan().sum()), int((x == math.inf).sum())
+    if n_nan or n_inf:
+        raise ValueError(
+            "init_lambda: losses must not be NaN or +inf (lam must be finite); got "
+            f"{n_nan} NaN and {n_inf} +inf among {x.numel()} losses"
+        )
 
 
 class _Module(nn.Module):
@@ -211,8 +229,15 @@ class _ThresholdLoss(_HyperState):
         training data: ``lam`` then starts at the optimum of MATk for them.
         With ``dim``, ``lam`` holds one threshold per row (construct the
         module with ``lam`` of the rows' shape).
+
+        Raises
+        ------
+        ValueError
+            If a loss is NaN or +inf (``-inf`` is allowed: it gives no
+            threshold above 0).
         """
         value = kth_largest(losses, self.k, weight, dim=self.dim).clamp(min=0)
+        _check_init_losses(losses)
         if value.shape != self.lam.shape:
             raise ValueError(
                 f"init_lambda: the losses give thresholds of shape "

@@ -133,3 +133,37 @@ def test_split_esp_lags_matches_the_recurrence(k, rng):
     # loss and its gradient against A and B, so absolute accuracy is what counts.
     err = (got - want).abs() / want.abs().amax(1, keepdim=True)
     assert err.max() < 1e-13
+
+
+def test_esp_unit_batched_backward_matches_one_at_a_time(rng):
+    # is_grads_batched (and jacobian(vectorize=True)) run the backward once on
+    # a batch of output gradients: the same as one backward per gradient.
+    x = torch.tensor(rng.uniform(size=(3, 33)), requires_grad=True)
+    out = esp_unit(x, 12)
+    vs = torch.tensor(rng.normal(size=(4, 3, 13)))
+    (batched,) = torch.autograd.grad(
+        out, x, vs, is_grads_batched=True, retain_graph=True
+    )
+    for v, got in zip(vs, batched, strict=True):
+        (want,) = torch.autograd.grad(out, x, v, retain_graph=True)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+# torch.func's batched unfold (the log-space reference) warns that it is slow.
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+def test_smooth_topk_svm_vectorized_jacobian_on_the_product_tree(rng):
+    # 20 classes, k = 12: more than 256 k-subsets and k > 10, the product-tree
+    # route; its Jacobian against the log-space route's (torch.func's).
+    from sktopk.losses import smooth_topk_svm
+    from sktopk.losses._topk_svm import _route
+
+    assert _route(4, 20, 12) == "large"
+    scores = torch.tensor(rng.normal(scale=2.0, size=(4, 20)))
+    labels = torch.tensor(rng.integers(0, 20, 4))
+
+    def loss(s):
+        return smooth_topk_svm(s, labels, k=12, tau=0.5, reduction="none")
+
+    got = torch.autograd.functional.jacobian(loss, scores, vectorize=True)
+    want = torch.func.jacrev(loss)(scores)  # the log-space route
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)

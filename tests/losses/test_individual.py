@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 from sktopk.losses import (
@@ -147,3 +148,115 @@ BAD = [
 def test_bad_input_raises_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- autocast: torch's autocast runs all these losses in float32 -------------------
+
+
+def _binary(g, n):
+    return torch.randn(n, generator=g), torch.randint(0, 2, (n,), generator=g) * 2 - 1
+
+
+def _regression(g, n):
+    return torch.randn(n, generator=g), torch.randn(n, generator=g)
+
+
+def _multiclass(c):
+    def make(g, n):
+        labels = torch.randint(0, c, (n,), generator=g)
+        return torch.randn(n, c, generator=g) * 3, labels
+
+    return make
+
+
+NONE = {"reduction": "none"}
+
+
+def _two_class_margin(s, y):
+    # Crammer-Singer with two classes is twice torch's multi_margin_loss (which
+    # sums over the wrong classes and divides by C); s_1 - s_0 = f.
+    pair = torch.stack([-s / 2, s / 2], 1)
+    return 2 * F.multi_margin_loss(pair, (y > 0).long(), **NONE)
+
+
+AUTOCAST = [
+    (logistic, _binary, lambda s, y: F.soft_margin_loss(s, y.float(), **NONE)),
+    (hinge, _binary, _two_class_margin),
+    (square, _regression, lambda s, y: F.mse_loss(s, y, **NONE)),
+    (absolute, _regression, lambda s, y: F.l1_loss(s, y, **NONE)),
+    (cross_entropy, _multiclass(1000), lambda s, y: F.cross_entropy(s, y, **NONE)),
+    (
+        multiclass_hinge,
+        _multiclass(2),
+        lambda s, y: 2 * F.multi_margin_loss(s, y, **NONE),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "loss, make, torch_loss", AUTOCAST, ids=[c[0].__name__ for c in AUTOCAST]
+)
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_autocast_computes_in_float32_as_torch(loss, make, torch_loss, half):
+    g = torch.Generator().manual_seed(0)
+    scores, target = make(g, 64)
+    scores = scores.to(half)
+    with torch.autocast("cpu", dtype=half):
+        got, want = loss(scores, target), torch_loss(scores, target)
+        mean = loss(scores, target, reduction="mean")
+    assert got.dtype == want.dtype == mean.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(mean, want.mean(), rtol=1e-6, atol=1e-6)
+    # Outside autocast, half-precision scores give half precision (as torch's
+    # cross_entropy does).
+    assert loss(scores, target).dtype == half
+
+
+def test_autocast_keeps_float64_and_the_gradient_dtype():
+    s = torch.randn(5, 3, dtype=F64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cross_entropy(s, torch.tensor([0, 1, 2, 0, 1])).dtype == F64
+        h = torch.randn(5, 3, dtype=torch.bfloat16, requires_grad=True)
+        cross_entropy(h, torch.tensor([0, 1, 2, 0, 1])).sum().backward()
+    assert h.grad.dtype == torch.bfloat16
+
+
+# --- label dtypes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [logistic, hinge])
+def test_uint8_labels_holding_a_wrapped_minus_one_raise(loss):
+    y = torch.tensor([1, 0, 1], dtype=torch.uint8) * 2 - 1  # [1, 255, 1]
+    with pytest.raises(ValueError, match=r"y must contain only -1 and \+1; got the "
+                       r"value 255 \(y has the unsigned dtype uint8"):  # fmt: skip
+        loss(torch.full((3,), 0.5), y)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.uint32, torch.bool])
+def test_unsigned_labels_of_ones_are_plus_one(dtype):
+    f = torch.tensor([0.5, -2.0, 3.0])
+    y = torch.ones(3, dtype=dtype)
+    want = F.soft_margin_loss(f, torch.ones(3), reduction="none")
+    torch.testing.assert_close(logistic(f, y), want)
+    torch.testing.assert_close(hinge(f, y), torch.relu(1 - f))
+
+
+UNSIGNED = [torch.uint8, torch.uint16, torch.uint32, torch.uint64]
+
+
+@pytest.mark.parametrize("dtype", UNSIGNED)
+def test_unsigned_class_labels_match_int64(dtype, rng):
+    s, labels = _scores(rng)
+    got = cross_entropy(s, labels.to(dtype))
+    torch.testing.assert_close(got, F.cross_entropy(s, labels, reduction="none"))
+    margin = multiclass_hinge(s, labels.to(dtype))
+    torch.testing.assert_close(margin, multiclass_hinge(s, labels))
+
+
+@pytest.mark.parametrize("dtype", UNSIGNED)
+@pytest.mark.parametrize("loss", [cross_entropy, multiclass_hinge])
+def test_unsigned_class_labels_out_of_range_raise(loss, dtype):
+    labels = torch.tensor([0, 7]).to(dtype)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 4\]; "
+                       r"got values in \[0, 7\]"):  # fmt: skip
+        loss(torch.zeros(2, 5), labels)

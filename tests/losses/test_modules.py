@@ -1,4 +1,5 @@
 import copy
+import math
 import pickle
 
 import pytest
@@ -9,13 +10,17 @@ from sktopk.losses import (
     AverageLoss,
     MATkLoss,
     MaximumLoss,
+    SmoothTopKSVMLoss,
     STkLoss,
+    TopKSVMLoss,
     atk,
     average,
     logistic,
     matk,
     maximum,
+    smooth_topk_svm,
     stk,
+    topk_svm,
 )
 
 F64 = torch.float64
@@ -149,3 +154,39 @@ def test_bad_hyper_parameters_raise_at_construction(make, match):
 def test_k_larger_than_the_batch_raises_at_forward():
     with pytest.raises(ValueError, match=r"k=5 is out of range.*\[1, n=3\]"):
         MATkLoss(5)(torch.tensor([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("cls", [MATkLoss, STkLoss])
+@pytest.mark.parametrize(
+    "bad, counts", [(math.nan, "1 NaN and 0"), (math.inf, "0 NaN and 1")]
+)
+@pytest.mark.parametrize("dim", [None, 1])
+def test_init_lambda_refuses_nan_and_inf_losses(cls, bad, counts, dim):
+    # The threshold would be NaN or inf, which the constructor refuses.
+    losses = torch.tensor([[1.0, 2.0, 3.0], [bad, 1.0, 2.0]])
+    losses = losses[1] if dim is None else losses
+    m = cls(k=1, dim=dim, lam=0.25 if dim is None else torch.full((2,), 0.25))
+    match = rf"init_lambda: losses must not be NaN or \+inf .*got {counts} \+inf"
+    with pytest.raises(ValueError, match=match):
+        m.init_lambda(losses)
+    assert bool((m.lam == 0.25).all())  # unchanged
+    with pytest.raises(ValueError, match="lam must be finite"):
+        cls(k=1, lam=bad)
+
+
+def test_init_lambda_accepts_minus_inf_losses():
+    ls = torch.tensor([-math.inf, 1.0, 3.0])
+    for k, want in [(1, 3.0), (3, 0.0)]:  # the k-th largest, at least 0
+        assert STkLoss(k=k).init_lambda(ls).item() == want
+
+
+@pytest.mark.parametrize("cls", [SmoothTopKSVMLoss, TopKSVMLoss])
+@pytest.mark.parametrize("k", [0, -1])
+def test_svm_modules_reject_k_below_one_at_construction(cls, k):
+    # As the functional form, which names the bound n_classes - 1 of the data.
+    match = rf"k must be in \[1, n_classes - 1\].*; got {k}\."
+    with pytest.raises(ValueError, match=match):
+        cls(k=k)
+    fn = smooth_topk_svm if cls is SmoothTopKSVMLoss else topk_svm
+    with pytest.raises(ValueError, match=match):
+        fn(torch.zeros(2, 5), torch.tensor([0, 1]), k=k)

@@ -78,3 +78,43 @@ def test_public_names_exist():
         assert hasattr(losses_pkg, name), name
     for name in functional.__all__:
         assert callable(getattr(functional, name)), name
+
+
+def _inputs(info, n=6):
+    g = torch.Generator().manual_seed(3)
+    if info.task == "multiclass":
+        f = torch.randn(n, 20, generator=g, dtype=torch.float64)
+        return f, torch.randint(0, 20, (n,), generator=g)
+    f = torch.randn(n, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+    return f, (torch.sign(y) if info.task == "binary" else y)
+
+
+# k = 12 of 20 classes: the SVM losses' largest route.
+_PARAMS = {"smooth_topk_svm": {"k": 12, "tau": 0.5}, "topk_svm": {"k": 12}}
+
+
+@pytest.mark.parametrize("name", INDIVIDUAL_LOSSES)
+def test_every_individual_entry_returns_one_value_per_sample(name):
+    info = get_individual_loss(name)
+    f, y = _inputs(info)
+    params = _PARAMS.get(name, {})
+    got = info(f, y, **params)
+    assert got.shape == (6,)
+    torch.testing.assert_close(got, info.value(f, y, **params))
+    # An explicit reduction is the caller's.
+    total = info(f, y, **params, reduction="sum")
+    torch.testing.assert_close(total, got.sum())
+
+
+def test_reduction_is_given_only_to_functions_that_take_it():
+    def per_sample(f, y):
+        return f - y
+
+    def reduced(f, y, *, reduction="mean"):
+        return {"none": f - y, "mean": (f - y).mean()}[reduction]
+
+    f, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])
+    for fn in (per_sample, reduced):
+        info = losses_pkg.IndividualLoss("mine", "regression", per_sample, None, fn)
+        torch.testing.assert_close(info(f, y), f - y)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from sktopk.losses import SMOOTHINGS, srelu, srelu_grad
+from sktopk.losses import SMOOTHINGS, srelu, srelu_grad, stk
 from sktopk.losses._smoothing import get_smoothing
 
 DELTAS = [1e-6, 1e-3, 0.01, 1.0, 10.0]
@@ -141,3 +141,72 @@ def test_unknown_smoothing_lists_valid_names():
 def test_srelu_rejects_integer_tensor():
     with pytest.raises(ValueError, match="x must be a floating-point tensor; got"):
         srelu(torch.arange(3), 0.1)
+
+
+# --- infinities: the limits of the definition ------------------------------------
+
+
+@pytest.mark.parametrize("d", DELTAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_srelu_at_the_infinities_takes_its_limits(d, dtype):
+    # (x + sqrt(x^2 + d^2) - d) / 2 -> -d/2 as x -> -inf, and -> inf as x -> inf;
+    # its derivative tends to 0 and 1.
+    x = torch.tensor([-math.inf, math.inf], dtype=dtype)
+    v, g = srelu(x, d), srelu_grad(x, d)
+    assert v[1].item() == math.inf
+    assert v[0].item() == pytest.approx(-d / 2, rel=4 * EPS32)
+    assert g.tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("d", [1e-3, 1.0])
+def test_srelu_sum_forms_at_the_infinities(d):
+    # The forms behind stk: a finite value within d/2 of the limit at -inf,
+    # inf at +inf, derivatives 0 and 1, and the dual form's gradients finite.
+    phi = get_smoothing("srelu", d)
+    x = torch.tensor([-math.inf, 0.5, math.inf], dtype=torch.float64)
+    value, derivative = phi.both(x, d)
+    torch.testing.assert_close(value, phi.value(x, d))
+    assert value[2].item() == math.inf and -d / 2 <= value[0].item() <= 0
+    assert derivative.tolist() == [0.0, srelu_grad(x[1:2], d).item(), 1.0]
+    dual, g, g_lam = phi.dual(
+        x.clone(), d, 1 / 3, torch.tensor(0.0, dtype=x.dtype), 0.5
+    )
+    assert dual.item() == math.inf
+    torch.testing.assert_close(g, derivative / 3)
+    assert math.isfinite(g_lam.item())
+
+
+def _derivative(name, x, d):
+    """The smoothings' derivatives from their definitions, float64."""
+    x = x.double()
+    if name == "srelu":
+        return (1 + x / torch.sqrt(x * x + d * d)) / 2
+    if name == "softplus":
+        return torch.sigmoid(x / d)
+    if name == "elu":
+        return torch.where(x > 0, 1.0, torch.exp(x.clamp(max=0) / d))
+    return torch.where(x > 0, 1.0, torch.full_like(x, d))  # leaky_relu
+
+
+@pytest.mark.parametrize("n", [5, 2**15 + 3])  # one pass, streamed
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", SMOOTHINGS)
+def test_stk_of_an_infinite_loss_is_infinite_with_finite_gradients(
+    name, dtype, n, kernels
+):
+    # As matk: the value is inf; the infinite loss has derivative 1 (times
+    # 1/n), the others their smoothing's, and lam gets k/n minus their sum.
+    d, lam0, k = 0.05, 0.5, 2
+    g = torch.Generator().manual_seed(0)
+    losses = torch.rand(n, generator=g, dtype=dtype)
+    losses[1] = math.inf
+    losses.requires_grad_()
+    lam = torch.tensor(lam0, dtype=dtype, requires_grad=True)
+    value = stk(losses, lam, k, d, name)
+    value.backward()
+    assert value.item() == math.inf
+    want = _derivative(name, losses.detach() - lam0, d)
+    want[1] = 1.0
+    tol = {"rtol": 1e-5, "atol": 1e-9} if dtype == torch.float32 else {}
+    torch.testing.assert_close(losses.grad.double(), want / n, **tol)
+    torch.testing.assert_close(lam.grad.double(), k / n - want.sum() / n, **tol)
