@@ -313,11 +313,14 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                 **{k: v for k, v in own.items() if k not in keys}
             )
             members = [_members_of(candidates[i], final_name, keys) for i in configs]
-            batches += plan_batches(base, members, configs, prepared[head_key])
+            batches += plan_batches(
+                base, members, configs, prepared[head_key], self.error_score
+            )
         if not batches:
             raise ValueError(
                 f"All the {len(candidates) * len(folds)} fits failed: the "
-                "preprocessing steps failed on every fold (see the warnings)."
+                "preprocessing steps or the estimator failed on every fold (see "
+                "the warnings)."
             )
         _slice_score_params(batches, score_params, len(y))
         return batches

@@ -240,7 +240,9 @@ def preprocess_folds(
             except Exception as exc:  # as GridSearchCV: error_score decides
                 if error_score == "raise":
                     raise
-                _warn_failed(head, i, error_score, exc)
+                _warn_failed(
+                    f"the preprocessing steps with {head}", i, error_score, exc
+                )
                 continue
         fit_params = sliced(final_params, train, len(y))
         out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, fit_params))
@@ -256,9 +258,9 @@ def _transform(pipeline, head, X_train, y_train, X_test, prep_params):
     return X_train, prep.transform(X_test)
 
 
-def _warn_failed(head: dict, fold: int, error_score, exc: Exception) -> None:
+def _warn_failed(what: str, fold: int, error_score, exc: Exception) -> None:
     warnings.warn(
-        f"Fitting the preprocessing steps with {head} failed on fold {fold}; "
+        f"Fitting {what} failed on fold {fold}; "
         f"the scores of its configurations on this fold are set to "
         f"error_score={error_score}. Details: {exc!r}",
         FitFailedWarning,
@@ -282,18 +284,30 @@ def _flatten(per_step: dict) -> dict:
 
 
 def plan_batches(
-    final, member_params: list[dict], configs: list[int], folds: list[Fold]
+    final,
+    member_params: list[dict],
+    configs: list[int],
+    folds: list[Fold],
+    error_score=np.nan,
 ) -> list[Batch]:
     """Validate each fold's data for ``final`` and group the folds that can
     share a stacked model: the same number of features, outputs (a class
     missing from a training fold changes it) and batch size (with
-    ``batch_size="auto"`` it follows the fold's size)."""
+    ``batch_size="auto"`` it follows the fold's size). A fold that ``final``
+    refuses (one class only, say) is left out with a FitFailedWarning (its
+    configurations keep ``error_score``), unless ``error_score`` is "raise"."""
     grouped: dict[tuple, list] = defaultdict(list)
     for fold in folds:
         est = clone(final)
-        plan = est._prepare(
-            fold.X_train, fold.y_train, fold.fit_params.get("sample_weight")
-        )
+        try:
+            plan = est._prepare(
+                fold.X_train, fold.y_train, fold.fit_params.get("sample_weight")
+            )
+        except Exception as exc:  # as GridSearchCV: error_score decides
+            if error_score == "raise":
+                raise
+            _warn_failed(type(final).__name__, fold.index, error_score, exc)
+            continue
         plan.estimator = est  # keeps the fold's classes_, y_center_, ...
         grouped[(plan.X.shape[1], plan.n_out, plan.spec.batch_size)].append(
             (fold, plan)

@@ -419,6 +419,24 @@ def test_a_failing_preprocessing_setting_gets_error_score():
         STkSearchCV(pipe, {"countvectorizer__max_df": [1]}, cv=3).fit(docs, y)
 
 
+def test_a_training_fold_the_estimator_refuses_gets_error_score():
+    # KFold on labels in blocks: the middle fold trains on one class only.
+    from sklearn.model_selection import KFold
+
+    X, _ = make_classification(60, 4, random_state=0)
+    y = np.r_[np.zeros(20), np.ones(20), np.zeros(20)].astype(int)
+    grid = {"k": [0.5, 1.0]}
+    with pytest.warns(FitFailedWarning, match="on fold 1"):
+        ours, ref = _both(_small_est(), grid, X, y, cv=KFold(3))
+    _assert_same(ours, ref, ["split0_test_score", "split2_test_score"])
+    assert np.isnan(ours.cv_results_["split1_test_score"]).all()
+    assert np.isnan(ref.cv_results_["split1_test_score"]).all()
+    with pytest.raises(ValueError, match="one class|1 class"):
+        STkSearchCV(_small_est(), grid, cv=KFold(3), error_score="raise").fit(X, y)
+    with pytest.raises(ValueError, match="All the 4 fits failed"):
+        STkSearchCV(_small_est(), grid, cv=KFold(2)).fit(X[:40], y[:40])
+
+
 def test_callable_scoring_returning_a_dict_is_multimetric(small):
     X, y, _ = small
     grid = {"k": [0.3, 1.0], "C": [1.0, 1000.0]}
