@@ -13,6 +13,8 @@ import shlex
 import sys
 import warnings
 
+import joblib
+
 from .. import __version__
 from ..engine.grid import parse_memory
 from .backends import BACKENDS, BackendError
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=-1,
-        help="local worker processes (default -1: one per core)",
+        help="local worker processes (default -1: one per core this process may use)",
     )
     rep.add_argument(
         "--max-memory",
@@ -261,8 +263,8 @@ def _datasets(text: str | None) -> list[str] | None:
 
 
 def _jobs(jobs: int) -> int:
-    if jobs == -1:
-        return os.cpu_count() or 1
+    if jobs == -1:  # the cores this process may use (affinity, cgroup quota)
+        return max(1, joblib.cpu_count())
     if jobs < 1:
         raise UsageError(f"--jobs must be -1 (one per core) or at least 1; got {jobs}")
     return jobs

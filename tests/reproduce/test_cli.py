@@ -274,3 +274,16 @@ def test_an_interrupted_run_says_what_it_kept(
     monkeypatch.setattr(cli, "_reproduce", interrupted)
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 130
     assert kept in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity")
+def test_jobs_minus_one_counts_the_cores_this_process_may_use():
+    # A child limited to one core: -1 means one worker, not os.cpu_count().
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from sktopk.reproduce.cli import _jobs; print(_jobs(-1))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"
