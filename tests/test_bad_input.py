@@ -132,6 +132,83 @@ CASES = [
         ValueError,
         "class_weight",
     ),
+    (
+        "class_weight negative",
+        _fit(STkClassifier(class_weight={0: -1.0, 1: 1.0})),
+        ValueError,
+        "class_weight must be finite and non-negative",
+    ),
+    (
+        "class_weight infinite",
+        _fit(STkClassifier(class_weight={0: math.inf, 1: 1.0})),
+        ValueError,
+        "class_weight must be finite and non-negative",
+    ),
+    (
+        "class_weight all zero",
+        _fit(STkClassifier(class_weight={0: 0.0, 1: 0.0})),
+        ValueError,
+        "gives every sample a zero weight",
+    ),
+    (
+        "class_weight balanced in partial_fit",
+        lambda d: STkClassifier(class_weight="balanced").partial_fit(
+            d["Xc"], d["yc"], classes=[0, 1]
+        ),
+        ValueError,
+        "not supported by partial_fit",
+    ),
+    (
+        "optimizer option unknown",
+        _fit(STkClassifier(optimizer="sgd", optimizer_params={"foo": 1})),
+        ValueError,
+        "Unknown option 'foo'",
+    ),
+    (
+        "optimizer option in a grid",
+        lambda d: STkSearchCV(
+            STkClassifier(optimizer="sgd"),
+            {"optimizer_params": [None, {"momentum": -1.0}]},
+        ).fit(d["Xc"], d["yc"]),
+        ValueError,
+        "param_grid point .*momentum must be",
+    ),
+    (
+        "search verbose negative",
+        lambda d: STkSearchCV(STkClassifier(), {"C": [1.0]}, verbose=-1).fit(
+            d["Xc"], d["yc"]
+        ),
+        ValueError,
+        "'verbose' parameter of STkSearchCV",
+    ),
+    (
+        "search refit number",
+        lambda d: STkSearchCV(STkClassifier(), {"C": [1.0]}, refit=2).fit(
+            d["Xc"], d["yc"]
+        ),
+        ValueError,
+        "'refit' parameter of STkSearchCV",
+    ),
+    (
+        "search n_jobs float",
+        lambda d: STkSearchCV(STkClassifier(), {"C": [1.0]}, n_jobs=1.5).fit(
+            d["Xc"], d["yc"]
+        ),
+        ValueError,
+        "'n_jobs' parameter of STkSearchCV",
+    ),
+    (
+        "search empty grid",
+        lambda d: STkSearchCV(STkClassifier(), []).fit(d["Xc"], d["yc"]),
+        ValueError,
+        "has no grid point",
+    ),
+    (
+        "loss weight infinite",
+        lambda d: atk(torch.rand(4), 2, weight=torch.tensor([math.inf, 1, 1, 1.0])),
+        ValueError,
+        r"weight\[0\] = inf",
+    ),
     # data
     (
         "NaN in X",

@@ -29,7 +29,7 @@ from ..engine import (
 )
 from ..engine.grid import make_data, train_grid
 from ..engine.hyper import Hyper
-from ..engine.optim import OPTIMIZERS
+from ..engine.optim import OPTIMIZERS, make_optimizer
 from ..engine.trainer import Resume
 from ..losses import get_aggregate
 from ._fitted import FittedNetwork
@@ -114,9 +114,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         hyper = self._hyper(len(plan.train_idx))
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result)
-        if previous is not None:  # curves continue across warm fits
-            self.n_iter_ += previous["n_iter"]
-            self.loss_curve_ = previous["loss_curve"] + self.loss_curve_
+        self._continue_curves(previous)
         self.device_ = str(device)
         return self
 
@@ -125,6 +123,14 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         and threshold of the previous ``partial_fit`` calls (the weights
         alone after a ``fit``)."""
         first = "n_iter_" not in self.__dict__  # after fit, continue from it
+        if getattr(self, "class_weight", None) == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: a chunk's "
+                "class counts are not the data's. Compute the weights once, e.g. "
+                "dict(zip(classes, compute_class_weight('balanced', "
+                "classes=classes, y=y_sample))) from a large enough sample of y, "
+                "and pass them as class_weight."
+            )
         if is_classifier(self):
             self._set_partial_classes(classes, first)
         previous = None if first else self._fitted_summary()
@@ -150,9 +156,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             "optimizer": result.optimizer_state,
             "k_rows": k_rows,
         }
-        if previous is not None:
-            self.n_iter_ += previous["n_iter"]
-            self.loss_curve_ = previous["loss_curve"] + self.loss_curve_
+        self._continue_curves(previous)
         self.device_ = str(device)
         return self
 
@@ -185,6 +189,11 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         seen (also called by the batched search on every grid point)."""
         self._validate_params()
         self._hidden_sizes()
+        # the optimizer's options, built on a scalar (no data needed)
+        make_optimizer(self.optimizer, [torch.zeros(())], **self._optimizer_options())
+
+    def _optimizer_options(self) -> dict:
+        return dict(self.optimizer_params or {})
 
     def _prepare(
         self, X, y, sample_weight=None, reset: bool = True, keep: bool = False
@@ -210,7 +219,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         weight = _check_weight(sample_weight, X)
         target, task, n_out, loss, loss_params = self._task_spec(y, keep=keep)
         if getattr(self, "class_weight", None) is not None:
-            weight = weight * compute_sample_weight(self.class_weight, y)
+            weight = weight * _class_weights(self.class_weight, y)
         self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -260,7 +269,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             aggregate=self._aggregate_name,
             task=task,
             optimizer=self.optimizer,
-            optimizer_options=dict(self.optimizer_params or {}),
+            optimizer_options=self._optimizer_options(),
             batch_size=self._batch_size(n_train),
             max_epochs=int(self.max_epochs),
             early_stopping=bool(self.early_stopping),
@@ -302,7 +311,20 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             "classes": getattr(self, "classes_", None),
             "n_iter": self.n_iter_,
             "loss_curve": list(self.loss_curve_),
+            "validation_scores": getattr(self, "validation_scores_", None),
         }
+
+    def _continue_curves(self, previous: dict | None) -> None:
+        """After a warm fit or a later ``partial_fit`` call, the epochs and
+        curves count on from the earlier ones (as MLPClassifier's)."""
+        if previous is None:
+            return
+        self.best_epoch_ += previous["n_iter"]
+        self.n_iter_ += previous["n_iter"]
+        self.loss_curve_ = previous["loss_curve"] + self.loss_curve_
+        earlier = previous["validation_scores"]
+        if earlier is not None and self.validation_scores_ is not None:
+            self.validation_scores_ = list(earlier) + self.validation_scores_
 
     def _make_model(self, plan: FitPlan, device, previous: dict | None = None):
         n_features, n_out = plan.X.shape[1], plan.n_out
@@ -503,16 +525,32 @@ def _refuse_hidden(hidden_layer_sizes, what: str) -> None:
         )
 
 
-def _check_weight(sample_weight, X) -> np.ndarray:
+def _check_weight(sample_weight, X, name: str = "sample_weight") -> np.ndarray:
     """Finite, non-negative sample weights with a positive sum."""
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     if not np.all(np.isfinite(weight)):
-        raise ValueError("sample_weight must be finite; it contains NaN or inf")
+        raise ValueError(f"{name} must be finite; it contains NaN or inf")
     if np.any(weight < 0):
         raise ValueError(
-            f"sample_weight must be non-negative; its smallest value is "
-            f"{weight.min()!r}"
+            f"{name} must be non-negative; its smallest value is {weight.min()!r}"
         )
     if not weight.sum() > 0:
-        raise ValueError("sample_weight must have a positive sum; all are zero")
+        raise ValueError(f"{name} must have a positive sum; all are zero")
+    return weight
+
+
+def _class_weights(class_weight, y) -> np.ndarray:
+    """Each sample's weight from ``class_weight``, whose values must be finite
+    and non-negative, and not zero for every sample."""
+    weight = compute_sample_weight(class_weight, y).astype(np.float64)
+    given = class_weight.values() if isinstance(class_weight, dict) else weight
+    values = np.array(list(given), dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(
+            f"class_weight must be finite and non-negative; got {class_weight!r}"
+        )
+    if not weight.sum() > 0:
+        raise ValueError(
+            f"class_weight={class_weight!r} gives every sample a zero weight"
+        )
     return weight

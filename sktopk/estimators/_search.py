@@ -14,7 +14,7 @@ from numbers import Integral
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.model_selection import ParameterGrid, check_cv
+from sklearn.model_selection import GridSearchCV, ParameterGrid, check_cv
 from sklearn.utils import get_tags
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -40,6 +40,7 @@ from ._search_plan import (
 from ._search_results import results_table
 from ._search_run import check_error_score, error_fill, fit_one_by_one, run_batch
 from ._sklearn_compat import (
+    Interval,
     _MultimetricScorer,
     _raise_for_params,
     multimetric_scorers,
@@ -150,6 +151,17 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     ['stkclassifier__C', 'stkclassifier__k']
     """
 
+    # GridSearchCV's, but for pre_dispatch, and max_memory (checked in full
+    # by parse_memory).
+    _parameter_constraints: dict = {
+        **{
+            k: v
+            for k, v in GridSearchCV._parameter_constraints.items()
+            if k != "pre_dispatch"
+        },
+        "max_memory": [None, Interval(Integral, 1, None, closed="left"), str],
+    }
+
     def __init__(
         self,
         estimator,
@@ -204,11 +216,14 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self : STkSearchCV
         """
+        self._validate_params()
         split_estimator(self.estimator)
         check_error_score(self.error_score)
         X, y = indexable(X, y)
         y = np.asarray(y)
         candidates = list(ParameterGrid(self.param_grid))
+        if not candidates:
+            raise ValueError(f"param_grid={self.param_grid!r} has no grid point")
         check_candidates(self.estimator, candidates)
         scorers = self._scorers()
         fit_params, split_params_, score_params = self._route(X, params, scorers)

@@ -90,6 +90,7 @@ _COMMON_DOC = """
         Ignored by "average" and "maximum".
     delta : float, default=0.01
         Smoothing of SReLU in STk (> 0); STk tends to MATk as delta -> 0.
+        For ``smoothing="leaky_relu"`` it is the negative slope, below 1.
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The smooth replacement of ReLU in STk.
     C : float, default=1000.0
@@ -100,8 +101,12 @@ _COMMON_DOC = """
         The penalty, as in ``SGDClassifier``: "l1" is ``||W||_1 / C`` and
         "elasticnet" ``(1 - l1_ratio) ||W||^2 / (2 C) + l1_ratio ||W||_1 / C``.
         The l1 part is applied by a proximal (soft-threshold) step after each
-        update, ``W <- sign(W) max(|W| - learning_rate / C, 0)``, so weights
-        that the data do not support are exactly zero.
+        update, ``W <- sign(W) max(|W| - s r / C, 0)``, with ``r`` the l1
+        share (1 for "l1", ``l1_ratio`` for "elasticnet") and ``s`` the
+        step's size for that weight (``learning_rate`` for "sgd"; for
+        "adagrad" and "adam", ``learning_rate`` times the optimizer's
+        per-weight factor), so weights that the data do not support are
+        exactly zero.
     l1_ratio : float, default=0.15
         The l1 share of "elasticnet" (0: l2 alone, 1: l1 alone); ignored by
         the other penalties.
@@ -172,7 +177,9 @@ _ATTRIBUTES_DOC = """
     validation_scores_ : list of float or None
         Validation score per epoch when ``early_stopping=True``.
     best_epoch_ : int
-        Epoch whose weights are kept.
+        Epoch whose weights are kept. Like ``n_iter_``, ``loss_curve_`` and
+        ``validation_scores_``, it counts on across ``warm_start`` fits and
+        ``partial_fit`` calls.
     coefs_ : list of ndarray
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
@@ -205,7 +212,9 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         sample's weight is multiplied by its class's ("balanced":
         ``n_samples / (n_classes * count)``). Top-k aggregates are often used
         on imbalanced data; weighting the classes is usually the stronger
-        remedy there, and the two combine.
+        remedy there, and the two combine. With ``aggregate="maximum"`` a
+        weight only says whether a sample counts (zero or not). Not with
+        ``partial_fit`` when "balanced" (a chunk's counts are not the data's).
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -279,7 +288,9 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; the aggregates use their weighted forms.
+            Non-negative weights; the aggregates use their weighted forms
+            (the maximum over the samples of positive weight, whatever its
+            value, for "maximum").
 
         Returns
         -------

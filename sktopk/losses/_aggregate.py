@@ -112,14 +112,22 @@ def _weights(weight: Tensor, losses: Tensor, dim: int | None) -> Tensor:
     if dim is not None and dim % w.dim() != w.dim() - 1:
         w = w.movedim(dim, -1)
     if value_checks_apply(w):
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(f"weight must be finite and >= 0; got {_first_bad(w)}")
         lowest = float(w.min())
-        if not lowest >= 0 or not bool(torch.isfinite(w).all()):
+        if not lowest >= 0:
             raise ValueError(
                 f"weight must be finite and >= 0; got a weight with minimum {lowest!r}"
             )
         if not float(w.sum(-1).min()) > 0:
             raise ValueError("weight must have a positive sum; got sum(weight)=0")
     return w
+
+
+def _first_bad(w: Tensor) -> str:
+    """The first non-finite weight, named by its index."""
+    index = tuple(int(i) for i in (~torch.isfinite(w)).nonzero()[0])
+    return f"weight[{', '.join(map(str, index))}] = {float(w[index])!r}"
 
 
 def _lam_error(lam, rows: tuple[int, ...]) -> ValueError:

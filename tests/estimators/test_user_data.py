@@ -96,3 +96,27 @@ def test_a_large_sparse_x_warns_before_it_is_made_dense(binary, monkeypatch):
     monkeypatch.setattr(_base, "DENSE_WARNING_BYTES", X.size * 4)
     with pytest.warns(UserWarning, match="training needs it dense"):
         STkClassifier(**FAST).fit(sp.csr_matrix(X.astype(np.float64)), y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_warm_fits_count_epochs_and_curves_on(binary, early_stopping):
+    X, y = binary
+    kw = dict(early_stopping=early_stopping, n_iter_no_change=2, max_epochs=8)
+    est = STkClassifier(warm_start=True, random_state=0, **kw).fit(X, y)
+    first = (est.n_iter_, est.best_epoch_, list(est.validation_scores_ or []))
+    est.fit(X, y)
+    assert est.n_iter_ > first[0] and len(est.loss_curve_) == est.n_iter_
+    assert first[0] < est.best_epoch_ <= est.n_iter_  # in the second fit
+    if early_stopping:
+        assert len(est.validation_scores_) == est.n_iter_
+        assert est.validation_scores_[: len(first[2])] == first[2]
+    else:
+        assert est.best_epoch_ == est.n_iter_
+
+
+def test_partial_fit_counts_epochs_on(binary):
+    X, y = binary
+    est = STkClassifier(random_state=0)
+    for _ in range(3):
+        est.partial_fit(X, y, classes=[0, 1])
+    assert est.n_iter_ == est.best_epoch_ == len(est.loss_curve_) == 3
