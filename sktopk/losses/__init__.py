@@ -5,7 +5,8 @@ Two kinds of top-k, named by their axis:
 * over **samples**: aggregates of a 1-D tensor of individual losses into a
   scalar (``average``, ``maximum``, ``atk``, ``matk``, ``stk``; with ``dim``,
   one value per row of a batch);
-* over **classes**: per-sample losses of a score matrix (the top-k SVM losses).
+* over **classes**: losses of a score matrix (the top-k SVM losses), their
+  mean by default (``reduction="none"``: one per sample).
 
 Every loss is defined once, with its value and analytic gradient, and
 registered by name in :data:`REGISTRY` with its properties (task, threshold,
