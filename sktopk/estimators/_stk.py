@@ -168,8 +168,10 @@ _ATTRIBUTES_DOC = """
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when X has string column names).
     lambda_ : float
-        The learned threshold of "matk"/"stk" (set only for those aggregates);
-        close to the k-th largest training loss.
+        The learned threshold of "matk"/"stk" (set only for those aggregates).
+        At the optimum it is the k-th largest training loss; it is trained
+        with the weights, by the same optimizer, so after few epochs it can
+        still be far from it.
     n_iter_ : int
         Epochs run.
     loss_curve_ : list of float
