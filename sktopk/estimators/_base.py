@@ -216,6 +216,9 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             y_numeric=not is_classifier(self),
         )
         X = _densified(X)
+        if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
+            self._x_shift = _input_shift(X, self.model)
+        X = _centred(X, self._x_shift)
         weight = _check_weight(sample_weight, X)
         target, task, n_out, loss, loss_params = self._task_spec(y, keep=keep)
         if getattr(self, "class_weight", None) is not None:
@@ -332,7 +335,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             self._check_warm_start(previous, n_features, n_out)
             if previous["model"] == "callable":
                 return ModuleAdapter(self.module_.to(device=device, dtype=_DTYPE))
-            return self._stacked_weights(device)
+            return self._stacked_weights(device, self._x_shift)
         if callable(self.model):
             return ModuleAdapter(self._user_module(n_features, n_out, device))
         gen = torch.Generator().manual_seed(plan.seed)
@@ -407,7 +410,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 "learning_rate, a smaller C penalty weight (larger C means less "
                 "penalty), or standardised features."
             )
-        self._store_weights(model, index)
+        self._store_weights(model, index, self.__dict__.get("_x_shift"))
         self.n_iter_ = int(result.n_epochs[index])
         self.loss_curve_ = [float(v[index]) for v in result.loss_curve]
         self.best_epoch_ = self._best_epoch(result, index)
@@ -451,6 +454,22 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             accept_sparse="csr",
         )
         return self._network_outputs(X)  # sparse X stays sparse
+
+
+def _input_shift(X: np.ndarray, model) -> np.ndarray | None:
+    """What the built-in models subtract from ``X`` while they train: its
+    column means (None for a callable model, which trains on ``X``).
+
+    A reparametrisation of the first layer's bias, folded back into it once
+    trained (``b - shift W``): the same models and penalty (which leaves the
+    biases out), but features far from zero (a year, a price) no longer make
+    every step of the bias and the weights fight each other."""
+    return None if callable(model) else X.mean(axis=0, dtype=np.float64)
+
+
+def _centred(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
+    """``X - shift`` in float32 (the engine's dtype), subtracted in float64."""
+    return X if shift is None else (X - shift).astype(np.float32)
 
 
 #: A sparse X whose dense copy for training is larger warns (bytes).

@@ -27,8 +27,10 @@ __all__ = ["FittedNetwork"]
 class FittedNetwork:
     """Mixin: store, rebuild and evaluate the fitted network."""
 
-    def _store_weights(self, model, index: tuple = ()) -> None:
-        """Keep member ``index`` of ``model`` as numpy arrays."""
+    def _store_weights(self, model, index: tuple = (), shift=None) -> None:
+        """Keep member ``index`` of ``model`` as numpy arrays; a model trained
+        on ``X - shift`` gets its first bias for ``X`` (``b - shift W``, in
+        float64)."""
         for name in ("coefs_", "intercepts_", "module_state_"):
             self.__dict__.pop(name, None)
         if isinstance(model, ModuleAdapter):
@@ -39,6 +41,9 @@ class FittedNetwork:
             return
         weights = [t.numpy() for t in model.member_state(index)]
         self.coefs_, self.intercepts_ = weights[0::2], weights[1::2]
+        if shift is not None:
+            W, b = self.coefs_[0].astype(np.float64), self.intercepts_[0]
+            self.intercepts_[0] = b.astype(np.float64) - shift @ W
 
     def _check_network(self) -> None:
         check_is_fitted(self, ["coefs_", "module_state_"], all_or_any=any)
@@ -57,20 +62,24 @@ class FittedNetwork:
             return module.eval()
         raise AttributeError(f"{type(self).__name__} is not fitted: no module_")
 
-    def _stacked_weights(self, device) -> StackedMLP:
+    def _stacked_weights(self, device, shift=None) -> StackedMLP:
         """The fitted linear model or MLP as a one-member stack on ``device``
-        (warm start)."""
-        return StackedMLP.from_params(self._layer_sizes(), self._weights(device))
+        (warm start), for inputs ``X - shift``."""
+        return StackedMLP.from_params(self._layer_sizes(), self._weights(device, shift))
 
     def _layer_sizes(self) -> tuple[int, ...]:
         """``(n_features, h1, ..., n_outputs)`` of the fitted linear model or MLP."""
         return (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
 
-    def _weights(self, device) -> list[torch.Tensor]:
-        """``[W1, b1, ...]`` as new tensors on ``device`` (the arrays are copied)."""
+    def _weights(self, device, shift=None) -> list[torch.Tensor]:
+        """``[W1, b1, ...]`` as new float32 tensors on ``device`` (the arrays
+        are copied); with ``shift``, for inputs ``X - shift`` (``b1 + shift
+        W1``)."""
         out = []
-        for W, b in zip(self.coefs_, self.intercepts_, strict=True):
-            out += [torch.tensor(W, device=device), torch.tensor(b, device=device)]
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            if i == 0 and shift is not None:
+                b = np.asarray(b, np.float64) + shift @ W.astype(np.float64)
+            out += [_tensor(W, device), _tensor(b, device)]
         return out
 
     def _network_outputs(self, X: np.ndarray) -> np.ndarray:
@@ -115,3 +124,7 @@ def _inference_device(device) -> torch.device:
         return resolve_device(device)
     except ValueError:
         return torch.device("cpu")
+
+
+def _tensor(a: np.ndarray, device) -> torch.Tensor:
+    return torch.tensor(a, dtype=torch.float32, device=device)

@@ -55,7 +55,8 @@ device, random_state, verbose, warm_start, class_weight
     coefs_ : list of ndarray
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
-        Bias vectors of each layer ("linear" and "mlp").
+        Bias vectors of each layer ("linear" and "mlp"); the first in float64
+        (the model trains on centred features, whose shift it absorbs).
     module_state_ : dict of ndarray
         The state dict of a callable model, as numpy arrays.
     n_outputs_ : int

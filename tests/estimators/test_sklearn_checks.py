@@ -14,18 +14,6 @@ EXPECTED_FAILURES = {
 }
 
 
-def _expected_failures(estimator):
-    if getattr(estimator, "aggregate", None) == "atk":
-        # The check asks balanced class weights to reach a recall the average
-        # loss reaches; ATk's top-k losses weigh the minority class already.
-        return {
-            **EXPECTED_FAILURES,
-            "check_class_weight_classifiers": "ATk already focuses on the "
-            "largest losses, so class weights change its recall little",
-        }
-    return EXPECTED_FAILURES
-
-
 ESTIMATORS = [
     STkClassifier(device="cpu", random_state=0),
     STkClassifier(
@@ -36,6 +24,8 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=lambda estimator: EXPECTED_FAILURES
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

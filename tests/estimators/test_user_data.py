@@ -120,3 +120,47 @@ def test_partial_fit_counts_epochs_on(binary):
     for _ in range(3):
         est.partial_fit(X, y, classes=[0, 1])
     assert est.n_iter_ == est.best_epoch_ == len(est.loss_curve_) == 3
+
+
+@pytest.mark.parametrize("offset", [2000.0, 1e6])
+def test_features_far_from_zero_train_as_centred_ones(offset):
+    # A year or a price as a feature: the fit is the one on centred features
+    # (the shift folded into the bias), where Ridge and LogisticRegression
+    # are indifferent to it too.
+    from sklearn.linear_model import Ridge
+
+    X, y = make_regression(300, 4, noise=5, random_state=0)
+    near = STkRegressor(random_state=0, max_epochs=30).fit(X, y)
+    far = STkRegressor(random_state=0, max_epochs=30).fit(X + offset, y)
+    for a, b in zip(far.coefs_, near.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        far.predict(X + offset), near.predict(X), rtol=1e-4, atol=1e-3 * y.std()
+    )
+    ridge = Ridge().fit(X + offset, y).score(X + offset, y)
+    assert far.score(X + offset, y) > ridge - 0.01
+    Xc, yc = make_classification(300, 5, random_state=0)
+    for model in ("linear", "mlp"):
+        kw = dict(model=model, random_state=0, max_epochs=20)
+        near = STkClassifier(**kw).fit(Xc, yc)
+        far = STkClassifier(**kw).fit(Xc + offset, yc)
+        np.testing.assert_allclose(
+            far.decision_function(Xc + offset),
+            near.decision_function(Xc),
+            rtol=1e-3,
+            atol=1e-3,
+        )
+
+
+def test_warm_fits_and_partial_fit_keep_working_far_from_zero():
+    X, y = make_regression(400, 3, noise=1, random_state=0)
+    X = X + 2000.0
+    est = STkRegressor(random_state=0, warm_start=True, max_epochs=10).fit(X, y)
+    before = est.score(X, y)
+    est.fit(X, y)  # continues from the fitted weights
+    assert est.score(X, y) >= before - 1e-3 and before > 0.9
+    stream = STkRegressor(random_state=0)
+    stream.partial_fit(X[:50], y[:50])
+    for i in range(50, 400, 1):  # one sample at a time
+        stream.partial_fit(X[i : i + 1], y[i : i + 1])
+    assert stream.score(X, y) > 0.9
