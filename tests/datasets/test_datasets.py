@@ -299,8 +299,10 @@ def _copy_project(dest):
         (dest / "README.md").write_text("sktopk\n")
 
 
-def _run(args, cwd):
+def _run(args, cwd, pythonpath=None):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -308,19 +310,23 @@ def _run(args, cwd):
 
 @pytest.mark.slow
 def test_wheel_ships_the_data(tmp_path):
-    source, wheels, venv = tmp_path / "project", tmp_path / "wheels", tmp_path / "venv"
+    source, wheels = tmp_path / "project", tmp_path / "wheels"
+    target = tmp_path / "installed"
     _copy_project(source)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels]
     if importlib.util.find_spec("hatchling") is not None:
         build.append("--no-build-isolation")
     _run([*build, source], cwd=tmp_path)
     (wheel,) = wheels.glob("sktopk-*.whl")
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv], tmp_path)
-    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel], venv)
+    # The wheel alone in a folder first on the path; its dependencies from this
+    # environment (a new venv would see the base interpreter's packages, not
+    # this environment's).
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index"]
+    _run([*install, "-q", "--target", target, wheel], tmp_path)
     # Run from a folder outside the repository so the source tree is not imported.
-    report = json.loads(_run([python, "-c", textwrap.dedent(_CHECK_INSTALLED)], venv))
-    assert Path(report["module"]).resolve().is_relative_to(venv.resolve())
+    check = [sys.executable, "-c", textwrap.dedent(_CHECK_INSTALLED)]
+    report = json.loads(_run(check, tmp_path, pythonpath=target))
+    assert Path(report["module"]).resolve().is_relative_to(target.resolve())
     assert Path(report["data_dir"]).parts[-3:] == ("sktopk", "datasets", "_data")
     assert report["shapes"] == {name: list(SHAPES[name]) for name in SHAPES}
     assert report["published"] == 94  # the published numbers ship too
