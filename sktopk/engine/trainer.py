@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..losses import get_aggregate, get_individual_loss
-from ..losses._aggregate import ceil_count
+from ..losses._aggregate_defs import ceil_count
 from .hyper import Hyper, Task, check_task
 from .members import compaction, take
 from .objectives import individual_loss_gradient

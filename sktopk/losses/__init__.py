@@ -28,17 +28,12 @@ from __future__ import annotations
 from typing import Any
 
 from . import functional
-from ._aggregate import (
-    atk,
+from ._aggregate import atk, average, kth_largest, matk, maximum, stk
+from ._aggregate_defs import (
     atk_loss_gradient,
-    average,
     average_loss_gradient,
-    kth_largest,
-    matk,
     matk_loss_gradient,
-    maximum,
     maximum_loss_gradient,
-    stk,
     stk_loss_gradient,
 )
 from ._checks import set_value_checks

@@ -14,7 +14,7 @@ from torch.autograd import gradcheck
 import sktopk.losses._aggregate as aggregate
 import sktopk.losses._fused as fused
 from sktopk.losses import atk, atk_loss_gradient, kth_largest, matk, stk
-from sktopk.losses._aggregate import ceil_count, matk_loss_gradient
+from sktopk.losses._aggregate_defs import ceil_count, matk_loss_gradient
 
 F64 = torch.float64
 BIG = aggregate._SMALL + 1  # the smallest input of the selection path
