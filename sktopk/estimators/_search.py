@@ -38,7 +38,13 @@ from ._search_plan import (
     split_params,
 )
 from ._search_results import results_table
-from ._search_run import check_error_score, error_fill, fit_one_by_one, run_batch
+from ._search_run import (
+    _refused,
+    check_error_score,
+    error_fill,
+    fit_one_by_one,
+    run_batch,
+)
 from ._sklearn_compat import (
     Interval,
     _MultimetricScorer,
@@ -332,6 +338,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             batches += plan_batches(
                 base, members, configs, prepared[head_key], self.error_score
             )
+        batches = _trainable(batches, self.error_score)
         if not batches:
             raise ValueError(
                 f"All the {len(candidates) * len(folds)} fits failed: the "
@@ -553,3 +560,17 @@ def _slice_score_params(batches: list, score_params: dict, n: int) -> None:
     for fold in {id(f): f for b in batches for f in b.folds}.values():
         fold.score_test = sliced(score_params, fold.test, n)
         fold.score_train = sliced(score_params, fold.train, n)
+
+
+def _trainable(batches: list, error_score) -> list:
+    """The batches with a member that the estimator takes; for the others,
+    every (fold, configuration) refused, the warnings now, no training.
+    Where nothing is left, the first refusal is raised."""
+    kept = [b for b in batches if len(b.failed) < len(b.folds) * len(b.configs)]
+    dropped = [b for b in batches if b not in kept]
+    if not kept and dropped:
+        raise next(iter(dropped[0].failed.values()))
+    for batch in dropped:
+        for error in batch.failed.values():
+            _refused(error, {"error_score": error_score})
+    return kept

@@ -63,6 +63,9 @@ class Batch:
     folds: list[Fold]
     plans: list[FitPlan]  # each fold's validated data, same order
     grid: dict  # the engine's hyper-parameters, each (n_folds, n_configs)
+    # (fold, configuration) pairs the estimator refused (an int k beyond the
+    # fold), trained with a stand-in and scored error_score: their errors
+    failed: dict = field(default_factory=dict)
 
 
 def split_estimator(estimator) -> tuple[Pipeline | None, str | None, object]:
@@ -315,28 +318,39 @@ def plan_batches(
     batches = []
     for pairs in grouped.values():
         folds_, plans = [f for f, _ in pairs], [p for _, p in pairs]
-        grid = hyper_grid(final, member_params, plans)
-        batches.append(Batch(final, configs, member_params, folds_, plans, grid))
+        grid, failed = hyper_grid(final, member_params, plans, error_score)
+        batches.append(
+            Batch(final, configs, member_params, folds_, plans, grid, failed)
+        )
     return batches
 
 
-def hyper_grid(final, member_params: list[dict], plans: list[FitPlan]) -> dict:
+def hyper_grid(
+    final, member_params: list[dict], plans: list[FitPlan], error_score="raise"
+) -> tuple[dict, dict]:
     """The engine's hyper-parameters of every (fold, configuration), each an
-    array ``(n_folds, n_configs)``; an error names the configuration."""
+    array ``(n_folds, n_configs)``, and the pairs that the estimator refuses
+    (an int ``k`` beyond a fold), as ``{(fold, configuration): error}``: they
+    train with ``k`` at 1.0 and get ``error_score`` (with ``error_score="raise"``
+    the error, naming the configuration, is raised)."""
     members = [member_estimator(final, params) for params in member_params]
-    rows = []
-    for plan in plans:
-        row = []
-        for params, est in zip(member_params, members, strict=True):
+    rows, failed = [], {}
+    for g, plan in enumerate(plans):
+        n, row = len(plan.train_idx), []
+        for m, (params, est) in enumerate(zip(member_params, members, strict=True)):
             try:
-                row.append(est._hyper(len(plan.train_idx)))
+                row.append(est._hyper(n))
             except (ValueError, TypeError) as exc:
-                raise type(exc)(
-                    f"param_grid point {params} on a training fold of "
-                    f"{len(plan.train_idx)} rows: {exc}"
-                ) from exc
+                error = type(exc)(
+                    f"param_grid point {params} on a training fold of {n} rows: {exc}"
+                )
+                if error_score == "raise" or "k" not in final._member_params:
+                    raise error from exc
+                failed[(g, m)] = error
+                row.append(member_estimator(est, {"k": 1.0})._hyper(n))
         rows.append(row)
-    return {k: np.array([[h[k] for h in row] for row in rows]) for k in rows[0][0]}
+    keys = rows[0][0]
+    return {k: np.array([[h[k] for h in row] for row in rows]) for k in keys}, failed
 
 
 def member_estimator(template, params: dict):

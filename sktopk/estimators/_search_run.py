@@ -87,6 +87,9 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
         with config_context(skip_parameter_validation=True):
             for g in range(len(plans)):
                 for j in range(m):
+                    if (g, offset[0] + j) in batch.failed:
+                        _refused(batch.failed[(g, offset[0] + j)], options)
+                        continue
                     member = _member(batch, g, offset[0] + j, model, result, (g, j))
                     _score_member(
                         out, member, batch, g, offset[0] + j, scorers, options
@@ -254,6 +257,17 @@ def _is_default_accuracy(scorer, est) -> bool:
     )
 
 
+def _refused(error: Exception, options: dict) -> None:
+    """Warn that the estimator refused a (configuration, fold): its scores
+    stay ``error_score``."""
+    warnings.warn(
+        f"{error}; its scores on this fold are set to "
+        f"error_score={options['error_score']}.",
+        FitFailedWarning,
+        stacklevel=2,
+    )
+
+
 def _diverged(batch: Batch, g: int, m: int, error_score) -> None:
     """Raise or warn; the member's scores stay ``error_score``."""
     params = batch.member_params[m]
@@ -285,6 +299,11 @@ def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
                     est.fit(fold.X_train, fold.y_train, **fold.fit_params)
             except DivergenceError:
                 est = None
+            except (ValueError, TypeError) as exc:  # refused: as GridSearchCV
+                if options["error_score"] == "raise":
+                    raise
+                _refused(exc, options)
+                continue
             out.fit_time[m, g] = time.perf_counter() - start
             _score_member(out, est, batch, g, m, scorers, options)
     out.members_at_once = 1

@@ -437,6 +437,19 @@ def test_a_training_fold_the_estimator_refuses_gets_error_score():
         STkSearchCV(_small_est(), grid, cv=KFold(2)).fit(X[:40], y[:40])
 
 
+def test_an_integer_k_beyond_a_training_fold_gets_error_score():
+    # 3 folds of 60 rows: 40 training rows; k=40 fits, k=50 does not.
+    X, y = make_classification(60, 4, random_state=0)
+    grid = {"k": [0.5, 40, 50]}
+    with pytest.warns(FitFailedWarning, match="k=50"):
+        ours, ref = _both(_small_est(), grid, X, y, cv=3)
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+    assert np.isnan(ours.cv_results_["mean_test_score"][2])
+    assert ours.best_params_ == ref.best_params_
+    with pytest.raises(ValueError, match="param_grid point .*k.: 50"):
+        STkSearchCV(_small_est(), grid, cv=3, error_score="raise").fit(X, y)
+
+
 def test_callable_scoring_returning_a_dict_is_multimetric(small):
     X, y, _ = small
     grid = {"k": [0.3, 1.0], "C": [1.0, 1000.0]}
