@@ -96,8 +96,11 @@ def reproduce(
         partial = PartialStore(folder.path, protocol.identity(seed), owned)
         for cell in complete:  # left by a run stopped just after the cell's rows
             partial.clear(cell)
-        _run(todo, store, protocol, seed, (backend, jobs, scheduler, partial), progress)
-        partial.remove_if_empty()
+        try:
+            where = (backend, jobs, scheduler, partial)
+            _run(todo, store, protocol, seed, where, progress)
+        finally:  # also when interrupted: no empty folder left behind
+            partial.remove_if_empty()
         runs = store.complete_rows(cells)
         comparison = compare(summarize(runs))
         csv = comparison.to_csv(index=False, lineterminator="\n")

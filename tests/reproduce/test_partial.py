@@ -161,6 +161,19 @@ def test_a_run_interrupted_mid_cell_resumes_from_its_chunks(tmp_path, monkeypatc
     pd.testing.assert_frame_equal(a[key + COLS], b[key + COLS], check_exact=True)
 
 
+def test_a_run_interrupted_before_any_chunk_leaves_no_empty_folder(
+    tmp_path, monkeypatch
+):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine_grid, "train_grid", interrupted)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(3, TIGHT, out=out, datasets=["appendicitis"], plots=False)
+    assert not (out / PARTIAL_NAME).exists()
+
+
 def test_chunks_of_a_finished_cell_or_another_seed_are_removed(tmp_path):
     out = tmp_path / "out"
     kwargs = dict(out=out, datasets=["appendicitis"], plots=False, progress=False)
