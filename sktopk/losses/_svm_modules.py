@@ -1,22 +1,24 @@
 """``nn.Module`` forms of the top-k SVM losses over classes."""
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._svm_checks import _check_hyper
 from ._topk_svm import smooth_topk_svm, topk_svm
+from .modules import _SavedHyper
 
 __all__ = ["SmoothTopKSVMLoss", "TopKSVMLoss"]
 
 
-class SmoothTopKSVMLoss(nn.Module):
+class SmoothTopKSVMLoss(_SavedHyper):
     """Smooth top-k SVM loss (Berrada, Zisserman, Kumar, ICLR 2018) as a module.
 
     ``L(s, y) = tau softplus(margin / tau - z_y + log e_k(z') - log e_{k-1}(z'))``
     with ``z = s / (k tau)`` and ``e_j`` the elementary symmetric polynomials of
     ``exp(z)`` over the wrong classes; see :func:`smooth_topk_svm`. The module
-    stores only the hyper-parameters: labels are passed to ``forward`` and never
-    kept, so it follows ``.to(device)`` trivially.
+    stores only the hyper-parameters, which its ``state_dict`` carries: labels
+    are passed to ``forward`` and never kept, so it follows ``.to(device)``
+    trivially.
 
     Parameters
     ----------
@@ -52,6 +54,11 @@ class SmoothTopKSVMLoss(nn.Module):
         self, k: int = 5, margin: float = 1.0, tau: float = 1.0, reduction: str = "mean"
     ) -> None:
         super().__init__()
+        self._set_hyper(k, margin, tau, reduction)
+
+    _hyper = ("k", "margin", "tau", "reduction")
+
+    def _set_hyper(self, k, margin, tau, reduction) -> None:
         _check_hyper(k, margin, tau, reduction)
         self.k, self.margin, self.tau, self.reduction = k, margin, tau, reduction
 
@@ -70,12 +77,12 @@ class SmoothTopKSVMLoss(nn.Module):
         )
 
 
-class TopKSVMLoss(nn.Module):
+class TopKSVMLoss(_SavedHyper):
     """Hard top-k SVM loss ``max(0, margin + (s'_[k] - s_y) / k)`` as a module.
 
     ``s'_[k]`` is the k-th largest wrong-class score; see :func:`topk_svm`.
     Plain autograd operations: every derivative, ``torch.func``, compile and
-    export work.
+    export work. Its ``state_dict`` carries the hyper-parameters.
 
     Parameters
     ----------
@@ -106,6 +113,11 @@ class TopKSVMLoss(nn.Module):
         self, k: int = 5, margin: float = 1.0, reduction: str = "mean"
     ) -> None:
         super().__init__()
+        self._set_hyper(k, margin, reduction)
+
+    _hyper = ("k", "margin", "reduction")
+
+    def _set_hyper(self, k, margin, reduction) -> None:
         _check_hyper(k, margin, 1.0, reduction)
         self.k, self.margin, self.reduction = k, margin, reduction
 

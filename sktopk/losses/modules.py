@@ -115,10 +115,12 @@ class _Module(nn.Module):
         return "" if self.dim is None else f"dim={self.dim}"
 
 
-class _HyperState(_Module):
-    """A module whose hyper-parameters travel in its ``state_dict``."""
+class _SavedHyper(nn.Module):
+    """A module whose hyper-parameters ``_hyper`` travel in its ``state_dict``
+    (its ``_extra_state``) and are restored, validated by ``_set_hyper``, by
+    ``load_state_dict``."""
 
-    _hyper: tuple[str, ...] = ("k", "dim")
+    _hyper: tuple[str, ...] = ()
 
     def get_extra_state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._hyper}
@@ -131,6 +133,15 @@ class _HyperState(_Module):
                 f"got {state!r}"
             )
         self._set_hyper(**state)
+
+    def _set_hyper(self, **values: Any) -> None:
+        raise NotImplementedError
+
+
+class _HyperState(_SavedHyper, _Module):
+    """An aggregate module whose ``k`` and ``dim`` travel in its ``state_dict``."""
+
+    _hyper: tuple[str, ...] = ("k", "dim")
 
     def _set_hyper(self, k: int | float, dim: int | None, **_: Any) -> None:
         self.k, self.dim = _check_k(k), _check_dim(dim)

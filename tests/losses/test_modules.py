@@ -190,3 +190,23 @@ def test_svm_modules_reject_k_below_one_at_construction(cls, k):
     fn = smooth_topk_svm if cls is SmoothTopKSVMLoss else topk_svm
     with pytest.raises(ValueError, match=match):
         fn(torch.zeros(2, 5), torch.tensor([0, 1]), k=k)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (SmoothTopKSVMLoss, {"k": 3, "margin": 0.5, "tau": 0.2, "reduction": "sum"}),
+        (TopKSVMLoss, {"k": 2, "margin": 2.0, "reduction": "none"}),
+    ],
+)
+def test_svm_modules_restore_their_hyper_parameters(cls, kwargs):
+    saved = cls(**kwargs)
+    restored = cls()
+    restored.load_state_dict(saved.state_dict())
+    assert {name: getattr(restored, name) for name in kwargs} == kwargs
+    scores, labels = torch.randn(4, 6), torch.tensor([0, 1, 2, 5])
+    torch.testing.assert_close(restored(scores, labels), saved(scores, labels))
+    with pytest.raises(ValueError, match="saved state must hold"):
+        cls().load_state_dict({"_extra_state": {"k": 3}})
+    with pytest.raises(ValueError, match="margin"):
+        cls().load_state_dict({"_extra_state": {**kwargs, "margin": -1.0}})
