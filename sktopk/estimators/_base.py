@@ -410,7 +410,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 "learning_rate, a smaller C penalty weight (larger C means less "
                 "penalty), or standardised features."
             )
-        self._store_weights(model, index, self.__dict__.get("_x_shift"))
+        self._store_weights(model, index, self._x_shift)
         self.n_iter_ = int(result.n_epochs[index])
         self.loss_curve_ = [float(v[index]) for v in result.loss_curve]
         self.best_epoch_ = self._best_epoch(result, index)
@@ -544,17 +544,18 @@ def _refuse_hidden(hidden_layer_sizes, what: str) -> None:
         )
 
 
-def _check_weight(sample_weight, X, name: str = "sample_weight") -> np.ndarray:
+def _check_weight(sample_weight, X) -> np.ndarray:
     """Finite, non-negative sample weights with a positive sum."""
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     if not np.all(np.isfinite(weight)):
-        raise ValueError(f"{name} must be finite; it contains NaN or inf")
+        raise ValueError("sample_weight must be finite; it contains NaN or inf")
     if np.any(weight < 0):
         raise ValueError(
-            f"{name} must be non-negative; its smallest value is {weight.min()!r}"
+            f"sample_weight must be non-negative; its smallest value is "
+            f"{weight.min()!r}"
         )
     if not weight.sum() > 0:
-        raise ValueError(f"{name} must have a positive sum; all are zero")
+        raise ValueError("sample_weight must have a positive sum; all are zero")
     return weight
 
 

@@ -39,10 +39,10 @@ from ._search_plan import (
 )
 from ._search_results import results_table
 from ._search_run import (
-    _refused,
     check_error_score,
     error_fill,
     fit_one_by_one,
+    refused,
     run_batch,
 )
 from ._sklearn_compat import (
@@ -571,6 +571,6 @@ def _trainable(batches: list, error_score) -> list:
     if not kept and dropped:
         raise next(iter(dropped[0].failed.values()))
     for batch in dropped:
-        for error in batch.failed.values():
-            _refused(error, {"error_score": error_score})
+        for (g, m), error in batch.failed.items():
+            refused(batch, g, m, error_score, error)
     return kept

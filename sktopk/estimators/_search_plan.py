@@ -243,7 +243,7 @@ def preprocess_folds(
             except Exception as exc:  # as GridSearchCV: error_score decides
                 if error_score == "raise":
                     raise
-                _warn_failed(
+                warn_fit_failed(
                     f"the preprocessing steps with {head}", i, error_score, exc
                 )
                 continue
@@ -261,7 +261,9 @@ def _transform(pipeline, head, X_train, y_train, X_test, prep_params):
     return X_train, prep.transform(X_test)
 
 
-def _warn_failed(what: str, fold: int, error_score, exc: Exception) -> None:
+def warn_fit_failed(what: str, fold: int, error_score, exc: Exception) -> None:
+    """The FitFailedWarning of a fit that failed or was refused on ``fold``:
+    its scores there stay ``error_score``."""
     warnings.warn(
         f"Fitting {what} failed on fold {fold}; "
         f"the scores of its configurations on this fold are set to "
@@ -309,7 +311,7 @@ def plan_batches(
         except Exception as exc:  # as GridSearchCV: error_score decides
             if error_score == "raise":
                 raise
-            _warn_failed(type(final).__name__, fold.index, error_score, exc)
+            warn_fit_failed(type(final).__name__, fold.index, error_score, exc)
             continue
         plan.estimator = est  # keeps the fold's classes_, y_center_, ...
         grouped[(plan.X.shape[1], plan.n_out, plan.spec.batch_size)].append(

@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import type_of_target
 from .._device import resolve_device
 from ..engine import DivergenceError
 from ..engine.grid import available_bytes, make_data, train_in_chunks
-from ._search_plan import Batch, member_estimator
+from ._search_plan import Batch, member_estimator, warn_fit_failed
 
 try:  # the scorer of scoring=None: the estimator's own score method
     from sklearn.metrics._scorer import _PassthroughScorer
@@ -87,8 +87,9 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
         with config_context(skip_parameter_validation=True):
             for g in range(len(plans)):
                 for j in range(m):
-                    if (g, offset[0] + j) in batch.failed:
-                        _refused(batch.failed[(g, offset[0] + j)], options)
+                    error = batch.failed.get((g, offset[0] + j))
+                    if error is not None:
+                        refused(batch, g, offset[0] + j, options["error_score"], error)
                         continue
                     member = _member(batch, g, offset[0] + j, model, result, (g, j))
                     _score_member(
@@ -257,15 +258,10 @@ def _is_default_accuracy(scorer, est) -> bool:
     )
 
 
-def _refused(error: Exception, options: dict) -> None:
-    """Warn that the estimator refused a (configuration, fold): its scores
-    stay ``error_score``."""
-    warnings.warn(
-        f"{error}; its scores on this fold are set to "
-        f"error_score={options['error_score']}.",
-        FitFailedWarning,
-        stacklevel=2,
-    )
+def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> None:
+    """Warn that the estimator refused configuration ``m`` on fold ``g``."""
+    what = f"{type(batch.base).__name__} with {batch.member_params[m]}"
+    warn_fit_failed(what, batch.folds[g].index, error_score, exc)
 
 
 def _diverged(batch: Batch, g: int, m: int, error_score) -> None:
@@ -302,7 +298,7 @@ def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
             except (ValueError, TypeError) as exc:  # refused: as GridSearchCV
                 if options["error_score"] == "raise":
                     raise
-                _refused(exc, options)
+                refused(batch, g, m, options["error_score"], exc)
                 continue
             out.fit_time[m, g] = time.perf_counter() - start
             _score_member(out, est, batch, g, m, scorers, options)

@@ -247,8 +247,8 @@ class _ThresholdLoss(_HyperState):
             If a loss is NaN or +inf (``-inf`` is allowed: it gives no
             threshold above 0).
         """
-        value = kth_largest(losses, self.k, weight, dim=self.dim).clamp(min=0)
         _check_init_losses(losses)
+        value = kth_largest(losses, self.k, weight, dim=self.dim).clamp(min=0)
         if value.shape != self.lam.shape:
             raise ValueError(
                 f"init_lambda: the losses give thresholds of shape "

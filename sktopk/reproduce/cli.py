@@ -190,7 +190,7 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
         args.table = str(_table(args.table))
     if is_synthetic(args):
         return _synthetic(args, command)
-    table, datasets = _table(args.table), _datasets(args.datasets)
+    table, datasets = int(args.table), _datasets(args.datasets)  # read above
     try:
         protocol = _protocol(args)
         for cell in table_cells(table, datasets):
