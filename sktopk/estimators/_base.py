@@ -254,9 +254,18 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         a stable stopping signal; 200, MLPClassifier's, above 2,000 rows),
         then ``n_train // 100`` clipped to [200, 1000] (a hundred an epoch:
         on large data a step costs little more at 1000 rows than at 200).
-        Never more than ``n_train``.
+        Never more than ``n_train``: a larger integer is clipped with a
+        warning, as ``MLPClassifier`` does.
         """
         if self.batch_size != "auto":
+            if self.batch_size > n_train:
+                warnings.warn(
+                    f"batch_size={self.batch_size} is larger than the "
+                    f"{n_train} training rows; it is clipped to {n_train}.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                return n_train
             return int(self.batch_size)
         if n_train <= 20_000:
             size = min(200, max(16, n_train // 10))

@@ -135,7 +135,8 @@ _COMMON_DOC = """
         Minibatch size; "auto" is a tenth of the training rows clipped to
         [16, 200] up to 20,000 rows (``MLPClassifier``'s 200 from 2,000
         rows), then a hundredth clipped to [200, 1000]. The paper uses 16,
-        much slower on large data.
+        much slower on large data. An integer above the training rows is
+        clipped to them, with a warning.
     max_epochs : int, default=200
         Largest number of passes over the training data.
     early_stopping : bool, default=False

@@ -171,3 +171,13 @@ def test_callable_model_and_warm_start(binary_data):
     # its epochs and curve continue the first's (as MLPClassifier's).
     assert warm.loss_curve_[first_epochs] < cold_first - 0.01
     assert warm.n_iter_ == first_epochs + 3 == len(warm.loss_curve_)
+
+
+def test_batch_size_above_training_rows_is_clipped_with_a_warning(binary_data):
+    X, _, y, _ = binary_data
+    X, y = X[:40], y[:40]
+    kw = dict(random_state=0, max_epochs=5, tol=0.0)
+    with pytest.warns(UserWarning, match="batch_size=500 is larger than the 40"):
+        big = STkClassifier(batch_size=500, **kw).fit(X, y)
+    exact = STkClassifier(batch_size=40, **kw).fit(X, y)
+    np.testing.assert_array_equal(big.decision_function(X), exact.decision_function(X))
