@@ -45,6 +45,40 @@ class FittedNetwork:
             W, b = self.coefs_[0].astype(np.float64), self.intercepts_[0]
             self.intercepts_[0] = b.astype(np.float64) - shift @ W
 
+    @property
+    def coef_(self) -> np.ndarray:
+        """The linear model's coefficients, in the layout of scikit-learn's
+        linear models: ``(n_features,)`` for a regressor, ``(1, n_features)``
+        for two classes (the ``decision_function`` of ``classes_[1]``), else
+        ``(n_classes, n_features)``. Only for ``model="linear"`` (an
+        AttributeError otherwise, so that ``SelectFromModel`` and ``hasattr``
+        see that there is none). A new array at each access."""
+        return self._decision_affine()[0]
+
+    @property
+    def intercept_(self) -> np.ndarray | float:
+        """The linear model's intercepts, matching :attr:`coef_`: a float for
+        a regressor, else ``(1,)`` or ``(n_classes,)``. Only for
+        ``model="linear"``."""
+        return self._decision_affine()[1]
+
+    def _decision_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef, intercept)`` of the fitted linear model's decision (float64)."""
+        if len(self.__dict__.get("coefs_", ())) != 1:
+            raise AttributeError(
+                f"{type(self).__name__} has coef_ and intercept_ only once fitted "
+                "with model='linear'"
+            )
+        W = self.coefs_[0].astype(np.float64)
+        b = np.asarray(self.intercepts_[0], np.float64)
+        return self._affine_of_outputs(W.T.copy(), b.copy())
+
+    def _affine_of_outputs(self, coef, intercept):
+        """The decision's ``(coef, intercept)`` from the outputs' ones, shapes
+        ``(n_outputs, n_features)`` and ``(n_outputs,)`` (the outputs are the
+        decision of classifiers; overridden where they are not)."""
+        return coef, intercept
+
     def _check_network(self) -> None:
         check_is_fitted(self, ["coefs_", "module_state_"], all_or_any=any)
 

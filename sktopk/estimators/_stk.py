@@ -183,6 +183,13 @@ _ATTRIBUTES_DOC = """
         Epoch whose weights are kept. Like ``n_iter_``, ``loss_curve_`` and
         ``validation_scores_``, it counts on across ``warm_start`` fits and
         ``partial_fit`` calls.
+    coef_ : ndarray
+        The linear model's coefficients ("linear" only), in the layout of
+        scikit-learn's linear models: ``(n_features,)`` for the regressor,
+        ``(1, n_features)`` for two classes, else ``(n_classes, n_features)``;
+        ``SelectFromModel`` reads it.
+    intercept_ : ndarray or float
+        The linear model's intercepts, matching ``coef_`` ("linear" only).
     coefs_ : list of ndarray
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
@@ -455,6 +462,12 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         # The losses of the standardised targets are (1 / y_scale_)^p times
         # the user's (p the loss's degree: 2 for square, 1 for absolute).
         return lam * self.y_scale_ ** loss_degree(self.loss)
+
+    def _affine_of_outputs(self, coef, intercept):
+        # predict = y_center_ + y_scale_ * output, as Ridge's 1-D coef_
+        return self.y_scale_ * coef[0], float(
+            self.y_center_ + self.y_scale_ * intercept[0]
+        )
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,), in the units of ``y``."""

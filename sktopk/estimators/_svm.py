@@ -52,6 +52,12 @@ device, random_state, verbose, warm_start, class_weight
     validation_scores_ : list of float or None
         Top-1 validation accuracy per epoch when ``early_stopping=True``.
     best_epoch_ : int
+    coef_ : ndarray
+        The linear model's coefficients ("linear" only): ``(1, n_features)``
+        for two classes (the ``decision_function``), else ``(n_classes,
+        n_features)``.
+    intercept_ : ndarray
+        The linear model's intercepts, matching ``coef_`` ("linear" only).
     coefs_ : list of ndarray
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
@@ -150,6 +156,11 @@ device, random_state, verbose, warm_start, class_weight
         difference ``score(classes_[1]) - score(classes_[0])``."""
         out = self._forward(X)
         return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+
+    def _affine_of_outputs(self, coef, intercept):
+        if len(coef) == 2:  # the decision is the difference of the scores
+            return coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        return coef, intercept
 
     def _default_topk(self) -> int:
         return int(self.k)

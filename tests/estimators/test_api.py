@@ -7,6 +7,8 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
+from sklearn.feature_selection import SelectFromModel
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -158,3 +160,62 @@ def test_divergence_stops_with_clear_error():
     with pytest.raises(DivergenceError, match="smaller learning_rate"):
         est.fit(X * 1e3, y)
     assert not hasattr(est, "module_")
+
+
+_LINEAR_CASES = [
+    (STkClassifier, {}, 2),
+    (STkClassifier, {}, 3),
+    (SmoothTopKSVMClassifier, {"k": 1}, 2),
+    (SmoothTopKSVMClassifier, {"k": 2}, 3),
+]
+
+
+@pytest.mark.parametrize(("cls", "params", "n_classes"), _LINEAR_CASES)
+def test_linear_coef_gives_the_decision_function(cls, params, n_classes):
+    X, y = make_classification(
+        n_samples=150,
+        n_features=4,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=n_classes,
+        random_state=0,
+    )
+    X = X + 50.0  # far from zero: the fitted shift must be in intercept_
+    est = cls(max_epochs=3, random_state=0, **params).fit(X, y)
+    lr = LogisticRegression().fit(X, y)
+    assert est.coef_.shape == lr.coef_.shape
+    assert est.intercept_.shape == lr.intercept_.shape
+    scores = X @ est.coef_.T + est.intercept_
+    decision = est.decision_function(X)
+    np.testing.assert_allclose(scores.reshape(decision.shape), decision, atol=1e-9)
+
+
+def test_regressor_coef_gives_predictions_in_the_units_of_y():
+    X, y = make_regression(n_samples=150, n_features=4, random_state=0)
+    est = STkRegressor(max_epochs=3, random_state=0).fit(X + 7.0, 300.0 * y - 2e4)
+    assert est.coef_.shape == (4,) and isinstance(est.intercept_, float)
+    pred = (X + 7.0) @ est.coef_ + est.intercept_
+    np.testing.assert_allclose(pred, est.predict(X + 7.0), rtol=1e-9, atol=1e-6)
+
+
+def test_coef_only_for_a_fitted_linear_model(data):
+    X, y = data
+    assert not hasattr(STkClassifier(), "coef_")
+    mlp = STkClassifier(model="mlp", max_epochs=2, random_state=0).fit(X, y)
+    assert not hasattr(mlp, "coef_") and not hasattr(mlp, "intercept_")
+    with pytest.raises(AttributeError, match="model='linear'"):
+        _ = mlp.coef_
+
+
+def test_select_from_model_reads_coef():
+    X, y = make_classification(
+        n_samples=300,
+        n_features=8,
+        n_informative=2,
+        n_redundant=0,
+        shuffle=False,
+        random_state=0,
+    )
+    selector = SelectFromModel(STkClassifier(max_epochs=30, random_state=0))
+    support = selector.fit(X, y).get_support()
+    assert support[:2].all() and support.sum() < 8
