@@ -36,6 +36,7 @@ from .store import (
     StoreWarning,
     _refuse_link,
     _replace,
+    made_by,
     remove_stale_temps,
 )
 
@@ -114,8 +115,9 @@ def _foreign_message(path: Path, foreign: list, identity: str) -> str:
     return (
         f"{path} holds {len(foreign)} trained chunk(s) of an unfinished run made "
         f"with other settings (protocol identity {', '.join(others)}; these "
-        f"settings are {identity[:12]}). Run that command again to resume it, "
-        "or use another --out folder; to discard that work, delete "
+        f"settings are {identity[:12]}).{made_by(path.parent, others)} Run that "
+        "command again to resume it, or use another --out folder; to discard "
+        "that work, delete "
         f"{path}. The files were left as they are."
     )
 

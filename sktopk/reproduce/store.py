@@ -273,9 +273,9 @@ class ResultStore:
         if other:
             raise StoreError(
                 f"{self.path} holds runs made with other settings (protocol "
-                f"identity {', '.join(other)}; these settings are {self.identity}). "
-                "Use another --out folder, or the options that made that file; "
-                "the file was left as it is."
+                f"identity {', '.join(other)}; these settings are {self.identity})."
+                f"{made_by(self.path.parent, other)} Use another --out folder, or "
+                "the options that made that file; the file was left as it is."
             )
         if end < len(raw):
             _check_tail(self.path, raw[end:], raw.count(b"\n"), end > 0)
@@ -550,6 +550,38 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+#: The largest report that :func:`made_by` reads.
+_REPORT_BYTES = 1 << 20
+
+
+def made_by(folder: Path, identities: list[str]) -> str:
+    """ " Made by ``<command>`` (``<report>``)." for each of ``identities``
+    whose report (a ``table*.md`` written by this tool, with the command
+    and the protocol identity in its settings) is in ``folder``; "" when
+    none is."""
+    found = {}
+    for path in sorted(folder.glob("table*.md")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if path.stat().st_size <= _REPORT_BYTES:
+                settings = _report_settings(path.read_text("utf-8"))
+                identity = settings.get("protocol identity", "")
+                if identity in identities and "command" in settings:
+                    found.setdefault(identity, f"{settings['command']} ({path.name})")
+    return "".join(f" {i} was made by {found[i]}." for i in identities if i in found)
+
+
+def _report_settings(text: str) -> dict[str, str]:
+    """The "- **name**: value" lines of a report's settings section."""
+    out = {}
+    for line in text.split("\n## Results", 1)[0].splitlines():
+        if line.startswith("- **") and "**: " in line:
+            name, value = line[4:].split("**: ", 1)
+            out[name] = value.strip()
+    return out
 
 
 def _digest(data: bytes) -> str:

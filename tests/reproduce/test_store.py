@@ -76,6 +76,18 @@ def test_other_settings_are_refused_and_the_file_kept(tmp_path):
     assert (tmp_path / "runs.csv").read_bytes() == before
 
 
+def test_other_settings_name_the_command_of_their_report(tmp_path):
+    _store(tmp_path).append(_rows())
+    report = "# Table 3\n\n## Settings\n\n- **command**: `sktopk reproduce --seed 4`\n"
+    report += "- **protocol identity**: abc\n\n## Results\n\n- **command**: no\n"
+    (tmp_path / "table3.md").write_text(report)
+    (tmp_path / "table4.md").write_text(report.replace("abc", "other"))
+    with pytest.raises(StoreError) as info:
+        _store(tmp_path, "xyz")
+    assert "abc was made by `sktopk reproduce --seed 4` (table3.md)." in str(info.value)
+    assert "table4.md" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "content",
     [
