@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -105,6 +106,23 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------- #
     def _fit(self, X, y, sample_weight=None):
+        with self._kept_if_failing():
+            return self._fit_checked(X, y, sample_weight)
+
+    @contextlib.contextmanager
+    def _kept_if_failing(self):
+        """Put the estimator back as it was if the fit fails or is refused
+        (interrupted too): a fitted estimator keeps its model with its own
+        ``classes_``, feature counts and target scale, not the refused data's."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_checked(self, X, y, sample_weight=None):
         previous = self._previous_fit()
         plan = self._prepare(X, y, sample_weight)
         device = resolve_device(self.device)
@@ -121,7 +139,11 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     def _partial_fit(self, X, y, classes=None, sample_weight=None):
         """One pass over ``(X, y)``, continuing the weights, optimizer state
         and threshold of the previous ``partial_fit`` calls (the weights
-        alone after a ``fit``)."""
+        alone after a ``fit``); nothing changes if it fails."""
+        with self._kept_if_failing():
+            return self._partial_fit_checked(X, y, classes, sample_weight)
+
+    def _partial_fit_checked(self, X, y, classes=None, sample_weight=None):
         first = "n_iter_" not in self.__dict__  # after fit, continue from it
         if getattr(self, "class_weight", None) == "balanced":
             raise ValueError(
@@ -216,13 +238,14 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             y_numeric=not is_classifier(self),
         )
         X = _densified(X)
-        if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
-            self._x_shift = _input_shift(X, self.model)
-        X = _centred(X, self._x_shift)
         weight = _check_weight(sample_weight, X)
-        target, task, n_out, loss, loss_params = self._task_spec(y, keep=keep)
+        task_spec = self._task_spec(y, keep=keep, weight=weight)
+        target, task, n_out, loss, loss_params = task_spec
         if getattr(self, "class_weight", None) is not None:
             weight = weight * _class_weights(self.class_weight, y)
+        if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
+            self._x_shift = _input_shift(X, self.model, weight)
+        X = _centred(X, self._x_shift)
         self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -465,15 +488,21 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         return self._network_outputs(X)  # sparse X stays sparse
 
 
-def _input_shift(X: np.ndarray, model) -> np.ndarray | None:
+def _input_shift(X: np.ndarray, model, weight: np.ndarray) -> np.ndarray | None:
     """What the built-in models subtract from ``X`` while they train: its
-    column means (None for a callable model, which trains on ``X``).
+    column means, weighted by the samples' weights (``sample_weight`` times
+    ``class_weight``; None for a callable model, which trains on ``X``): a
+    row of weight 0 does not move them.
 
     A reparametrisation of the first layer's bias, folded back into it once
     trained (``b - shift W``): the same models and penalty (which leaves the
     biases out), but features far from zero (a year, a price) no longer make
     every step of the bias and the weights fight each other."""
-    return None if callable(model) else X.mean(axis=0, dtype=np.float64)
+    if callable(model):
+        return None
+    if np.ptp(weight) == 0:  # equal weights: the plain mean, to the last bit
+        return X.mean(axis=0, dtype=np.float64)
+    return np.average(X, axis=0, weights=weight)
 
 
 def _centred(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:

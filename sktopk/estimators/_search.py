@@ -489,6 +489,12 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict_proba(X)
 
+    @available_if(_best_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log-probabilities of ``best_estimator_``."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_log_proba(X)
+
     @available_if(_best_has("decision_function"))
     def decision_function(self, X):
         """Scores of ``best_estimator_``."""

@@ -7,6 +7,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import log_expit, log_softmax
 from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 
@@ -309,7 +310,7 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         """
         return self._fit(X, y, sample_weight)
 
-    def _task_spec(self, y, keep: bool = False):
+    def _task_spec(self, y, keep: bool = False, weight=None):
         encoded = self._encode(y, keep)
         if len(self.classes_) == 2:
             margin = np.where(encoded == 1, 1.0, -1.0).astype(np.float32)
@@ -330,6 +331,16 @@ class STkClassifier(_STkMixin, _TopKClassifierBase):
         """Class probabilities (sigmoid or softmax of the scores; logistic loss
         only), shape (n_samples, n_classes)."""
         return self._proba_from_scores(self.decision_function(X))
+
+    @available_if(_has_proba)
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithms of :meth:`predict_proba`, computed without underflow
+        (finite where a probability rounds to 0), shape (n_samples,
+        n_classes)."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return np.column_stack([log_expit(-scores), log_expit(scores)])
+        return log_softmax(scores, axis=1)
 
 
 class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
@@ -444,7 +455,7 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
             )
         return self
 
-    def _task_spec(self, y, keep: bool = False):
+    def _task_spec(self, y, keep: bool = False, weight=None):
         if np.asarray(y).dtype.kind in "OUSb":
             raise ValueError(
                 f"y must be numbers for a regressor; got dtype "
@@ -454,7 +465,9 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite; it contains NaN or inf")
         if not keep:  # partial_fit keeps the first call's centre and scale
-            self.y_center_, self.y_scale_ = target_scale(y, loss_degree(self.loss))
+            self.y_center_, self.y_scale_ = target_scale(
+                y, loss_degree(self.loss), weight
+            )
         target = ((y - self.y_center_) / self.y_scale_).astype(np.float32)
         return target, "regression", 1, self.loss, {}
 

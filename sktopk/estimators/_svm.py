@@ -136,7 +136,7 @@ device, random_state, verbose, warm_start, class_weight
         """Fit the model (see :meth:`STkClassifier.fit`)."""
         return self._fit(X, y, sample_weight)
 
-    def _task_spec(self, y, keep: bool = False):
+    def _task_spec(self, y, keep: bool = False, weight=None):
         encoded = self._encode(y, keep)
         n_classes = len(self.classes_)
         if self.k >= n_classes:

@@ -30,25 +30,48 @@ def loss_degree(name: str) -> float:
     return float(round(math.log2(float(out[1] / out[0])), 6))
 
 
-def target_scale(y: np.ndarray, degree: float) -> tuple[float, float]:
+def target_scale(
+    y: np.ndarray, degree: float, weight: np.ndarray | None = None
+) -> tuple[float, float]:
     """Centre and scale of ``y`` for training with a loss of ``degree``.
 
     The centre is the constant that minimises the loss (the mean for
     ``degree >= 2``, the median below), the scale the matching spread (the
-    standard deviation, or the mean absolute deviation from the median); a
-    constant ``y`` gets scale 1. Both are equivariant: ``a y + b`` gives
-    ``a scale`` and ``a centre + b`` for ``a > 0``.
+    standard deviation, or the mean absolute deviation from the median), both
+    weighted by ``weight`` (a sample of weight 0 does not move them); a
+    constant ``y`` (a spread below 1e-12 times the centre) gets scale 1.
+    Both are equivariant: ``a y + b`` gives ``a scale`` and ``a centre + b``
+    for ``a > 0``.
 
     Examples
     --------
     >>> target_scale(np.array([1.0, 2.0, 3.0, 10.0]), 1.0)
     (2.5, 2.5)
+    >>> target_scale(np.array([1.0, 2.0, 3.0, 1e9]), 2.0, np.array([1, 1, 1, 0]))
+    (2.0, 0.816496580927726)
     """
+    if weight is None or np.ptp(weight) == 0:  # the plain forms, to the last bit
+        weight = None
     if degree >= 2:
-        centre, spread = float(np.mean(y)), float(np.std(y))
+        centre = float(np.average(y, weights=weight))
+        spread = math.sqrt(float(np.average((y - centre) ** 2, weights=weight)))
     else:
-        centre = float(np.median(y))
-        spread = float(np.mean(np.abs(y - centre)))
-    if not spread > 1e-12 * max(1.0, abs(centre)):
+        centre = float(np.median(y) if weight is None else _weighted_median(y, weight))
+        spread = float(np.average(np.abs(y - centre), weights=weight))
+    if not spread > 1e-12 * abs(centre):
         spread = 1.0
     return centre, spread
+
+
+def _weighted_median(y: np.ndarray, weight: np.ndarray) -> float:
+    """The median of ``y`` with ``weight`` as repetitions: the value where
+    half the weight is reached (the middle of two values where it is reached
+    exactly, as ``np.median`` for equal weights)."""
+    order = np.argsort(y, kind="stable")
+    values, cumulative = y[order], np.cumsum(weight[order])
+    half = cumulative[-1] / 2
+    i = int(np.searchsorted(cumulative, half))
+    if cumulative[i] == half:  # the next value of positive weight
+        j = i + 1 + int(np.argmax(weight[order][i + 1 :] > 0))
+        return (values[i] + values[j]) / 2
+    return values[i]

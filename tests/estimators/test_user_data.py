@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.datasets import make_classification, make_regression
 
 from sktopk import STkClassifier, STkRegressor
-from sktopk.estimators import _base
+from sktopk.estimators import _base, _targets
 
 FAST = dict(max_epochs=5, random_state=0)
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -164,3 +164,91 @@ def test_warm_fits_and_partial_fit_keep_working_far_from_zero():
     for i in range(50, 400, 1):  # one sample at a time
         stream.partial_fit(X[i : i + 1], y[i : i + 1])
     assert stream.score(X, y) > 0.9
+
+
+# -- weights, tiny targets and refused fits ---------------------------------- #
+def _linear_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, X @ np.array([1.0, 2.0, -1.0])
+
+
+def test_a_zero_weight_outlier_row_moves_nothing():
+    # The centring of X and the regressor's target scale are weighted: a
+    # masked row far from the data leaves the fit as without it.
+    X, f = _linear_data()
+    X_bad, y_bad = X.copy(), f.copy()
+    X_bad[0], y_bad[1] = 1e5, 1e11
+    w = np.ones(len(X))
+    w[:2] = 0.0
+    rest = slice(2, None)
+    clf = STkClassifier(random_state=0).fit(X_bad, f > 0, sample_weight=w)
+    assert clf.score(X[rest], f[rest] > 0) > 0.95  # 0.475 unweighted
+    for loss in ("square", "absolute"):
+        reg = STkRegressor(loss=loss, random_state=0)
+        reg.fit(X_bad, y_bad, sample_weight=w)
+        assert reg.score(X[rest], f[rest]) > 0.99  # R^2 -20 unweighted
+
+
+@pytest.mark.parametrize("degree", [1.0, 2.0])
+def test_target_scale_weights_count_as_repetitions(degree):
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        y = rng.normal(size=rng.integers(2, 9))
+        w = rng.integers(0, 4, len(y)).astype(float)
+        if not w.any():
+            continue
+        repeated = _targets.target_scale(np.repeat(y, w.astype(int)), degree)
+        np.testing.assert_allclose(_targets.target_scale(y, degree, w), repeated)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
+def test_targets_of_tiny_spread_are_scaled_not_taken_as_constant(optimizer):
+    X, f = _linear_data()
+    y = (f + 0.1 * np.random.default_rng(1).normal(size=len(f))) * 1e-13
+    reg = STkRegressor(optimizer=optimizer, random_state=0).fit(X, y)
+    assert reg.y_scale_ < 1e-11
+    assert reg.score(X, y) > 0.99  # R^2 -4.8e17 with adam before
+
+
+def _fitted_state(est) -> dict:
+    keys = [k for k in vars(est) if k.endswith("_") or k == "_x_shift"]
+    return {k: repr(getattr(est, k)) for k in keys}
+
+
+@pytest.mark.parametrize(
+    ("est", "refit"),
+    [
+        (
+            STkRegressor(**FAST),
+            lambda e, X, y: e.set_params(k=150).fit(X[:100], y[:100]),
+        ),
+        (
+            STkClassifier(warm_start=True, **FAST),
+            lambda e, X, y: e.fit(X, np.where(y > 0, "yes", "no")),
+        ),
+        (STkClassifier(**FAST), lambda e, X, y: e.partial_fit(X[:, :2], y > 0)),
+    ],
+)
+def test_a_refused_refit_leaves_the_fitted_estimator_as_it_was(est, refit):
+    X, f = _linear_data()
+    y = f if isinstance(est, STkRegressor) else f > 0
+    est.fit(X, y)
+    before, predictions = _fitted_state(est), est.predict(X)
+    with pytest.raises(ValueError):
+        refit(est, X, f)
+    assert _fitted_state(est) == before
+    np.testing.assert_array_equal(est.predict(X), predictions)
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba_without_underflow():
+    X, f = _linear_data()
+    for y in (f > 0, np.digitize(f, [-1.0, 1.0])):
+        clf = STkClassifier(**FAST).fit(X, y)
+        log_p = clf.predict_log_proba(X)
+        np.testing.assert_allclose(np.exp(log_p), clf.predict_proba(X), atol=1e-12)
+        far = clf.predict_log_proba(X * 1e4)  # probabilities that round to 0
+        assert np.isfinite(far).all() and far.min() < -1e3
+    assert not hasattr(
+        STkClassifier(loss="hinge", **FAST).fit(X, f > 0), "predict_log_proba"
+    )
