@@ -207,3 +207,41 @@ def test_host_memory_is_at_most_what_the_cgroup_leaves(tmp_path):
     (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
     assert host_available(str(meminfo), str(v1)) == 22000000 * 1024
     assert host_available(str(meminfo), str(tmp_path / "none")) == 22000000 * 1024
+
+
+def test_weighted_initial_lambda_counts_weights_as_repetitions():
+    # The threshold the engine starts from, with integer weights, is the
+    # k-th largest of the losses repeated that many times (a sort of them).
+    from sktopk.engine.trainer import _weighted_threshold
+
+    gen = torch.Generator().manual_seed(0)
+    for kappa in (0.05, 0.3, 0.5, 1.0):
+        losses = torch.rand(3, 40, generator=gen)
+        w = torch.randint(0, 4, (3, 40), generator=gen).double()
+        w[:, 0] = 1.0  # a unit weight: repetitions
+        got = _weighted_threshold(losses, w, torch.full((3,), kappa))
+        for row in range(3):
+            repeated = losses[row].repeat_interleave(w[row].long())
+            k = int(np.ceil(kappa * len(repeated) - 1e-9))
+            expected = repeated.sort(descending=True).values[k - 1]
+            assert got[row] == expected
+
+
+@pytest.mark.parametrize("aggregate", ["matk", "stk"])
+def test_weighted_fit_equals_the_fit_on_repeated_rows(aggregate):
+    # Full batch (no shuffling): integer sample weights are repetitions, the
+    # threshold's starting point included (it ranked unweighted losses).
+    from sktopk import STkClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int)
+    w = rng.integers(1, 4, 60)
+    kw = dict(aggregate=aggregate, k=0.3, max_epochs=3, tol=0.0, random_state=0)
+    weighted = STkClassifier(batch_size=60, **kw).fit(X, y, sample_weight=w)
+    repeated = STkClassifier(batch_size=int(w.sum()), **kw)
+    repeated.fit(np.repeat(X, w, 0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.lambda_, repeated.lambda_, rtol=1e-6)
+    np.testing.assert_allclose(
+        weighted.decision_function(X), repeated.decision_function(X), atol=1e-6
+    )

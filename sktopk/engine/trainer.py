@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..losses import get_aggregate, get_individual_loss
-from ..losses._aggregate_defs import ceil_count
+from ..losses._aggregate_defs import _lightest, _units, ceil_count
 from .hyper import Hyper, Task, check_task
 from .members import compaction, take
 from .objectives import individual_loss_gradient
@@ -307,7 +307,10 @@ class _Loop:
 
     @torch.no_grad()
     def _init_lambda(self) -> Tensor:
-        """lambda starts at the k-th largest individual loss of the initial model."""
+        """lambda starts at the k-th largest individual loss of the initial
+        model: with weights, the loss at which they, summed from the largest
+        loss down, reach the top ``kappa`` of the weight in units of the
+        smallest one (the rule of the aggregates in training)."""
         d = self.data
         idx = self.padded(d.train_idx)
         y, params = self.lift(d.y[idx]), self.spec.loss_params
@@ -319,12 +322,16 @@ class _Loop:
             out, _ = individual_loss_gradient(self.loss, f, y[..., lo:hi], params)
             parts.append(out)
         losses = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
-        losses = losses.masked_fill(self.lift(d.w[idx]) <= 0, float("-inf"))
-        n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
-        n = n[0] if self.single else n.unsqueeze(-1)
-        k = ceil_count(self.h.kappa * n).clamp(1).long()
-        ranked = losses.sort(-1, descending=True).values
-        lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
+        w = self.lift(d.w[idx])
+        losses = losses.masked_fill(w <= 0, float("-inf"))
+        if _equal_positive(d.w):
+            n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
+            n = n[0] if self.single else n.unsqueeze(-1)
+            k = ceil_count(self.h.kappa * n).clamp(1).long()
+            ranked = losses.sort(-1, descending=True).values
+            lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
+        else:
+            lam = _weighted_threshold(losses, w.expand_as(losses), self.h.kappa)
         return lam.clamp_min(0.0).to(f.dtype).contiguous()
 
     def report(self, epoch: int, loss: Tensor) -> None:
@@ -349,6 +356,25 @@ class _Loop:
             steps_per_epoch=self.S,
             optimizer_state=self.opt.state_dict() if self.single else None,
         )
+
+
+def _equal_positive(w: Tensor) -> bool:
+    """Whether every positive weight of ``w`` is the same (no sample weights)."""
+    positive = w[w > 0]
+    return positive.numel() == 0 or bool((positive == positive[0]).all())
+
+
+def _weighted_threshold(losses: Tensor, w: Tensor, kappa) -> Tensor:
+    """The loss at which the weights ``w``, summed from the largest loss down,
+    reach the top ``kappa`` of their total in units of the smallest positive
+    weight (as the aggregates count them), along the last axis."""
+    w = w.double()
+    count = _units(kappa, w, _lightest(w)).unsqueeze(-1)
+    order = losses.argsort(-1, descending=True)
+    reached = w.gather(-1, order).cumsum(-1)
+    pos = torch.searchsorted(reached, count - 1e-9 * reached[..., -1:])
+    pos = pos.clamp(max=losses.shape[-1] - 1)
+    return losses.gather(-1, order.gather(-1, pos)).squeeze(-1)
 
 
 def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:
