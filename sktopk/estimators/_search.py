@@ -36,6 +36,7 @@ from ._search_plan import (
     split_estimator,
     split_for_jobs,
     split_params,
+    warn_fit_failed,
 )
 from ._search_results import results_table
 from ._search_run import (
@@ -44,6 +45,7 @@ from ._search_run import (
     fit_one_by_one,
     refused,
     run_batch,
+    warn_failures,
 )
 from ._sklearn_compat import (
     Interval,
@@ -64,8 +66,10 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     group per fold; every other parameter (the aggregate, loss, model, hidden sizes,
     optimizer, the top-k SVM's ``k``, preprocessing parameters) splits the
     grid into separate batches. The scores equal GridSearchCV's (same seeds,
-    up to float32 rounding), at a fraction of the time: a small model at a
-    small batch size is all overhead when trained alone.
+    up to float32 rounding, which an ill-conditioned problem, a small ``k``
+    on small data, can amplify into visibly different models: see the user
+    guide), at a fraction of the time: a small model at a small batch size
+    is all overhead when trained alone.
 
     Parameters
     ----------
@@ -79,7 +83,11 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     param_grid : dict or list of dicts
         As in GridSearchCV: parameter names (``k``, or ``stkclassifier__k``
         and ``scaler__with_mean`` in a Pipeline) mapped to lists of values.
-        Every grid point is validated before any training.
+        Every grid point is validated before any training: as in
+        GridSearchCV, an invalid one (``hidden_layer_sizes`` with
+        ``model="linear"``, say) scores ``error_score`` on every fold, with a
+        FitFailedWarning, and the others train; with ``error_score="raise"``,
+        or where every point is invalid, the first error is raised.
     scoring : str, callable, list, tuple, dict or None, default=None
         As in GridSearchCV: None is the estimator's ``score`` (accuracy or
         R^2); several metrics as a list or dict, or a callable that returns
@@ -102,6 +110,10 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         As in GridSearchCV (5 folds; stratified for classifiers).
     verbose : int, default=0
         Show a progress bar over batches when > 0.
+    pre_dispatch : int or str, default="2*n_jobs"
+        As in GridSearchCV, passed to ``joblib.Parallel``: how many batches
+        are dispatched to the workers ahead of time (each carries its folds'
+        data). It changes neither the batches nor the results.
     error_score : "raise" or float, default=np.nan
         Score of a configuration whose training diverged on a fold (or whose
         scoring failed), with a FitFailedWarning; "raise" raises
@@ -158,14 +170,9 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     ['stkclassifier__C', 'stkclassifier__k']
     """
 
-    # GridSearchCV's, but for pre_dispatch, and max_memory (checked in full
-    # by parse_memory).
+    # GridSearchCV's, and max_memory (checked in full by parse_memory).
     _parameter_constraints: dict = {
-        **{
-            k: v
-            for k, v in GridSearchCV._parameter_constraints.items()
-            if k != "pre_dispatch"
-        },
+        **GridSearchCV._parameter_constraints,
         "max_memory": [None, Interval(Integral, 1, None, closed="left"), str],
     }
 
@@ -179,6 +186,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         refit=True,
         cv=None,
         verbose=0,
+        pre_dispatch="2*n_jobs",
         error_score=np.nan,
         return_train_score=False,
         max_memory=None,
@@ -190,6 +198,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.refit = refit
         self.cv = cv
         self.verbose = verbose
+        self.pre_dispatch = pre_dispatch
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.max_memory = max_memory
@@ -231,12 +240,19 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         candidates = list(ParameterGrid(self.param_grid))
         if not candidates:
             raise ValueError(f"param_grid={self.param_grid!r} has no grid point")
-        check_candidates(self.estimator, candidates)
+        invalid = check_candidates(self.estimator, candidates, self.error_score)
         scorers = self._scorers()
         fit_params, split_params_, score_params = self._route(X, params, scorers)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, **split_params_))
-        batches = self._plan(candidates, X, y, folds, fit_params, score_params)
+        if not folds:
+            raise ValueError(
+                "No fits were performed. Was the CV iterator empty? "
+                "Were there no candidates?"
+            )
+        self._warn_invalid(invalid, len(folds))
+        valid = [i for i in range(len(candidates)) if i not in invalid]
+        batches = self._plan(candidates, valid, X, y, folds, fit_params, score_params)
         results = self._run(batches, scorers)
         self._store_results(candidates, results, scorers, len(folds))
         self.n_splits_ = len(folds)
@@ -297,8 +313,18 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             return {}
         return {"sample_weight": weight}
 
-    def _step_params(self, pipeline, final_name, fit_params: dict) -> dict:
-        """Fit parameters per step name (the final step's under its name)."""
+    def _warn_invalid(self, invalid: dict, n_splits: int) -> None:
+        """A FitFailedWarning for each fold of each invalid grid point."""
+        what = type(self.estimator).__name__
+        for error in invalid.values():
+            for fold in range(n_splits):
+                warn_fit_failed(what, fold, self.error_score, error)
+
+    def _step_params(self, pipeline, final_name, fit_params: dict) -> tuple:
+        """``(preprocessing, final step)`` fit parameters: the keyword
+        arguments of the preprocessing steps' ``fit_transform``
+        (``step__param`` keys; under metadata routing, the metadata, of which
+        each step takes what it requests) and the final step's own."""
         if pipeline is None:
             unknown = set(fit_params) - {"sample_weight"}
             if unknown:
@@ -306,19 +332,25 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                     f"{type(self.estimator).__name__}.fit takes only sample_weight; "
                     f"got {sorted(unknown)}"
                 )
-            return {None: fit_params}
+            return {}, fit_params
         routed = pipeline._check_method_params(method="fit", props=fit_params)
-        return {name: dict(routed[name].fit) for name, _ in pipeline.steps}
+        final_params = dict(routed[final_name].fit)
+        if _routing_enabled():
+            return dict(fit_params), final_params
+        prefix = final_name + "__"
+        head = {k: v for k, v in fit_params.items() if not k.startswith(prefix)}
+        return head, final_params
 
-    def _plan(self, candidates, X, y, folds, fit_params, score_params) -> list:
-        """Every batch, with its folds preprocessed and validated, before any
-        training."""
+    def _plan(self, candidates, valid, X, y, folds, fit_params, score_params) -> list:
+        """Every batch of the ``valid`` candidates (indices), with its folds
+        preprocessed and validated, before any training."""
         pipeline, final_name, final = split_estimator(self.estimator)
         step_params = self._step_params(pipeline, final_name, fit_params)
         keys = final._member_params
         batches, prepared = [], {}
-        groups = group_candidates(candidates, final_name, keys)
-        for (head_key, _), configs in groups.items():
+        groups = group_candidates([candidates[i] for i in valid], final_name, keys)
+        for (head_key, _), indices in groups.items():
+            configs = [valid[j] for j in indices]
             head, own = split_params(candidates[configs[0]], final_name)
             if head_key not in prepared:
                 prepared[head_key] = preprocess_folds(
@@ -328,12 +360,10 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                     y,
                     folds,
                     step_params,
-                    final_name,
                     error_score=self.error_score,
                 )
-            base = clone(final).set_params(
-                **{k: v for k, v in own.items() if k not in keys}
-            )
+            structure = {k: v for k, v in own.items() if k not in keys}
+            base = clone(final).set_params(**clone(structure, safe=False))
             members = [_members_of(candidates[i], final_name, keys) for i in configs]
             batches += plan_batches(
                 base, members, configs, prepared[head_key], self.error_score
@@ -364,10 +394,13 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
             for b in batches
         )
-        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        parallel = Parallel(
+            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as="generator"
+        )
         bar = tqdm(total=len(batches), disable=not self.verbose, desc="batches")
         out = []
         for result in parallel(jobs):
+            warn_failures(result.failures)
             out.append(result)
             bar.update()
         bar.close()
@@ -478,6 +511,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
 
         return check
 
+    @available_if(_best_has("predict"))
     def predict(self, X):
         """Predictions of ``best_estimator_``."""
         check_is_fitted(self, "best_estimator_")
@@ -577,6 +611,7 @@ def _trainable(batches: list, error_score) -> list:
     if not kept and dropped:
         raise next(iter(dropped[0].failed.values()))
     for batch in dropped:
-        for (g, m), error in batch.failed.items():
-            refused(batch, g, m, error_score, error)
+        warn_failures(
+            [refused(batch, g, m, error_score, e) for (g, m), e in batch.failed.items()]
+        )
     return kept

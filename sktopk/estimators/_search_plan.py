@@ -20,6 +20,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.metadata_routing import _routing_enabled
 
 from .._device import resolve_device
 from ._base import FitPlan, _TopKEstimatorBase
@@ -31,6 +32,8 @@ __all__ = [
     "check_candidates",
     "plan_batches",
     "split_for_jobs",
+    "warn_fit_failed",
+    "fit_failed_message",
 ]
 
 
@@ -111,19 +114,42 @@ def split_params(params: dict, final_name: str | None) -> tuple[dict, dict]:
     return head, final
 
 
-def check_candidates(estimator, candidates: list[dict]) -> None:
-    """Every grid point set on a clone and validated, before any training:
-    a clear error naming the grid point and the parameter."""
+def check_candidates(
+    estimator, candidates: list[dict], error_score=np.nan
+) -> dict[int, Exception]:
+    """Every grid point set on a clone and validated, before any training.
+
+    Returns the invalid points as ``{index: error}``, each error naming the
+    grid point and the parameter: GridSearchCV fails to fit them, and their
+    scores are ``error_score``. With ``error_score="raise"``, or where every
+    point is invalid, the first error is raised.
+    """
     pipeline, final_name, final = split_estimator(estimator)
-    for params in candidates:
-        head, own = split_params(params, final_name)
-        try:
-            est = clone(final).set_params(**own)
-            est._check_params()
-            if pipeline is not None and head:
-                _check_steps(clone(pipeline).set_params(**head))
-        except (InvalidParameterError, ValueError, TypeError) as exc:
-            raise type(exc)(f"param_grid point {params}: {exc}") from exc
+    invalid = {}
+    for i, params in enumerate(candidates):
+        error = _invalid(pipeline, final_name, final, params)
+        if error is not None:
+            if error_score == "raise":
+                raise error
+            invalid[i] = error
+    if invalid and len(invalid) == len(candidates):
+        raise next(iter(invalid.values()))
+    return invalid
+
+
+def _invalid(pipeline, final_name, final, params: dict) -> Exception | None:
+    """The error of grid point ``params``, or None where it is valid."""
+    head, own = split_params(params, final_name)
+    try:
+        est = clone(final).set_params(**clone(own, safe=False))
+        est._check_params()
+        if pipeline is not None and head:
+            _check_steps(clone(pipeline).set_params(**clone(head, safe=False)))
+    except (InvalidParameterError, ValueError, TypeError) as exc:
+        error = type(exc)(f"param_grid point {params}: {exc}")
+        error.__cause__ = exc
+        return error
+    return None
 
 
 def _check_steps(pipeline: Pipeline) -> None:
@@ -208,20 +234,21 @@ def preprocess_folds(
     X,
     y: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
-    step_params: dict,
-    final_name: str | None,
+    fit_params: tuple[dict, dict],
     error_score=np.nan,
 ) -> list[Fold]:
     """Fit the preprocessing steps (set to ``head``) on each training fold and
     transform both sides; without a Pipeline (or with a Pipeline of one
     step) the folds are sliced as they are.
 
-    ``step_params`` maps each step's name to its fit parameters over all rows
-    (sliced here to the training rows). A fold whose preprocessing fails is
-    left out, with a FitFailedWarning (its configurations keep
-    ``error_score``), unless ``error_score`` is "raise".
+    ``fit_params`` is ``(preprocessing, final step)``: the keyword arguments
+    of the preprocessing steps' ``fit_transform`` (``step__param`` keys, or
+    the metadata under metadata routing) and the final step's fit
+    parameters, over all rows (sliced here to the training rows). A fold
+    whose preprocessing fails is left out, with a FitFailedWarning (its
+    configurations keep ``error_score``), unless ``error_score`` is "raise".
     """
-    final_params = step_params.get(final_name, {})
+    prep_params, final_params = fit_params
     if set(final_params) - {"sample_weight"}:
         raise TypeError(
             f"the final step's fit takes only sample_weight; got {sorted(final_params)}"
@@ -231,14 +258,14 @@ def preprocess_folds(
         X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
         y_train, y_test = y[train], y[test]
         if pipeline is not None and len(pipeline.steps) > 1:
-            prep_params = {
-                name: sliced(params, train, len(y))
-                for name, params in step_params.items()
-                if name != final_name
-            }
             try:
                 X_train, X_test = _transform(
-                    pipeline, head, X_train, y_train, X_test, prep_params
+                    pipeline,
+                    head,
+                    X_train,
+                    y_train,
+                    X_test,
+                    sliced(prep_params, train, len(y)),
                 )
             except Exception as exc:  # as GridSearchCV: error_score decides
                 if error_score == "raise":
@@ -247,29 +274,47 @@ def preprocess_folds(
                     f"the preprocessing steps with {head}", i, error_score, exc
                 )
                 continue
-        fit_params = sliced(final_params, train, len(y))
-        out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, fit_params))
+        final_fit = sliced(final_params, train, len(y))
+        out.append(Fold(i, train, test, X_train, X_test, y_train, y_test, final_fit))
     return out
 
 
-def _transform(pipeline, head, X_train, y_train, X_test, prep_params):
-    """The training and test rows through the preprocessing steps (set to
-    ``head``), fitted on the training rows with ``prep_params`` (by step)."""
-    steps = clone(pipeline).set_params(**head)
+def _transform(pipeline, head, X_train, y_train, X_test, prep_params: dict):
+    """The training and test rows through the preprocessing steps (set to a
+    copy of ``head``, as GridSearchCV clones grid values), fitted on the
+    training rows with ``prep_params``."""
+    steps = clone(pipeline).set_params(**clone(head, safe=False))
     prep = Pipeline(steps.steps[:-1], memory=steps.memory)
-    X_train = prep.fit_transform(X_train, y_train, **_flatten(prep_params))
+    X_train = prep.fit_transform(X_train, y_train, **_taken(prep, prep_params))
     return X_train, prep.transform(X_test)
+
+
+def _taken(prep: Pipeline, params: dict) -> dict:
+    """What ``prep.fit_transform`` takes of ``params``: all of them
+    (``step__param`` keys), or under metadata routing the metadata that its
+    steps request (the rest is for the final step)."""
+    if not params or not _routing_enabled():
+        return params
+    consumed = prep.get_metadata_routing().consumes("fit_transform", params)
+    return {k: v for k, v in params.items() if k in consumed}
 
 
 def warn_fit_failed(what: str, fold: int, error_score, exc: Exception) -> None:
     """The FitFailedWarning of a fit that failed or was refused on ``fold``:
     its scores there stay ``error_score``."""
     warnings.warn(
-        f"Fitting {what} failed on fold {fold}; "
-        f"the scores of its configurations on this fold are set to "
-        f"error_score={error_score}. Details: {exc!r}",
+        fit_failed_message(what, fold, error_score, exc),
         FitFailedWarning,
         stacklevel=3,
+    )
+
+
+def fit_failed_message(what: str, fold: int, error_score, exc: Exception) -> str:
+    """The message of :func:`warn_fit_failed`."""
+    return (
+        f"Fitting {what} failed on fold {fold}; "
+        f"the scores of its configurations on this fold are set to "
+        f"error_score={error_score}. Details: {exc!r}"
     )
 
 
@@ -281,11 +326,6 @@ def sliced(params: dict, rows: np.ndarray, n: int) -> dict:
             value = _safe_indexing(value, rows)
         out[key] = value
     return out
-
-
-def _flatten(per_step: dict) -> dict:
-    """``{step: {param: v}}`` -> ``{"step__param": v}`` for Pipeline.fit."""
-    return {f"{s}__{k}": v for s, params in per_step.items() for k, v in params.items()}
 
 
 def plan_batches(
@@ -396,7 +436,11 @@ def _splittable(batch: Batch) -> bool:
 
 
 def _part(batch: Batch, part: slice) -> Batch:
-    """The configurations ``part`` of ``batch``, on the same folds."""
+    """The configurations ``part`` of ``batch``, on the same folds; its
+    refused (fold, configuration) pairs renumbered to the part's own."""
+    members = range(len(batch.configs))[part]
+    new = {m: i for i, m in enumerate(members)}
+    failed = {(g, new[m]): e for (g, m), e in batch.failed.items() if m in new}
     return Batch(
         batch.base,
         batch.configs[part],
@@ -404,4 +448,5 @@ def _part(batch: Batch, part: slice) -> Batch:
         batch.folds,
         batch.plans,
         {k: np.asarray(v)[:, part] for k, v in batch.grid.items()},
+        failed,
     )

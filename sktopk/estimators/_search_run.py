@@ -21,14 +21,14 @@ from sklearn.utils.multiclass import type_of_target
 from .._device import resolve_device
 from ..engine import DivergenceError
 from ..engine.grid import available_bytes, make_data, train_in_chunks
-from ._search_plan import Batch, member_estimator, warn_fit_failed
+from ._search_plan import Batch, fit_failed_message, member_estimator
 
 try:  # the scorer of scoring=None: the estimator's own score method
     from sklearn.metrics._scorer import _PassthroughScorer
 except ImportError:  # pragma: no cover - a later scikit-learn
     _PassthroughScorer = None
 
-__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill"]
+__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill", "warn_failures"]
 
 
 @dataclass
@@ -52,6 +52,9 @@ class BatchScores:
     # What the scorers returned: "number" and/or "dict" (a callable scoring's
     # metrics).
     kinds: set = field(default_factory=set)
+    # The FitFailedWarnings of the batch (refused or diverged members), for
+    # the caller's process to warn (a joblib worker's warnings never reach it).
+    failures: list[str] = field(default_factory=list)
 
     def put(self, table: dict, name: str, index: tuple, value: float) -> None:
         """``table[name][index] = value``, making the array if needed."""
@@ -78,6 +81,7 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid
     out = _empty(batch, options)
+    error_score = options["error_score"]
     offset = [0]
 
     def score_chunk(model, result):
@@ -87,14 +91,15 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
         with config_context(skip_parameter_validation=True):
             for g in range(len(plans)):
                 for j in range(m):
-                    error = batch.failed.get((g, offset[0] + j))
+                    member = offset[0] + j  # its index in the batch
+                    error = batch.failed.get((g, member))
                     if error is not None:
-                        refused(batch, g, offset[0] + j, options["error_score"], error)
+                        out.failures.append(
+                            refused(batch, g, member, error_score, error)
+                        )
                         continue
-                    member = _member(batch, g, offset[0] + j, model, result, (g, j))
-                    _score_member(
-                        out, member, batch, g, offset[0] + j, scorers, options
-                    )
+                    est = _member(batch, g, member, model, result, (g, j))
+                    _score_member(out, est, batch, g, member, scorers, options)
         offset[0] += m
         return (np.zeros((len(plans), m)),)
 
@@ -156,7 +161,7 @@ def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
 def _score_member(out, est, batch, g, m, scorers, options) -> None:
     fold = batch.folds[g]
     if est is None:
-        _diverged(batch, g, m, options["error_score"])
+        out.failures.append(_diverged(batch, g, m, options["error_score"]))
         return
     start = time.perf_counter()
     sides = [("test", out.test, fold.X_test, fold.y_test, fold.score_test)]
@@ -258,14 +263,22 @@ def _is_default_accuracy(scorer, est) -> bool:
     )
 
 
-def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> None:
-    """Warn that the estimator refused configuration ``m`` on fold ``g``."""
+def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> str:
+    """The FitFailedWarning message of configuration ``m`` refused by the
+    estimator on fold ``g``."""
     what = f"{type(batch.base).__name__} with {batch.member_params[m]}"
-    warn_fit_failed(what, batch.folds[g].index, error_score, exc)
+    return fit_failed_message(what, batch.folds[g].index, error_score, exc)
 
 
-def _diverged(batch: Batch, g: int, m: int, error_score) -> None:
-    """Raise or warn; the member's scores stay ``error_score``."""
+def warn_failures(messages: list[str]) -> None:
+    """Warn each FitFailedWarning message, in the caller's process."""
+    for message in messages:
+        warnings.warn(message, FitFailedWarning, stacklevel=3)
+
+
+def _diverged(batch: Batch, g: int, m: int, error_score) -> str:
+    """Raise, or the FitFailedWarning message: the member's scores stay
+    ``error_score``."""
     params = batch.member_params[m]
     message = (
         f"Training diverged (the loss became NaN or infinite) for the "
@@ -273,11 +286,7 @@ def _diverged(batch: Batch, g: int, m: int, error_score) -> None:
     )
     if error_score == "raise":
         raise DivergenceError(message + "; lower learning_rate or C.")
-    warnings.warn(
-        f"{message}; its scores are set to error_score={error_score}.",
-        FitFailedWarning,
-        stacklevel=2,
-    )
+    return f"{message}; its scores are set to error_score={error_score}."
 
 
 def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
@@ -298,7 +307,7 @@ def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
             except (ValueError, TypeError) as exc:  # refused: as GridSearchCV
                 if options["error_score"] == "raise":
                     raise
-                refused(batch, g, m, options["error_score"], exc)
+                out.failures.append(refused(batch, g, m, options["error_score"], exc))
                 continue
             out.fit_time[m, g] = time.perf_counter() - start
             _score_member(out, est, batch, g, m, scorers, options)

@@ -15,7 +15,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 from sktopk import STkClassifier, STkRegressor, STkSearchCV
 from sktopk.engine import DivergenceError
@@ -148,10 +148,11 @@ def test_diverged_regression_member_is_not_scored():
     assert np.isnan(scores[0]) and scores[1] > 0.3
 
 
+@pytest.mark.parametrize("error_score", [np.nan, "raise"])
 @pytest.mark.parametrize(
     "grid, match",
     [
-        ({"learning_rate": [0.1, 0]}, "'learning_rate' parameter"),
+        ({"learning_rate": [0, -0.1]}, "'learning_rate' parameter"),
         ({"learning_rate": [-0.1]}, "'learning_rate' parameter"),
         ({"C": [-1.0]}, "'C' parameter"),
         ({"C": [np.inf]}, "'C' parameter"),
@@ -162,17 +163,26 @@ def test_diverged_regression_member_is_not_scored():
         ({"k": [10_000]}, "out of range"),
     ],
 )
-def test_every_grid_value_is_checked_before_training(grid, match, monkeypatch):
+def test_every_grid_value_is_checked_before_training(
+    grid, match, error_score, monkeypatch
+):
+    # Where every grid point is invalid, the first error is raised before
+    # any training, whatever error_score.
     X, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    _no_training(monkeypatch)
+    search = STkSearchCV(STkClassifier(), grid, cv=3, error_score=error_score)
+    with pytest.raises(ValueError, match="param_grid point") as info:
+        search.fit(X, y)
+    assert info.match(match)
+
+
+def _no_training(monkeypatch):
     import sktopk.estimators._search_run as run
 
     def no_training(*a, **k):  # pragma: no cover - must not be reached
         raise AssertionError("training started")
 
     monkeypatch.setattr(run, "train_in_chunks", no_training)
-    with pytest.raises(ValueError, match="param_grid point") as info:
-        STkSearchCV(STkClassifier(), grid, cv=3).fit(X, y)
-    assert info.match(match)
 
 
 @pytest.mark.parametrize(
@@ -254,11 +264,15 @@ def test_split_for_jobs_interleaves_configurations():
 
     base = STkClassifier(device="cpu")
     grid = {"k": np.arange(10.0).reshape(2, 5)}
-    batch = Batch(base, [0, 1, 2, 3, 4], list("abcde"), [None, None], [], grid)
+    # refused (fold, configuration) pairs, renumbered in each part
+    failed = {(0, 1): "b0", (1, 4): "e1", (1, 2): "c1"}
+    batch = Batch(base, [0, 1, 2, 3, 4], list("abcde"), [None, None], [], grid, failed)
     parts = split_for_jobs([batch], 2)
     assert [p.configs for p in parts] == [[0, 2, 4], [1, 3]]
     assert [p.member_params for p in parts] == [list("ace"), list("bd")]
     np.testing.assert_array_equal(parts[1].grid["k"], [[1.0, 3.0], [6.0, 8.0]])
+    assert parts[0].failed == {(1, 2): "e1", (1, 1): "c1"}
+    assert parts[1].failed == {(0, 0): "b0"}
     assert split_for_jobs([batch], 1) == [batch]
     assert split_for_jobs([batch, batch], 2) == [batch, batch]
     # A callable model trains one configuration at a time: not split.
@@ -522,3 +536,179 @@ def test_bad_refit_callable_raises_as_grid_search(small, best, error):
         search = cls(_small_est(), {"k": [0.3, 1.0]}, cv=3, refit=lambda r: best)
         with pytest.raises(error):
             search.fit(X, y)
+
+
+# -- n_jobs, Pipelines, grid values and attributes as in GridSearchCV ------- #
+def _failure_messages(fit):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fit()
+    return out, sorted(
+        str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)
+    )
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_refused_members_get_error_score_whatever_n_jobs(n_jobs):
+    # 61 rows in 3 folds: 40 or 41 training rows. k=41 is refused on one
+    # fold, k=50 on every fold; n_jobs=2 splits the batch into [0.5, 50]
+    # and [41], trained in two worker processes.
+    X, y = make_classification(61, 4, random_state=0)
+    est = STkClassifier(max_epochs=5, random_state=0, device="cpu")
+    grid = {"k": [0.5, 41, 50]}
+    with joblib.parallel_backend("loky"):
+        ours, messages = _failure_messages(
+            lambda: STkSearchCV(est, grid, cv=3, n_jobs=n_jobs).fit(X, y)
+        )
+    with pytest.warns(FitFailedWarning):
+        ref = GridSearchCV(est, grid, cv=3).fit(X, y)
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+    assert np.isnan(ours.cv_results_["mean_test_score"][1:]).all()
+    k41 = [ours.cv_results_[f"split{i}_test_score"][1] for i in range(3)]
+    assert np.isnan(k41).sum() == 1  # refused on the fold of 40 training rows
+    assert ours.best_params_ == ref.best_params_ == {"k": 0.5}
+    assert len(messages) == 4 and sum("'k': 50" in m for m in messages) == 3
+
+
+def test_diverged_members_warn_the_caller_with_n_jobs():
+    # A joblib worker's warnings never reach the caller: the batch carries
+    # its FitFailedWarnings back.
+    X, y = make_classification(n_samples=150, n_features=5, random_state=0)
+    est = STkClassifier(optimizer="sgd", max_epochs=5, random_state=0, device="cpu")
+    grid = {"learning_rate": [1e6, 1e-7]}
+    one, one_messages = _failure_messages(
+        lambda: STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    )
+    with joblib.parallel_backend("loky"):
+        two, two_messages = _failure_messages(
+            lambda: STkSearchCV(est, grid, cv=3, n_jobs=2, refit=False).fit(X, y)
+        )
+    assert len(two.members_per_batch_) == 2
+    assert len(one_messages) == 3 and two_messages == one_messages
+    np.testing.assert_array_equal(
+        one.cv_results_["mean_test_score"], two.cv_results_["mean_test_score"]
+    )
+
+
+def _weighted_pipe(scaler_weighted: bool):
+    scaler = StandardScaler().set_fit_request(sample_weight=scaler_weighted)
+    clf = _small_est().set_fit_request(sample_weight=True)
+    return Pipeline([("sc", scaler), ("clf", clf)])
+
+
+@pytest.mark.parametrize("scaler_weighted", [True, False])
+def test_metadata_routing_to_a_pipeline_with_a_transformer(small, scaler_weighted):
+    # Under metadata routing a Pipeline routes fit's metadata to each step's
+    # fit_transform or fit, as the step requests it.
+    from sklearn.metrics import make_scorer
+
+    X, y, w = small
+    w = np.where(np.arange(len(y)) % 2, w, 0.01)
+    grid = {"clf__k": [0.5, 1.0]}
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = make_scorer(accuracy_score).set_score_request(sample_weight=True)
+        ours, ref = _both(
+            _weighted_pipe(scaler_weighted),
+            grid,
+            X,
+            y,
+            {"sample_weight": w},
+            cv=3,
+            scoring=scorer,
+        )
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+    assert ours.best_params_ == ref.best_params_
+
+
+@pytest.mark.parametrize("step", [None, "passthrough"])
+def test_pipeline_with_an_empty_step_equals_grid_search(small, step):
+    X, y, w = small
+    pipe = Pipeline([("sc", step), ("clf", _small_est())])
+    grid = {"clf__k": [0.5, 1.0], "sc": [step, StandardScaler()]}
+    ours, ref = _both(pipe, grid, X, y, {"clf__sample_weight": w}, cv=3)
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+    assert ours.best_params_ == ref.best_params_
+    assert ours.members_per_batch_ == [6, 6]
+
+
+def test_estimators_in_the_grid_are_cloned_as_in_grid_search(small):
+    X, y, _ = small
+    pipe = Pipeline([("sc", StandardScaler()), ("clf", _small_est())])
+    for search in (STkSearchCV, GridSearchCV):
+        minmax = MinMaxScaler()
+        grid = {"sc": [minmax], "clf__k": [0.5, 1.0]}
+        fitted = search(pipe, grid, cv=3).fit(X, y)
+        assert not hasattr(minmax, "data_min_"), search.__name__
+        assert fitted.cv_results_["params"][0]["sc"] is minmax
+        assert not hasattr(fitted.best_params_["sc"], "data_min_")
+        assert hasattr(fitted.best_estimator_["sc"], "data_min_")
+
+
+def test_takes_every_grid_search_parameter(small):
+    X, y, _ = small
+    grid = {"k": [0.5, 1.0]}
+    ref = GridSearchCV(_small_est(), grid).get_params(deep=False)
+    ours = STkSearchCV(_small_est(), grid).get_params(deep=False)
+    assert {k: repr(ours.get(k)) for k in ref} == {k: repr(v) for k, v in ref.items()}
+    assert set(ours) - set(ref) == {"max_memory"}
+    est = STkClassifier(max_epochs=5, random_state=0, device="cpu")
+    one = STkSearchCV(est, grid, cv=3, refit=False).fit(X, y)
+    with joblib.parallel_backend("loky"):
+        two = STkSearchCV(est, grid, cv=3, n_jobs=2, pre_dispatch=1, refit=False)
+        two.fit(X, y)
+    np.testing.assert_array_equal(
+        one.cv_results_["mean_test_score"], two.cv_results_["mean_test_score"]
+    )
+
+
+def test_invalid_grid_points_get_error_score_as_in_grid_search(small, monkeypatch):
+    # hidden_layer_sizes with model="linear" is invalid: that point scores
+    # error_score, the others train.
+    X, y, _ = small
+    grid = {"model": ["linear", "mlp"], "hidden_layer_sizes": [None, (4,)]}
+    with pytest.warns(FitFailedWarning, match="hidden_layer_sizes"):
+        ours, ref = _both(_small_est(), grid, X, y, cv=3)
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+    invalid = ours.cv_results_["params"].index(
+        {"hidden_layer_sizes": (4,), "model": "linear"}
+    )
+    assert np.isnan(ours.cv_results_["mean_test_score"]).tolist() == [
+        i == invalid for i in range(4)
+    ]
+    assert ours.best_params_ == ref.best_params_
+    with pytest.warns(FitFailedWarning):
+        low = STkSearchCV(_small_est(), grid, cv=3, error_score=-1.0).fit(X, y)
+    assert low.cv_results_["mean_test_score"][invalid] == -1.0
+    _no_training(monkeypatch)
+    for mixed in (grid, {"learning_rate": [0.1, 0]}):
+        search = STkSearchCV(_small_est(), mixed, cv=3, error_score="raise")
+        with pytest.raises(ValueError, match="param_grid point"):
+            search.fit(X, y)
+
+
+def _exposed(search) -> dict:
+    names = ["predict", "predict_proba", "predict_log_proba", "decision_function"]
+    names += ["score", "transform", "inverse_transform", "score_samples"]
+    return {name: hasattr(search, name) for name in names + ["classes_"]}
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_methods_and_attributes_exposed_as_in_grid_search(small, refit):
+    X, y, _ = small
+    grid = {"k": [0.5, 1.0]}
+    ours, ref = (
+        cls(_small_est(), grid, cv=3, refit=refit)
+        for cls in (STkSearchCV, GridSearchCV)
+    )
+    assert _exposed(ours) == _exposed(ref)  # before fit
+    ours.fit(X, y), ref.fit(X, y)
+    assert _exposed(ours) == _exposed(ref)
+    assert hasattr(ours, "n_features_in_") == hasattr(ref, "n_features_in_")
+    assert _exposed(ours)["predict"] == refit
+
+
+def test_an_empty_cv_raises_as_grid_search(small):
+    X, y, _ = small
+    for cls in (STkSearchCV, GridSearchCV):
+        with pytest.raises(ValueError, match="No fits were performed"):
+            cls(_small_est(), {"k": [0.5]}, cv=[]).fit(X, y)
