@@ -477,8 +477,15 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             del self.feature_names_in_  # from an earlier fit on a DataFrame
 
     def get_metadata_routing(self) -> MetadataRouter:
-        """Route fit parameters to the estimator and the splitter, as
-        GridSearchCV does."""
+        """Route fit parameters to the estimator, the splitter and the
+        scorers, as GridSearchCV does (a single scorer is routed as itself,
+        so that its own request, or the estimator's ``score`` request for
+        ``scoring=None``, decides)."""
+        scorers, multimetric = multimetric_scorers(self.estimator, self.scoring)
+        if multimetric:
+            scorer = _MultimetricScorer(scorers=scorers, raise_exc=True)
+        else:
+            scorer = scorers["score"]
         return (
             MetadataRouter(owner=type(self).__name__)
             .add(
@@ -490,10 +497,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                 method_mapping=MethodMapping().add(caller="fit", callee="split"),
             )
             .add(
-                scorer=_MultimetricScorer(
-                    scorers=multimetric_scorers(self.estimator, self.scoring)[0],
-                    raise_exc=True,
-                ),
+                scorer=scorer,
                 method_mapping=MethodMapping()
                 .add(caller="fit", callee="score")
                 .add(caller="score", callee="score"),

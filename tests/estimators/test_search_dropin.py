@@ -10,7 +10,7 @@ import pytest
 import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
-from sklearn.exceptions import FitFailedWarning
+from sklearn.exceptions import FitFailedWarning, UnsetMetadataPassedError
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -121,6 +121,24 @@ def test_metadata_routing_of_sample_weight():
             grid = {"k": [0.3, 1.0]}
             ours, ref = _both(est, grid, X, y, {"sample_weight": w}, cv=3)
             _assert_same(ours, ref, ["split0_test_score", "mean_test_score"])
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy"])
+def test_routing_an_unrequested_weight_to_a_single_scorer_raises_as_grid_search(
+    scoring,
+):
+    # A single scorer is routed as itself: the estimator's score request
+    # (scoring=None) or the scorer's own decides, and an unset one is an error.
+    X, y = make_classification(n_samples=120, n_features=5, random_state=0)
+    w = np.ones(len(y))
+    est = STkClassifier(max_epochs=2, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est.set_fit_request(sample_weight=True)
+        for search in (GridSearchCV, STkSearchCV):
+            with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+                search(est, {"k": [0.5]}, cv=3, scoring=scoring).fit(
+                    X, y, sample_weight=w
+                )
 
 
 def test_diverged_members_get_error_score_and_never_win():
