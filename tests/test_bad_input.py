@@ -169,6 +169,7 @@ CASES = [
         lambda d: STkSearchCV(
             STkClassifier(optimizer="sgd"),
             {"optimizer_params": [None, {"momentum": -1.0}]},
+            error_score="raise",  # else that point scores nan, as in GridSearchCV
         ).fit(d["Xc"], d["yc"]),
         ValueError,
         "param_grid point .*momentum must be",

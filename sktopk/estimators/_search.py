@@ -26,6 +26,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, indexable
 from tqdm.auto import tqdm
 
+from .._device import resolve_device
 from ..engine.grid import parse_memory
 from ._search_plan import (
     check_candidates,
@@ -394,8 +395,14 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
             for b in batches
         )
+        # Batches on a GPU share it from threads: no worker process has to
+        # start CUDA again (which a forked one cannot).
+        on_gpu = any(resolve_device(b.base.device).type != "cpu" for b in batches)
         parallel = Parallel(
-            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as="generator"
+            n_jobs=self.n_jobs,
+            pre_dispatch=self.pre_dispatch,
+            return_as="generator",
+            prefer="threads" if on_gpu else None,
         )
         bar = tqdm(total=len(batches), disable=not self.verbose, desc="batches")
         out = []

@@ -89,7 +89,7 @@ def test_pickle_round_trip(data, est):
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.decision_function(X), est.decision_function(X))
     assert all(p.device.type == "cpu" for p in again.module_.parameters())
-    assert again.device_ == "cpu"
+    assert again.device_ == est.device_  # where it was trained (cuda:0 on a GPU)
 
 
 def test_model_fitted_for_cuda_predicts_on_cpu_only_machine(data):
