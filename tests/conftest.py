@@ -29,3 +29,10 @@ def kernels(request, monkeypatch):
     aggregate._cached_plan.cache_clear()  # plans hold their kernel
     yield request.param
     aggregate._cached_plan.cache_clear()
+
+
+@pytest.fixture
+def auto_is_cpu(monkeypatch):
+    """``device="auto"`` trains on the CPU, for tests that compare batched and
+    single fits bit for bit (on a GPU their kernels round differently)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -8,6 +8,9 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from sktopk import STkClassifier, STkRegressor, STkSearchCV
 
+# Compared bit for bit with GridSearchCV's single fits: on the CPU.
+pytestmark = pytest.mark.usefixtures("auto_is_cpu")
+
 
 @pytest.fixture(scope="module")
 def clf_data():

@@ -20,7 +20,11 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sktopk import STkClassifier, STkRegressor, STkSearchCV
 from sktopk.engine import DivergenceError
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+# Compared bit for bit with GridSearchCV's single fits: on the CPU.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.usefixtures("auto_is_cpu"),
+]
 
 
 @pytest.fixture(scope="module")
