@@ -294,7 +294,8 @@ def average(
     losses : Tensor of shape (n,)
         Individual losses, floating point.
     weight : Tensor of shape (n,), optional
-        Non-negative per-sample weights (treated as constants).
+        Non-negative per-sample weights, treated as constants: no gradient
+        flows to them (a weight that requires grad is detached).
     dim : int, optional
         Aggregate each row of a batch along this axis (the other axes are
         kept); by default ``losses`` must be 1-D.
@@ -327,7 +328,8 @@ def maximum(
     ----------
     losses : Tensor of shape (n,)
     weight : Tensor of shape (n,), optional
-        Non-negative weights; a zero weight removes the sample.
+        Non-negative weights; a zero weight removes the sample. The weights
+        are treated as constants: no gradient flows to them.
     dim : int, optional
         Aggregate each row of a batch along this axis; by default ``losses``
         must be 1-D.
@@ -364,7 +366,8 @@ def kth_largest(
         As in :func:`atk`: an int in ``[1, n]`` or a fraction, ``ceil(k n)``.
     weight : Tensor of shape (n,), optional
         Non-negative weights: the loss at which the weights, summed from the
-        largest loss down, reach the units ``k`` stands for (as in :func:`atk`).
+        largest loss down, reach the units ``k`` stands for (as in :func:`atk`);
+        treated as constants: no gradient flows to them.
     dim : int, optional
         One value per row of a batch, along this axis; by default ``losses``
         must be 1-D.
@@ -445,7 +448,8 @@ def atk(
         weights equal repetition. A fraction means ``ceil(k W / u) u`` of the
         total weight ``W``, with ``u = min(1, smallest positive weight)``:
         weights below one count in units of the smallest, so that the result
-        does not depend on their scale.
+        does not depend on their scale. The weights are treated as
+        constants: no gradient flows to them.
     dim : int, optional
         Aggregate each row of a batch along this axis; by default ``losses``
         must be 1-D.
@@ -526,7 +530,7 @@ def matk(
         ``(0, 1]``, used as is: on a minibatch the loss is then an unbiased
         estimate of the full-data objective and ``lam`` one global threshold.
     weight : Tensor of shape (n,), optional
-        Non-negative weights.
+        Non-negative weights, treated as constants: no gradient flows to them.
     dim : int, optional
         Aggregate each row of a batch along this axis; by default ``losses``
         must be 1-D.
@@ -605,12 +609,16 @@ def stk(
         the traced batch size).
     delta : float, default=0.01
         Smoothing, ``> 0`` (LeakyReLU: its negative slope, in ``(0, 1)``).
+        A delta below the smallest normal number of the dtype computed in
+        (about ``1.2e-38`` in float32) counts as that number, so that it
+        never underflows to 0: the value and gradients stay finite.
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The ReLU replacement; the alternatives are those compared in the paper.
         With "leaky_relu" the objective is bounded below in ``lam`` only when
         ``k / n > delta`` (the slope of the loss in ``lam`` is then positive).
     weight : Tensor of shape (n,), optional
-        Non-negative weights: ``sum_i w_i phi(l_i - lam) / W + (k / W) lam``.
+        Non-negative weights: ``sum_i w_i phi(l_i - lam) / W + (k / W) lam``;
+        treated as constants: no gradient flows to them.
     dim : int, optional
         Aggregate each row of a batch along this axis (one value and one
         ``lam`` per row); by default ``losses`` must be 1-D.

@@ -111,7 +111,8 @@ def maximum_loss_gradient(
 ):
     """The largest loss among the rows of positive weight (gradient 1 there)."""
     val, j = _masked_max(losses, weight)
-    g = torch.zeros_like(losses).scatter_(-1, j, 1.0)
+    # Out of place: vmap over the weights batches j, not the zeros.
+    g = torch.zeros_like(losses).scatter(-1, j, 1.0)
     return val.squeeze(-1), g, None
 
 
@@ -144,7 +145,8 @@ def _top_units(losses: Tensor, w: Tensor, k: Tensor, with_value: bool = True):
     order = losses.detach().masked_fill(w <= 0, -math.inf).argsort(-1, descending=True)
     ws = w.gather(-1, order)
     take = torch.minimum(ws, (k - (ws.cumsum(-1) - ws)).clamp_min(0.0))
-    g = torch.zeros_like(losses).scatter_(-1, order, take / k)
+    # Out of place: vmap over the weights batches order and take, not the zeros.
+    g = torch.zeros_like(losses).scatter(-1, order, take / k)
     return ((g * losses).sum(-1) if with_value else None), g, None
 
 

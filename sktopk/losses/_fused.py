@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ._checks import _PLAIN, _batched_or_wrapped, direct_apply, is_one, transformed
 from ._native import native_kernel
-from ._smoothing import Smoothing
+from ._smoothing import Smoothing, scaled
 
 __all__ = [
     "dual_form",
@@ -88,17 +88,8 @@ def dual_loss_gradient(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
 def dual_grad(losses: Tensor, lam, kappa, wn, phi: Smoothing, delta):
     """Gradients of :func:`dual_value`: ``(wn_i phi'(l_i - lam), kappa - sum_i
     wn_i phi'(l_i - lam))``, the first of the shape of ``losses``."""
-    g = _scaled(phi.derivative(losses - _column(lam), _column(delta)), wn)
+    g = scaled(phi.derivative(losses - _column(lam), _column(delta)), wn)
     return g, kappa - g.sum(-1)
-
-
-def _scaled(g: Tensor, wn) -> Tensor:
-    """``g * wn``, in place on ``g`` (a temporary) unless ``wn`` is batched or
-    wrapped by a transform (``is_grads_batched``, ``vmap``), which an
-    in-place product with a plain ``g`` cannot take."""
-    if isinstance(wn, Tensor) and _batched_or_wrapped(wn):
-        return g * wn
-    return g.mul_(wn)
 
 
 def _column(t):

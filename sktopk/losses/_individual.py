@@ -98,6 +98,19 @@ def _autocast_float32(scores: Tensor) -> Tensor:
     return scores if dtype == scores.dtype else scores.to(dtype)
 
 
+def _regression_pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """``pred`` and ``target`` in the dtype ``F.mse_loss`` and ``F.l1_loss``
+    compute in: a floating-point target promotes with the prediction (a
+    float64 target gives float64 losses), any other is cast to the
+    prediction's dtype; half-precision predictions first become float32
+    under autocast."""
+    pred = _autocast_float32(pred)
+    if not target.is_floating_point():
+        return pred, target.to(pred.dtype)
+    dtype = torch.promote_types(pred.dtype, target.dtype)
+    return pred.to(dtype), target.to(dtype)
+
+
 def _check_margin_labels(scores: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     scores, y = _check_pair(scores, y, ("scores", "y"))
     if value_checks_apply(y):
@@ -332,7 +345,9 @@ def square(
         Predictions ``f`` (or ``input=``).
     target : Tensor of shape (n,)
         Targets ``y``; a different shape that broadcasts with ``pred`` is
-        broadcast, with torch's warning.
+        broadcast, with torch's warning. As in torch, a floating-point target
+        promotes the dtype (a float64 target gives float64 losses); an
+        integer one takes the dtype of ``pred``.
     reduction : {"none", "mean", "sum"}, default="none"
         ``"none"``: one loss per sample (torch's losses default to ``"mean"``).
 
@@ -349,9 +364,8 @@ def square(
     pred = _one_of("square", ("pred", "input"), (pred, input))
     if target is None:
         raise TypeError("square() missing a required argument: 'target'")
-    pred, target = _check_pair(pred, target, ("pred", "target"))
-    pred = _autocast_float32(pred)
-    return _reduce(square_value(pred, target.to(pred.dtype)), reduction)
+    pred, target = _regression_pair(*_check_pair(pred, target, ("pred", "target")))
+    return _reduce(square_value(pred, target), reduction)
 
 
 def absolute(
@@ -368,7 +382,7 @@ def absolute(
     pred : Tensor of shape (n,)
         Predictions ``f`` (or ``input=``).
     target : Tensor of shape (n,)
-        Targets ``y``; broadcast as in :func:`square`.
+        Targets ``y``; broadcast and promoted as in :func:`square`.
     reduction : {"none", "mean", "sum"}, default="none"
         ``"none"``: one loss per sample (torch's losses default to ``"mean"``).
 
@@ -385,9 +399,8 @@ def absolute(
     pred = _one_of("absolute", ("pred", "input"), (pred, input))
     if target is None:
         raise TypeError("absolute() missing a required argument: 'target'")
-    pred, target = _check_pair(pred, target, ("pred", "target"))
-    pred = _autocast_float32(pred)
-    return _reduce(absolute_value(pred, target.to(pred.dtype)), reduction)
+    pred, target = _regression_pair(*_check_pair(pred, target, ("pred", "target")))
+    return _reduce(absolute_value(pred, target), reduction)
 
 
 def cross_entropy(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable
 
 import torch
@@ -37,8 +38,12 @@ if _ENV_ON:  # pragma: no branch
 
 __all__ = ["describe", "jit", "native_available", "native_kernel"]
 
-# Beyond this delta, x^2 + delta^2 could overflow float64 in the SReLU kernel.
+# Beyond this delta, x^2 + delta^2 could overflow float64 in the SReLU kernel;
+# below the least, delta^2 would underflow (0 / 0 at a tie x = 0): the kernel
+# takes the least instead (as the tensor kernels floor delta at float32's
+# smallest normal number, a change far below float32's resolution).
 _DELTA_MAX = 1e150
+_DELTA_MIN = math.sqrt(sys.float_info.min)
 # Reassociation vectorises the sums; contraction makes fused multiply-adds.
 # No flag assumes finite values: -inf losses and NaN behave as in the tensor
 # kernels. numpy's error model (a division by zero gives inf or NaN, no check
@@ -166,7 +171,7 @@ def native_kernel(
     ):
         return None
     loop = _srelu_jit if name == "srelu" else _relu_jit
-    args = (float(d), 0.5 * wn) if name == "srelu" else (float(wn),)
+    args = (max(float(d), _DELTA_MIN), 0.5 * wn) if name == "srelu" else (float(wn),)
     kappa = float(kappa)
 
     def run(losses: Tensor, lam: Tensor):

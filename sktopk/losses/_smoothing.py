@@ -8,7 +8,11 @@ here once, as a pair of elementwise functions ``value(x, delta)`` and
 the fused dual form and the training engine all call these two.
 
 ``delta`` is a float or a tensor that broadcasts against ``x`` (the engine
-passes one delta per member as a column).
+passes one delta per member as a column). A delta below the smallest normal
+number of the dtype computed in (about ``1.2e-38`` in float32, ``2.2e-308`` in
+float64, ``6.1e-5`` in float16) counts as that number (:func:`floored`):
+smaller, it would underflow to 0, and ``0 / 0`` at a tie ``x = 0`` would make
+the value and the gradients NaN.
 
 References
 ----------
@@ -27,6 +31,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ._checks import _batched_or_wrapped
 
 __all__ = [
     "constant",
@@ -95,6 +101,46 @@ def constant(value: Delta, x: Tensor) -> Tensor:
     return constants(x, float(value))[0]
 
 
+_TINY: dict[torch.dtype, float] = {}
+
+
+def _tiny(dtype: torch.dtype) -> float:
+    """The smallest normal number of ``dtype``."""
+    if torch.compiler.is_compiling():
+        return torch.finfo(dtype).tiny
+    if dtype not in _TINY:
+        _TINY[dtype] = torch.finfo(dtype).tiny
+    return _TINY[dtype]
+
+
+def floored(d: Delta, x: Tensor) -> Delta:
+    """``d`` raised to the smallest normal number of ``x``'s dtype where it is
+    below.
+
+    A smaller delta underflows to 0 in that dtype (or to a denormal number,
+    which a flush-to-zero mode reads as 0), and the smoothings then divide 0
+    by 0 at a tie ``x = 0``. Raised, the values change by less than that
+    number, and the derivatives only where ``|x|`` is about as small.
+    """
+    tiny = _tiny(x.dtype)
+    if isinstance(d, Tensor):
+        return d.clamp_min(tiny)
+    return d if d >= tiny else tiny
+
+
+def scaled(g: Tensor, wn) -> Tensor:
+    """``g * wn``, in place on ``g`` (a temporary) unless ``wn`` is batched or
+    wrapped by a transform (``is_grads_batched``, ``vmap`` over the weights),
+    which an in-place product with a plain ``g`` cannot take, or the code is
+    compiled (where the check is no graph operation, and the compiler fuses
+    the product)."""
+    if torch.compiler.is_compiling() or (
+        isinstance(wn, Tensor) and _batched_or_wrapped(wn)
+    ):
+        return g * wn
+    return g.mul_(wn)
+
+
 def _clamped(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(x, xc)``: ``x`` raised to the bottom of a finite range, and ``xc``
     clamped into it.
@@ -114,10 +160,24 @@ def _clamped(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _hypot(x: Tensor, d: Delta) -> Tensor:
-    """``sqrt(x^2 + d^2)`` of a clamped ``x`` (see :func:`_clamped`)."""
+    """``sqrt(x^2 + d^2)`` of a clamped ``x`` (see :func:`_clamped`) and a
+    floored ``d`` (see :func:`floored`), positive.
+
+    Compiled, ``d^2`` is floored in turn at the smallest normal number: where
+    it would underflow, ``r`` is then at least its square root, not 0 at
+    ``x = 0``.
+    """
     if torch.compiler.is_compiling():
-        return torch.sqrt(x * x + d * d)
+        return torch.sqrt(x * x + _square(d, x))
     return torch.hypot(x, constant(d, x))
+
+
+def _square(d: Delta, x: Tensor) -> Delta:
+    """``d^2``, at least the smallest normal number of ``x``'s dtype."""
+    tiny = _tiny(x.dtype)
+    if isinstance(d, Tensor):
+        return (d * d).clamp_min(tiny)
+    return max(d * d, tiny)
 
 
 def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
@@ -138,6 +198,7 @@ def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
 
 
 def _srelu_exact_value(x: Tensor, d: Delta) -> Tensor:
+    d = floored(d, x)
     x, xc = _clamped(x)
     r, h = _srelu_parts(xc, d)
     # x / (r + d) in [-1, 1] first: no denormal quotient in the far left tail,
@@ -146,7 +207,7 @@ def _srelu_exact_value(x: Tensor, d: Delta) -> Tensor:
 
 
 def _srelu_exact_derivative(x: Tensor, d: Delta) -> Tensor:
-    r, h = _srelu_parts(_clamped(x)[1], d)
+    r, h = _srelu_parts(_clamped(x)[1], floored(d, x))
     return h / r
 
 
@@ -159,10 +220,12 @@ def _srelu_exact_derivative(x: Tensor, d: Delta) -> Tensor:
 # about twice the cost.
 
 
-def _srelu_r(x: Tensor, d: Delta) -> tuple[Tensor, Tensor, Tensor]:
-    """``(x, xc, r)``: see :func:`_clamped`, and ``r = hypot(xc, d)``."""
+def _srelu_r(x: Tensor, d: Delta) -> tuple[Tensor, Tensor, Tensor, Delta]:
+    """``(x, xc, r, d)``: see :func:`_clamped`, ``r = hypot(xc, d)``, and
+    ``d`` floored (see :func:`floored`)."""
+    d = floored(d, x)
     x, xc = _clamped(x)
-    return x, xc, _hypot(xc, d)
+    return x, xc, _hypot(xc, d), d
 
 
 def _half_plus(x: Tensor, num: Tensor, den: Tensor, c: float = 0.5) -> Tensor:
@@ -174,17 +237,17 @@ def _half_plus(x: Tensor, num: Tensor, den: Tensor, c: float = 0.5) -> Tensor:
 
 def _srelu_value(x: Tensor, d: Delta) -> Tensor:
     # srelu = (x + r - d) / 2 = x (1 + x / (r + d)) / 2: r - d = x^2 / (r + d).
-    x, xc, r = _srelu_r(x, d)
+    x, xc, r, d = _srelu_r(x, d)
     return x * _half_plus(xc, xc, r + d)
 
 
 def _srelu_derivative(x: Tensor, d: Delta) -> Tensor:
-    _, xc, r = _srelu_r(x, d)
+    _, xc, r, _ = _srelu_r(x, d)
     return _half_plus(xc, xc, r)
 
 
 def _srelu_both(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
-    x, xc, r = _srelu_r(x, d)
+    x, xc, r, d = _srelu_r(x, d)
     return x * _half_plus(xc, xc, r + d), _half_plus(xc, xc, r)
 
 
@@ -219,7 +282,8 @@ def _srelu_core(d: float, wn: float, kappa: float, dtype, device):
     """The dual form of 1-D losses and its gradients in ten operations, for
     numbers ``d``, ``wn`` and ``kappa`` (constants made once)."""
     c = 0.5 * wn  # folded into the operation that makes each factor
-    dt, ct, kt = _cached((float(d), c, float(kappa)), dtype, device)
+    d = max(float(d), _tiny(dtype))  # see floored
+    dt, ct, kt = _cached((d, c, float(kappa)), dtype, device)
     high = _highest(dtype)
 
     def run(x: Tensor, lam: Tensor):  # x = losses - lam, overwritten
@@ -249,10 +313,10 @@ _srelu_kernel = _from_losses(_srelu_core)
 def _srelu_dual(x: Tensor, d: Delta, wn, lam: Tensor, kappa):
     if _fast(x, d, wn, kappa):
         return _srelu_core(d, wn, kappa, x.dtype, x.device)(x, lam)
-    x, xc, r = _srelu_r(x, d)
+    x, xc, r, d = _srelu_r(x, d)
     if isinstance(wn, Tensor):
         s = (x * wn * _half_plus(xc, xc, r + d)).sum(-1)
-        return _finish(s, _half_plus(xc, xc, r).mul_(wn), lam, kappa)
+        return _finish(s, scaled(_half_plus(xc, xc, r), wn), lam, kappa)
     c = 0.5 * wn
     s = (x * _half_plus(xc, xc, r + d, c)).sum(-1)
     return _finish(s, _half_plus(xc, xc, r, c), lam, kappa)
@@ -280,7 +344,9 @@ def srelu(x: Tensor, delta: float = 0.01) -> Tensor:
     x : Tensor of any shape
         Floating-point input.
     delta : float, default=0.01
-        Smoothing, ``> 0``; ``srelu -> relu`` uniformly as ``delta -> 0``.
+        Smoothing, ``> 0``; ``srelu -> relu`` uniformly as ``delta -> 0``. A
+        delta below the smallest normal number of the dtype of ``x`` counts
+        as that number (it would underflow to 0, and ``srelu(0)`` be NaN).
 
     Returns
     -------
@@ -322,16 +388,32 @@ def srelu_grad(x: Tensor, delta: float = 0.01) -> Tensor:
 # --- the others -------------------------------------------------------------------
 
 
+# Beyond it, softplus(z) = z + log1p(exp(-z)) is z to float64's precision
+# (torch's default threshold, 20, leaves an error of exp(-20) d).
+_SOFTPLUS_THRESHOLD = 40.0
+
+
 def _softplus(x: Tensor, d: Delta) -> Tensor:
-    return d * F.softplus(x / d)
+    d = floored(d, x)
+    if isinstance(d, Tensor):
+        return d * F.softplus(x / d, threshold=_SOFTPLUS_THRESHOLD)
+    # d softplus(x / d), as x itself where x / d is beyond the threshold:
+    # x / d, which overflows for a tiny delta, is never multiplied back.
+    return F.softplus(x, beta=1.0 / d, threshold=_SOFTPLUS_THRESHOLD)
+
+
+def _softplus_derivative(x: Tensor, d: Delta) -> Tensor:
+    return torch.sigmoid(x / floored(d, x))
 
 
 def _elu(x: Tensor, d: Delta) -> Tensor:
+    d = floored(d, x)
     # clamp: the exp of the unselected branch must not overflow.
     return torch.where(x > 0, x, d * torch.expm1(x.clamp(max=0) / d))
 
 
 def _elu_derivative(x: Tensor, d: Delta) -> Tensor:
+    d = floored(d, x)
     return torch.where(x > 0, 1.0, torch.exp(x.clamp(max=0) / d)).to(x.dtype)
 
 
@@ -366,13 +448,13 @@ def _relu_dual(x: Tensor, d: Delta, wn, lam: Tensor, kappa):
         return _relu_core(d, wn, kappa, x.dtype, x.device)(x, lam)
     v = x.clamp_min_(0)  # x is the caller's temporary
     s = (v * wn).sum(-1) if isinstance(wn, Tensor) else v.sum(-1) * wn
-    return _finish(s, torch.sign(v).mul_(wn), lam, kappa)
+    return _finish(s, scaled(torch.sign(v), wn), lam, kappa)
 
 
 def _generic_dual(phi: Smoothing, x: Tensor, d: Delta, wn, lam: Tensor, kappa):
     v, g = phi.both(x, d)
     s = (v * wn).sum(-1) if isinstance(wn, Tensor) else v.sum(-1) * wn
-    return _finish(s, g.mul_(wn), lam, kappa)
+    return _finish(s, scaled(g, wn), lam, kappa)
 
 
 class Smoothing(NamedTuple):
@@ -422,7 +504,7 @@ SMOOTHINGS: dict[str, Smoothing] = {
         _srelu_dual,
         _srelu_kernel,
     ),
-    "softplus": Smoothing("softplus", _softplus, lambda x, d: torch.sigmoid(x / d)),
+    "softplus": Smoothing("softplus", _softplus, _softplus_derivative),
     "elu": Smoothing("elu", _elu, _elu_derivative),
     "leaky_relu": Smoothing("leaky_relu", _leaky_relu, _leaky_relu_derivative),
 }

@@ -28,7 +28,10 @@ def _check_hyper(
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
     if not _is_integer(k):
-        raise ValueError(f"k must be an integer in [1, n_classes - 1]; got {k!r}")
+        raise ValueError(
+            "k must be an integer (an int or a numpy integer; not a bool, float "
+            f"or tensor) in [1, n_classes - 1]; got {k!r} ({type(k).__name__})"
+        )
     if k < 1:
         n_classes = scores.shape[1] if _is_matrix(scores) else None
         raise _k_range_error(k, n_classes)

@@ -5,7 +5,7 @@ from torch import Tensor
 
 from ._svm_checks import _check_hyper
 from ._topk_svm import smooth_topk_svm, topk_svm
-from .modules import _SavedHyper
+from .modules import _SavedHyper, plain_number
 
 __all__ = ["SmoothTopKSVMLoss", "TopKSVMLoss"]
 
@@ -60,7 +60,8 @@ class SmoothTopKSVMLoss(_SavedHyper):
 
     def _set_hyper(self, k, margin, tau, reduction) -> None:
         _check_hyper(k, margin, tau, reduction)
-        self.k, self.margin, self.tau, self.reduction = k, margin, tau, reduction
+        self.k, self.margin, self.tau = (plain_number(v) for v in (k, margin, tau))
+        self.reduction = str(reduction)
 
     # TorchScript cannot compile the loss (Python validation, an autograd
     # Function): a scripted model calls it back in Python.
@@ -119,7 +120,8 @@ class TopKSVMLoss(_SavedHyper):
 
     def _set_hyper(self, k, margin, reduction) -> None:
         _check_hyper(k, margin, 1.0, reduction)
-        self.k, self.margin, self.reduction = k, margin, reduction
+        self.k, self.margin = plain_number(k), plain_number(margin)
+        self.reduction = str(reduction)
 
     @torch.jit.ignore
     def forward(self, scores: Tensor, labels: Tensor) -> Tensor:

@@ -2,7 +2,11 @@
 
 Each module stores its hyper-parameters (and, for MATk and STk, the threshold
 ``lam`` as an ``nn.Parameter``); ``forward(losses, weight=None)`` calls the
-function of the same name in :mod:`sktopk.losses.functional`.
+function of the same name in :mod:`sktopk.losses.functional`. The weights are
+treated as constants: no gradient flows to them (a weight that requires grad
+is detached). The hyper-parameters (``dim`` included) travel in the
+``state_dict``, as Python numbers: ``torch.load`` reads it with
+``weights_only=True`` (torch's default).
 
 Examples
 --------
@@ -47,14 +51,29 @@ from ._smoothing import get_smoothing
 __all__ = ["AverageLoss", "MaximumLoss", "ATkLoss", "MATkLoss", "STkLoss"]
 
 
+def plain_number(value: Any) -> Any:
+    """``value`` as a Python int or float where it is a number of another
+    type (a numpy scalar): what a ``state_dict`` may hold, to be loaded by
+    ``torch.load(weights_only=True)``. An integral number stays an int, a
+    real one becomes a float; anything else is returned as it is."""
+    if type(value) is int or type(value) is float or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
 def _check_k(k: int | float) -> int | float:
-    """Validate what can be known of ``k`` before seeing the losses."""
+    """Validate what can be known of ``k`` before seeing the losses; return
+    it as a Python int (a count) or float (a fraction)."""
     is_int = isinstance(k, numbers.Integral) and not isinstance(k, bool)
     if is_int and k >= 1:
-        return k
+        return int(k)
     if not is_int:
         resolve_k(k, 1)  # raises unless a float fraction in (0, 1]
-        return k
+        return float(k)
     raise ValueError(f"k={k!r} is out of range: an int k must be >= 1")
 
 
@@ -95,30 +114,12 @@ def _check_init_losses(losses: Tensor) -> None:
         )
 
 
-class _Module(nn.Module):
-    """Base of the loss modules: ``dim`` and a clear ``torch.jit.script`` error."""
-
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = _check_dim(dim)
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        # torch.jit.script calls this on every submodule before compiling.
-        raise TypeError(
-            f"{type(self).__name__} does not support torch.jit.script: its forward "
-            "calls Python functions that TorchScript cannot compile. Use "
-            "torch.compile or torch.export (both work without graph breaks), or "
-            "torch.jit.trace."
-        )
-
-    def extra_repr(self) -> str:
-        return "" if self.dim is None else f"dim={self.dim}"
-
-
 class _SavedHyper(nn.Module):
     """A module whose hyper-parameters ``_hyper`` travel in its ``state_dict``
     (its ``_extra_state``) and are restored, validated by ``_set_hyper``, by
-    ``load_state_dict``."""
+    ``load_state_dict``; ``_set_hyper`` stores numbers as Python ints and
+    floats (see :func:`plain_number`), so that ``torch.load`` reads the
+    ``state_dict`` with ``weights_only=True``."""
 
     _hyper: tuple[str, ...] = ()
 
@@ -138,7 +139,33 @@ class _SavedHyper(nn.Module):
         raise NotImplementedError
 
 
-class _HyperState(_SavedHyper, _Module):
+class _Module(_SavedHyper):
+    """Base of the loss modules: ``dim``, saved in the ``state_dict``, and a
+    clear ``torch.jit.script`` error."""
+
+    _hyper: tuple[str, ...] = ("dim",)
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = _check_dim(dim)
+
+    def _set_hyper(self, dim: int | None, **_: Any) -> None:
+        self.dim = _check_dim(dim)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this on every submodule before compiling.
+        raise TypeError(
+            f"{type(self).__name__} does not support torch.jit.script: its forward "
+            "calls Python functions that TorchScript cannot compile. Use "
+            "torch.compile or torch.export (both work without graph breaks), or "
+            "torch.jit.trace."
+        )
+
+    def extra_repr(self) -> str:
+        return "" if self.dim is None else f"dim={self.dim}"
+
+
+class _HyperState(_Module):
     """An aggregate module whose ``k`` and ``dim`` travel in its ``state_dict``."""
 
     _hyper: tuple[str, ...] = ("k", "dim")
@@ -160,6 +187,13 @@ class AverageLoss(_Module):
         Aggregate each row of a batch along this axis; by default the losses
         must be 1-D.
 
+    Notes
+    -----
+    ``forward(losses, weight=None)`` takes optional non-negative per-sample
+    weights, treated as constants: no gradient flows to them.
+    ``dim`` is saved in the ``state_dict`` (its ``_extra_state``) and
+    restored by ``load_state_dict``.
+
     Examples
     --------
     >>> import torch
@@ -179,6 +213,13 @@ class MaximumLoss(_Module):
     dim : int, optional
         Aggregate each row of a batch along this axis; by default the losses
         must be 1-D.
+
+    Notes
+    -----
+    ``forward(losses, weight=None)`` takes optional non-negative per-sample
+    weights, treated as constants: no gradient flows to them.
+    ``dim`` is saved in the ``state_dict`` (its ``_extra_state``) and
+    restored by ``load_state_dict``.
 
     Examples
     --------
@@ -204,6 +245,8 @@ class ATkLoss(_HyperState):
 
     Notes
     -----
+    ``forward(losses, weight=None)`` takes optional non-negative per-sample
+    weights, treated as constants: no gradient flows to them.
     ``k`` and ``dim`` are saved in the ``state_dict`` (its ``_extra_state``)
     and restored by ``load_state_dict``.
 
@@ -287,6 +330,8 @@ class MATkLoss(_ThresholdLoss):
 
     Notes
     -----
+    ``forward(losses, weight=None)`` takes optional non-negative per-sample
+    weights, treated as constants: no gradient flows to them.
     ``k`` and ``dim`` are saved in the ``state_dict`` (its ``_extra_state``,
     beside ``lam``) and restored by ``load_state_dict``.
 
@@ -315,7 +360,7 @@ class STkLoss(_ThresholdLoss):
     k : int or float
         An int ``>= 1`` or a fraction ``kappa`` in ``(0, 1]``.
     delta : float, default=0.01
-        Smoothing, ``> 0``.
+        Smoothing, ``> 0`` (as in :func:`~sktopk.losses.stk`).
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
         The ReLU replacement.
     lam : float or Tensor, default=0.0
@@ -333,6 +378,8 @@ class STkLoss(_ThresholdLoss):
 
     Notes
     -----
+    ``forward(losses, weight=None)`` takes optional non-negative per-sample
+    weights, treated as constants: no gradient flows to them.
     ``k``, ``delta``, ``smoothing`` and ``dim`` are saved in the
     ``state_dict`` (its ``_extra_state``, beside ``lam``) and restored by
     ``load_state_dict``, so that a threshold is never loaded into a loss with
@@ -375,9 +422,9 @@ class STkLoss(_ThresholdLoss):
         smoothing: str = "srelu",
         **_: Any,
     ) -> None:
+        get_smoothing(smoothing, delta)  # validated first: all or nothing
         super()._set_hyper(k, dim)
-        get_smoothing(smoothing, delta)
-        self.delta, self.smoothing = float(delta), smoothing
+        self.delta, self.smoothing = float(delta), str(smoothing)
 
     def forward(self, losses: Tensor, weight: Tensor | None = None) -> Tensor:
         return stk(

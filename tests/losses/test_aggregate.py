@@ -10,6 +10,7 @@ from scipy.optimize import minimize_scalar
 from torch.autograd import gradcheck
 
 import sktopk.losses._aggregate as aggregate
+import sktopk.losses._aggregate_defs as defs
 import sktopk.losses._fused as fused
 from sktopk.losses import SMOOTHINGS, atk, average, kth_largest, matk, maximum, stk
 from sktopk.losses import srelu as srelu_fn
@@ -233,6 +234,40 @@ def test_compiled_kernels_match_chunked(rng, monkeypatch):
     for g, h in zip(got, want, strict=True):
         for a, b in zip(g, h, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_compiled_kernel_of_large_inputs_matches_eager(rng, monkeypatch):
+    # The kernel torch.compile builds from 2**20 losses on (_sum_whole and
+    # _grad_whole), forced on a small input: against the one-pass eager form,
+    # at a tie with a delta that underflows too. The first compilation in a
+    # process takes a few seconds.
+    ls = torch.tensor(rng.exponential(1.0, 3000), dtype=torch.float32)
+    ls[:3] = 0.9
+    lam = torch.tensor(0.9)
+    cases = [
+        lambda x, t: stk(x, t, 0.1),
+        lambda x, t: stk(x, t, 7, 1e-46),
+        lambda x, t: stk(x, t, 0.3, 0.5),
+    ]
+    want = [_value_and_grads(f, ls, lam) for f in cases]
+    compiled = []
+    monkeypatch.setattr(fused, "_COMPILE_MIN_SIZE", 0)
+    monkeypatch.setattr(fused, "_ONE_PASS_MAX", 0)
+    monkeypatch.setattr(fused, "_compile_state", {"failed": False})
+    monkeypatch.delenv("SKTOPK_COMPILE", raising=False)
+    real = fused._compiled
+    monkeypatch.setattr(
+        fused, "_compiled", lambda fn, phi: compiled.append(fn) or real(fn, phi)
+    )
+    got = [_value_and_grads(f, ls, lam) for f in cases]
+    assert not fused._compile_state["failed"]
+    assert {fn.__name__ for fn in compiled} == {"_sum_whole", "_grad_whole"}
+    for g, h in zip(got, want, strict=True):
+        assert all(torch.isfinite(a).all() for a in g)
+        # The gradient in the losses is of the order of 1/n: a few float32
+        # rounding errors of that in absolute terms.
+        for a, b, atol in zip(g, h, (1e-7, 1e-9, 1e-7), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)
 
 
 def test_compilation_is_never_used_on_small_inputs(monkeypatch):
@@ -496,3 +531,55 @@ def test_property_weights_scale_free_for_fractions(values, c, data):
     for fn in (matk, stk):
         a, b = fn(ls, 1.0, kappa, weight=c * w), fn(ls, 1.0, kappa, weight=w)
         assert a.item() == pytest.approx(b.item(), rel=1e-9)
+
+
+# --- torch.func.vmap over the weights ------------------------------------------
+
+
+def _rows_of_weights(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    losses = torch.rand(6, generator=g, dtype=F64)
+    losses[1] = losses[4]  # a tie
+    return losses, torch.rand(3, 6, generator=g, dtype=F64) + 0.5
+
+
+@pytest.mark.parametrize("k", [1, 3, 0.5, 1.0])
+def test_atk_vmaps_over_weights_as_a_loop(k):
+    losses, weights = _rows_of_weights()
+    got = torch.func.vmap(lambda w: atk(losses, k, weight=w))(weights)
+    want = torch.stack([atk(losses, k, weight=w) for w in weights])
+    torch.testing.assert_close(got, want)
+    grad = torch.func.grad(lambda x, w: atk(x, k, weight=w))
+    got = torch.func.vmap(grad, in_dims=(None, 0))(losses, weights)
+    want = torch.stack([grad(losses, w) for w in weights])
+    torch.testing.assert_close(got, want)
+
+
+DEFINITIONS = {
+    "average": lambda x, w, wv: defs.average_loss_gradient(x, w, with_value=wv),
+    "maximum": lambda x, w, wv: defs.maximum_loss_gradient(x, w, with_value=wv),
+    "atk": lambda x, w, wv: defs.atk_loss_gradient(x, w, None, 0.5, with_value=wv),
+    "matk": lambda x, w, wv: defs.matk_loss_gradient(x, w, 0.4, 0.5, with_value=wv),
+    **{
+        f"stk {name}": lambda x, w, wv, s=name: defs.stk_loss_gradient(
+            x, w, torch.tensor(0.4, dtype=F64), 0.5, 0.1, s, with_value=wv
+        )
+        for name in SMOOTHINGS
+    },
+}
+
+
+@pytest.mark.parametrize("with_value", [True, False])
+@pytest.mark.parametrize("name", DEFINITIONS)
+def test_definitions_vmap_over_weights_as_a_loop(name, with_value):
+    losses, weights = _rows_of_weights(1)
+
+    def parts(w):
+        return tuple(
+            t for t in DEFINITIONS[name](losses, w, with_value) if t is not None
+        )
+
+    got = torch.func.vmap(parts)(weights)
+    want = [torch.stack(ts) for ts in zip(*map(parts, weights), strict=True)]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)

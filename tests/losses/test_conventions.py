@@ -3,17 +3,25 @@ broadcasting on the individual losses, hyper-parameters in ``state_dict``,
 value checks only where they read nothing expensive; and the bad values of
 issue 13 (large delta in float32, a -inf loss, a non-finite lam)."""
 
+import io
+import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as torch_F
 
 import sktopk.losses._fused as fused
 from sktopk.losses import (
+    SMOOTHINGS,
     ATkLoss,
+    AverageLoss,
     MATkLoss,
+    MaximumLoss,
+    SmoothTopKSVMLoss,
     STkLoss,
+    TopKSVMLoss,
     absolute,
     atk,
     average,
@@ -26,6 +34,8 @@ from sktopk.losses import (
     multiclass_hinge,
     set_value_checks,
     square,
+    srelu,
+    srelu_grad,
     stk,
 )
 from sktopk.losses import functional as F
@@ -168,6 +178,71 @@ def test_state_dict_without_hyper_parameters_is_refused():
         MATkLoss(k=3).set_extra_state({"k": 3})
 
 
+# Numbers of numpy types, as a grid search or a config file gives them.
+NUMPY_HYPER = [
+    *((STkLoss, {"k": k}) for k in np.linspace(0.1, 0.5, 5)),
+    (ATkLoss, {"k": np.int64(3)}),
+    (ATkLoss, {"k": np.float32(0.25)}),
+    (MATkLoss, {"k": np.int32(2)}),
+    (MATkLoss, {"k": np.float64(1.0)}),  # a fraction: all the losses
+    (STkLoss, {"k": np.int64(3), "delta": np.float32(0.05)}),
+    (STkLoss, {"k": np.float32(0.3), "smoothing": np.str_("elu")}),
+    (
+        SmoothTopKSVMLoss,
+        {
+            "k": np.int64(2),
+            "margin": np.float32(0.5),
+            "tau": np.float64(0.2),
+            "reduction": np.str_("sum"),
+        },
+    ),
+    (TopKSVMLoss, {"k": np.int16(3), "margin": np.float64(2.0)}),
+]
+_DEFAULT = {
+    STkLoss: lambda: STkLoss(k=1),
+    ATkLoss: lambda: ATkLoss(k=1),
+    MATkLoss: lambda: MATkLoss(k=1),
+    SmoothTopKSVMLoss: SmoothTopKSVMLoss,
+    TopKSVMLoss: TopKSVMLoss,
+}
+
+
+def _weights_only_round_trip(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("cls, kwargs", NUMPY_HYPER)
+def test_numpy_hyper_parameters_are_saved_as_python_numbers(cls, kwargs):
+    # numpy's own conversion is the reference: an integer stays an int (a
+    # count), a float a float (a fraction), a string a str.
+    want = {name: value.item() for name, value in kwargs.items()}
+    module = cls(**kwargs)
+    state = _weights_only_round_trip(module.state_dict())
+    restored = _DEFAULT[cls]()
+    restored.load_state_dict(state)
+    for name, value in want.items():
+        for got in (getattr(module, name), state["_extra_state"][name]):
+            assert type(got) is type(value) and got == value
+        assert getattr(restored, name) == value
+    assert "np." not in repr(module) and repr(restored) == repr(module)
+
+
+@pytest.mark.parametrize("cls, reduce", [(AverageLoss, "mean"), (MaximumLoss, "amax")])
+def test_average_and_maximum_save_their_dim(cls, reduce, rows):
+    saved = cls(dim=0)
+    state = _weights_only_round_trip(saved.state_dict())
+    assert state == {"_extra_state": {"dim": 0}}
+    restored = cls()
+    restored.load_state_dict(state)
+    assert restored.dim == 0 and repr(restored) == f"{cls.__name__}(dim=0)"
+    torch.testing.assert_close(restored(rows), getattr(rows, reduce)(0))
+    with pytest.raises(TypeError, match="dim must be an int or None"):
+        cls().load_state_dict({"_extra_state": {"dim": 1.5}})
+
+
 # --- individual losses: torch's names, broadcasting, reduction ---------------------
 
 PAIRS = [
@@ -210,6 +285,59 @@ def test_broadcasting_as_torch_with_its_warning(fn, ref):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fn(t, t)  # same shapes: no warning
+
+
+REGRESSION = [
+    (square, lambda p, t: torch_F.mse_loss(p, t, reduction="none")),
+    (absolute, lambda p, t: torch_F.l1_loss(p, t, reduction="none")),
+]
+F16, BF16, F32 = torch.float16, torch.bfloat16, torch.float32
+DTYPES = [
+    (F32, F64),
+    (F16, F32),
+    (BF16, F64),
+    (F16, BF16),
+    (F64, F32),
+    (F32, F16),
+    (F32, torch.int64),
+    (F16, torch.int32),
+]
+
+
+def _prediction_and_target(pred_dtype, target_dtype):
+    # 2**24 + 1 is no float32, 1 + 2**-20 no float16: a target cast down to
+    # the prediction's dtype would lose the difference.
+    big = 2.0**24 if pred_dtype == F32 else 1.0
+    pred = torch.tensor([big, 0.5, -2.0], dtype=pred_dtype, requires_grad=True)
+    values = [big + 1, 0.25, 3.0] if big > 1 else [1 + 2**-20, 0.25, 3.0]
+    if not target_dtype.is_floating_point:
+        values = [1, 0, 3]
+    return pred, torch.tensor(values, dtype=F64).to(target_dtype)
+
+
+@pytest.mark.parametrize("fn, ref", REGRESSION)
+@pytest.mark.parametrize("pred_dtype, target_dtype", DTYPES)
+def test_regression_losses_promote_the_target_as_torch(
+    fn, ref, pred_dtype, target_dtype
+):
+    pred, target = _prediction_and_target(pred_dtype, target_dtype)
+    got, want = fn(pred, target), ref(pred, target)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)  # dtype included
+    (g_got,) = torch.autograd.grad(got.sum(), pred)
+    (g_want,) = torch.autograd.grad(want.sum(), pred)
+    torch.testing.assert_close(g_got, g_want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fn, ref", REGRESSION)
+@pytest.mark.parametrize("target_dtype", [BF16, F32, F64, torch.int64])
+def test_regression_losses_under_autocast_as_torch(fn, ref, target_dtype):
+    # Half-precision predictions are computed in float32, as torch's autocast
+    # computes mse_loss and l1_loss; a float64 target still promotes.
+    pred, target = _prediction_and_target(BF16, target_dtype)
+    with torch.autocast("cpu", dtype=BF16):
+        got, want = fn(pred, target), ref(pred, target)
+    assert got.dtype == want.dtype == torch.promote_types(F32, target.dtype)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("fn", [cross_entropy, multiclass_hinge])
@@ -321,3 +449,89 @@ def test_non_finite_lambda_is_refused(bad):
     for fn in (stk, matk):
         with pytest.raises(ValueError, match=r"lam must be finite; got lam="):
             fn(ls, bad, 2)
+
+
+# --- weights are constants ----------------------------------------------------------
+
+WEIGHTED = {
+    "average": lambda x, w: average(x, w),
+    "maximum": lambda x, w: maximum(x, w),
+    "atk int": lambda x, w: atk(x, 2, w),
+    "atk fraction": lambda x, w: atk(x, 0.5, w),
+    "matk": lambda x, w: matk(x, 0.8, 0.5, w),
+    **{
+        f"stk {name}": lambda x, w, s=name: stk(x, 0.8, 2, 0.1, s, w)
+        for name in SMOOTHINGS
+    },
+    "rows": lambda x, w: stk(x.view(2, 3), 0.8, 2, 0.1, weight=w.view(2, 3), dim=1),
+    "AverageLoss": lambda x, w: AverageLoss()(x, w),
+    "MaximumLoss": lambda x, w: MaximumLoss()(x, w),
+    "ATkLoss": lambda x, w: ATkLoss(k=0.5)(x, w),
+    "MATkLoss": lambda x, w: MATkLoss(k=0.5, lam=0.8)(x, w),
+    "STkLoss": lambda x, w: STkLoss(k=2, lam=0.8)(x, w),
+}
+
+
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_weights_are_constants_no_gradient_flows_to_them(name):
+    # As documented: a weight that requires grad is detached.
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, generator=g, dtype=F64, requires_grad=True)
+    w = (torch.rand(6, generator=g, dtype=F64) + 0.5).requires_grad_()
+    fn = WEIGHTED[name]
+    g_x, g_w = torch.autograd.grad(fn(x, w).sum(), (x, w), allow_unused=True)
+    assert g_w is None and g_x is not None
+    fn(x, w).sum().backward()
+    assert w.grad is None
+    if not name.endswith("Loss"):  # the modules' lam requires grad
+        assert not fn(x.detach(), w).requires_grad
+
+
+# --- a delta that underflows ----------------------------------------------------------
+
+
+def _tie_value_and_grads(smoothing, delta, dtype, weighted, rows):
+    ls = torch.tensor([0.5, 1.0, 0.2, 0.7, 3.0, -2.0], dtype=dtype)
+    x, lam = ls.clone().requires_grad_(), torch.tensor(0.5, dtype=dtype)
+    lam.requires_grad_()
+    w = torch.ones(6, dtype=dtype) if weighted else None
+    if rows:
+        v = stk(x.view(1, 6), lam.view(1), 2, delta, smoothing, w, dim=1).sum()
+    else:
+        v = stk(x, lam, 2, delta, smoothing, w)
+    return (v.detach(), *torch.autograd.grad(v, (x, lam)))
+
+
+@pytest.mark.parametrize("delta", [1e-46, 1e-200, 5e-324])
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("path", ["plain", "weighted", "rows", "streamed"])
+def test_a_delta_that_underflows_is_matk_at_a_tie(
+    delta, smoothing, dtype, path, kernels, monkeypatch
+):
+    # The loss 0.5 ties with lam: as delta -> 0 every smoothing tends to the
+    # ReLU, so the value is MATk's, (0.5 + 0.2 + 2.5) / 6 + (2 / 6) 0.5, and
+    # the gradient 1/6 on the losses above lam, 0 below, in [0, 1/6] at the
+    # tie (1/12 for SReLU and SoftPlus, 1/6 for ELU, delta/6 for LeakyReLU).
+    if path == "streamed":
+        monkeypatch.setattr(fused, "_ONE_PASS_MAX", 0)
+    v, g, g_lam = _tie_value_and_grads(
+        smoothing, delta, dtype, path == "weighted", path == "rows"
+    )
+    assert math.isfinite(v.item()) and math.isfinite(g_lam.item())
+    assert torch.isfinite(g).all()
+    assert v.item() == pytest.approx(3.2 / 6 + 1 / 6, rel=1e-6)
+    above = torch.tensor([0, 1, 0, 1, 1, 0], dtype=F64) / 6
+    torch.testing.assert_close(g[1:].double(), above[1:])
+    tie = {"srelu": 1 / 12, "softplus": 1 / 12, "elu": 1 / 6, "leaky_relu": 0.0}
+    assert g[0].item() == pytest.approx(tie[smoothing], abs=1e-7)
+    assert g_lam.item() == pytest.approx(2 / 6 - g.double().sum().item(), abs=1e-7)
+
+
+@pytest.mark.parametrize("delta", [1e-46, 1e-200, 5e-324])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_srelu_of_a_delta_that_underflows_is_relu(delta, dtype):
+    x = torch.tensor([-1.0, 0.0, 1e-30, 2.0], dtype=dtype)
+    torch.testing.assert_close(srelu(x, delta), torch.relu(x), rtol=0, atol=1e-38)
+    want = torch.tensor([0.0, 0.5, 1.0, 1.0], dtype=dtype)
+    torch.testing.assert_close(srelu_grad(x, delta), want, rtol=0, atol=1e-38)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+import sktopk.losses._fused as fused
 from sktopk.losses import SMOOTHINGS, srelu, srelu_grad, stk
 from sktopk.losses._smoothing import get_smoothing
 
@@ -109,13 +110,26 @@ def test_smoothing_grad_matches_autograd_and_is_monotone(name, d):
     assert gradcheck(lambda t: phi.value(t, d), (x,))
 
 
+# The largest gap |phi_d(x) - relu(x)| over x in [-3, 3]: SReLU approaches
+# relu - d/2 in both tails (relu - srelu = d^2 / (|x| + d + r) ... -> d/2,
+# r = sqrt(x^2 + d^2)); SoftPlus is d ln 2 above relu at 0, its largest gap;
+# ELU tends to -d on the left; LeakyReLU is d |x| below: 3 d at x = -3
+# (unbounded on the real line).
+MAX_GAP = {"srelu": 0.5, "softplus": math.log(2), "elu": 1.0, "leaky_relu": 3.0}
+
+
 @pytest.mark.parametrize("name", SMOOTHINGS)
 def test_smoothing_tends_to_relu(name):
     x = torch.linspace(-3, 3, 601, dtype=torch.float64)
+    x[300] = 0.0  # exactly
     gaps = []
     for d in (0.1, 0.01, 0.001):
         gap = float((get_smoothing(name, d).value(x, d) - torch.relu(x)).abs().max())
-        assert gap <= 3 * d  # within a constant times delta
+        # at most the bound, and within 2% of it on this grid (reached in
+        # the tails: 1 - exp(-3/d) for ELU, 1 - d / (3 + sqrt(9 + d^2)) for
+        # SReLU)
+        bound = MAX_GAP[name] * d
+        assert 0.98 * bound <= gap <= bound * (1 + 1e-12)
         gaps.append(gap)
     assert gaps == sorted(gaps, reverse=True)
 
@@ -210,3 +224,88 @@ def test_stk_of_an_infinite_loss_is_infinite_with_finite_gradients(
     tol = {"rtol": 1e-5, "atol": 1e-9} if dtype == torch.float32 else {}
     torch.testing.assert_close(losses.grad.double(), want / n, **tol)
     torch.testing.assert_close(lam.grad.double(), k / n - want.sum() / n, **tol)
+
+
+# --- STk of every smoothing against its definition -------------------------------
+
+
+def _phi(name, x, d):
+    """The smoothings of the ReLU, as the STk paper defines them, float64."""
+    if name == "srelu":
+        return (x + torch.sqrt(x * x + d * d) - d) / 2
+    if name == "softplus":
+        return d * torch.log1p(torch.exp(x / d))
+    if name == "elu":
+        return torch.where(x > 0, x, d * (torch.exp(x.clamp(max=0) / d) - 1))
+    return torch.where(x > 0, x, d * x)  # leaky_relu: slope d below 0
+
+
+def _stk_definition(name, losses, lam, k, d, weight=None):
+    """``sum_i w_i phi(l_i - lam) / W + kappa lam`` over the last axis, with
+    ``kappa = k / W`` for an int k (``W = n`` without weights), else ``k``."""
+    w = torch.ones_like(losses) if weight is None else weight
+    total = w.sum(-1)
+    kappa = k / total if isinstance(k, int) else k
+    v = _phi(name, losses - lam.unsqueeze(-1), d)
+    return (w * v).sum(-1) / total + kappa * lam
+
+
+def _stk_cases(rng, n, rows):
+    shape = (rows, n) if rows else (n,)
+    losses = torch.tensor(rng.uniform(0, 3, shape), dtype=torch.float64)
+    lam = torch.tensor(rng.uniform(0.8, 1.6, shape[:-1]), dtype=torch.float64)
+    weight = torch.tensor(rng.integers(0, 4, shape), dtype=torch.float64)
+    weight[..., 0] = 1.0  # a positive sum
+    return losses, lam, weight
+
+
+def _both_value_and_grads(fn, losses, lam):
+    x, t = losses.clone().requires_grad_(), lam.clone().requires_grad_()
+    value = fn(x, t)
+    return (value.detach(), *torch.autograd.grad(value.sum(), (x, t)))
+
+
+@pytest.mark.parametrize("name", SMOOTHINGS)
+@pytest.mark.parametrize("d", [0.05, 0.5])
+@pytest.mark.parametrize("k", [3, 0.3])
+@pytest.mark.parametrize(
+    "path", ["one pass", "weighted", "rows", "weighted rows", "streamed"]
+)
+def test_stk_matches_its_definition(rng, name, d, k, path, kernels, monkeypatch):
+    # Values and gradients, float64, on every path (one pass, through the
+    # compiled loop or the tensor kernels; weighted; batched rows; streamed).
+    if path == "streamed":
+        monkeypatch.setattr(fused, "_ONE_PASS_MAX", 0)
+    rows = 3 if "rows" in path else 0
+    losses, lam, w = _stk_cases(rng, 11, rows)
+    w = w if "weighted" in path else None
+    dim = 1 if rows else None
+
+    def got(x, t):
+        return stk(x, t, k, d, name, w, dim=dim)
+
+    def want(x, t):
+        return _stk_definition(name, x, t, k, d, w)
+
+    for a, b in zip(
+        _both_value_and_grads(got, losses, lam),
+        _both_value_and_grads(want, losses, lam),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", SMOOTHINGS)
+def test_stk_float32_matches_its_definition(rng, name, kernels):
+    # The training case: float32 losses, a float32 threshold (the compiled
+    # loop for SReLU where numba is installed).
+    losses, lam, _ = _stk_cases(rng, 64, 0)
+    got = _both_value_and_grads(
+        lambda x, t: stk(x, t, 0.2, 0.05, name), losses.float(), lam.float()
+    )
+    want = _both_value_and_grads(
+        lambda x, t: _stk_definition(name, x, t, 0.2, 0.05), losses, lam
+    )
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a.double(), b, rtol=2e-6, atol=1e-7)

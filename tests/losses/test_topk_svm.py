@@ -459,6 +459,11 @@ BAD_INPUTS = [
     (dict(k=7), r"\[1, 4\]; got 7. k = n_classes is meaningless"),
     (dict(k=2.0), "k must be an integer"),
     (dict(k=True), "k must be an integer"),
+    (
+        dict(k=torch.tensor(2)),
+        r"k must be an integer \(an int or a numpy integer; not a bool, float or "
+        r"tensor\) in \[1, n_classes - 1\]; got tensor\(2\) \(Tensor\)",
+    ),
     (dict(margin=-0.1), "margin must be a finite number >= 0"),
     (dict(margin=math.nan), "margin must be a finite number >= 0"),
     (dict(tau=0.0), "tau must be a finite number > 0"),
