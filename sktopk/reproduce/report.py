@@ -50,14 +50,19 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 def compare(summary: pd.DataFrame) -> pd.DataFrame:
     """Join our summary with the published numbers of the same cells.
 
-    Adds ``paper_mean``, ``paper_std`` (NaN where the paper has no number) and
-    ``diff_std`` = (ours - paper) / paper std.
+    Adds ``paper_mean``, ``paper_std`` (NaN where the paper has no number),
+    ``paper_metric`` and ``diff_std`` = (ours - paper) / paper std, NaN where
+    the two are in different units (sinc's RMSE on its targets as generated,
+    the paper's on targets scaled to [0, 1]).
     """
-    pub = load_published()[KEY + ["mean", "std"]]
-    pub = pub.rename(columns={"mean": "paper_mean", "std": "paper_std"})
+    pub = load_published()[KEY + ["metric", "mean", "std"]]
+    pub = pub.rename(
+        columns={"metric": "paper_metric", "mean": "paper_mean", "std": "paper_std"}
+    )
     summary = summary.astype({"table": int})
     out = summary.merge(pub, on=KEY, how="left")
-    out["diff_std"] = (out["mean"] - out["paper_mean"]) / out["paper_std"]
+    diff = (out["mean"] - out["paper_mean"]) / out["paper_std"]
+    out["diff_std"] = diff.where(~_units_differ(out))
     order = {a: i for i, a in enumerate(names("aggregate"))}
     out["_order"] = out["aggregate"].map(order)
     out = out.sort_values(["table", "dataset", "loss", "_order"], kind="stable")
@@ -74,7 +79,8 @@ def format_table(comparison: pd.DataFrame) -> pd.DataFrame:
     """The comparison as strings: ours and the paper's mean ± std, the
     difference in published stds and the chosen configuration."""
     rows = []
-    for r in comparison.itertuples(index=False):
+    units_differ = _units_differ(comparison)
+    for r, differ in zip(comparison.itertuples(index=False), units_differ, strict=True):
         digits = 2 if r.metric == "error_rate_percent" else 4
         rows.append(
             {
@@ -83,14 +89,24 @@ def format_table(comparison: pd.DataFrame) -> pd.DataFrame:
                 "aggregate": r.aggregate,
                 "ours": _pm(r.mean, r.std, digits),
                 "paper": _pm(r.paper_mean, r.paper_std, digits),
-                "diff / paper std": _diff(r.diff_std),
+                "diff / paper std": _diff(r.diff_std, differ),
                 "chosen": _chosen(r),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _diff(value: float) -> str:
+def _units_differ(comparison: pd.DataFrame) -> pd.Series:
+    """Rows whose published number is in other units than ours."""
+    if "paper_metric" not in comparison:
+        return pd.Series(False, index=comparison.index)
+    has_paper = comparison["paper_metric"].notna()
+    return has_paper & (comparison["metric"] != comparison["paper_metric"])
+
+
+def _diff(value: float, units_differ: bool = False) -> str:
+    if units_differ:
+        return "other units"
     return "n/a" if pd.isna(value) else f"{value:+.1f}"
 
 
@@ -234,6 +250,6 @@ def _unscaled_note(comparison: pd.DataFrame) -> list[str]:
     return [
         f"- Targets not scaled ({names}): the paper lists only {scaled} as "
         "min-max scaled to [0, 1], so these RMSEs are on the targets as "
-        "generated; the paper's numbers are shown as published. "
-        "`--target-scaling all` scales them too."
+        "generated; the paper's numbers are shown as published, not compared "
+        '("other units"). `--target-scaling all` scales them too.'
     ]

@@ -113,3 +113,17 @@ def test_compare_joins_the_published_numbers():
     assert text.loc[text["aggregate"] == "stk", "diff / paper std"].item() == "+2.0"
     assert "| wisconsin | logistic | stk |" in markdown_table(text)
     assert outliers(out).empty  # exactly 2 stds is not beyond 2
+
+
+def test_numbers_in_other_units_than_the_papers_are_not_compared():
+    # sinc's RMSE on its targets as generated against the paper's on [0, 1]:
+    # no difference in published stds, and no outlier.
+    row = [6, "sinc", "square", "stk", "rmse_target_unscaled", 5, 0.21, 0.01,
+           100, 10.0, 0.1, 0.01]  # fmt: skip
+    out = compare(_summary([row]))
+    assert out["paper_mean"].item() == pytest.approx(0.1446)  # shown as published
+    assert np.isnan(out["diff_std"].item())
+    assert format_table(out)["diff / paper std"].item() == "other units"
+    assert outliers(out).empty
+    scaled = compare(_summary([row[:4] + ["rmse_target_scaled_0_1"] + row[5:]]))
+    assert scaled["diff_std"].item() == pytest.approx((0.21 - 0.1446) / 0.0070)
