@@ -21,7 +21,12 @@ import torch
 from torch import Tensor
 
 from ..losses import get_aggregate, get_individual_loss
-from ..losses._aggregate_defs import _lightest, _units, ceil_count
+from ..losses._aggregate_defs import (
+    _lightest,
+    _units,
+    ceil_count,
+    weight_threshold,
+)
 from .hyper import Hyper, Task, check_task
 from .members import compaction, take
 from .objectives import individual_loss_gradient
@@ -369,12 +374,7 @@ def _weighted_threshold(losses: Tensor, w: Tensor, kappa) -> Tensor:
     reach the top ``kappa`` of their total in units of the smallest positive
     weight (as the aggregates count them), along the last axis."""
     w = w.double()
-    count = _units(kappa, w, _lightest(w)).unsqueeze(-1)
-    order = losses.argsort(-1, descending=True)
-    reached = w.gather(-1, order).cumsum(-1)
-    pos = torch.searchsorted(reached, count - 1e-9 * reached[..., -1:])
-    pos = pos.clamp(max=losses.shape[-1] - 1)
-    return losses.gather(-1, order.gather(-1, pos)).squeeze(-1)
+    return weight_threshold(losses, w, _units(kappa, w, _lightest(w)))
 
 
 def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:

@@ -34,6 +34,7 @@ from ._aggregate_defs import (
     _units,
     average_loss_gradient,
     ceil_count,
+    weight_threshold,
 )
 from ._checks import _PLAIN, plain_eager, transformed, value_checks_apply
 from ._fused import (
@@ -388,13 +389,7 @@ def kth_largest(
     if weight is None:
         return x.kthvalue(n - _count(k, n) + 1, dim=-1).values
     w = _weights(weight, losses, dim)
-    total = w.sum(-1, keepdim=True, dtype=torch.float64)
-    count = _weighted_count(k, w).unsqueeze(-1)
-    order = torch.argsort(x, dim=-1, descending=True)
-    reached = torch.cumsum(w.gather(-1, order).double(), -1)
-    pos = torch.searchsorted(reached, count - 1e-9 * total)
-    index = order.gather(-1, pos.clamp(max=n - 1))
-    return x.gather(-1, index).squeeze(-1)
+    return weight_threshold(x, w, _weighted_count(k, w))
 
 
 def _weighted_count(k: int | float, w: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ __all__ = [
     "atk_loss_gradient",
     "matk_loss_gradient",
     "stk_loss_gradient",
+    "weight_threshold",
 ]
 
 # --- definitions: value and gradients over the last axis --------------------------
@@ -85,6 +86,17 @@ def _units(kappa, w: Tensor, unit: Tensor) -> Tensor:
     in_units = (w.double() / unit.unsqueeze(-1)).sum(-1)
     count = ceil_count(kappa * in_units, _precision(kappa)).clamp_min(1.0)
     return torch.minimum(count, in_units) * unit
+
+
+def weight_threshold(losses: Tensor, w: Tensor, count: Tensor) -> Tensor:
+    """The loss at which the weights ``w``, summed from the largest loss
+    down, reach ``count`` (float64, one per row, within ``1e-9`` of the
+    total weight): the weighted k-th largest, along the last axis."""
+    order = torch.argsort(losses, dim=-1, descending=True)
+    reached = torch.cumsum(w.gather(-1, order).double(), -1)
+    pos = torch.searchsorted(reached, count.unsqueeze(-1) - 1e-9 * reached[..., -1:])
+    index = order.gather(-1, pos.clamp(max=losses.shape[-1] - 1))
+    return losses.gather(-1, index).squeeze(-1)
 
 
 def _normalised(losses: Tensor, weight: Tensor | None):
