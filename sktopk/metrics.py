@@ -42,6 +42,11 @@ def _check_zero_division(zero_division: float | str) -> float | str:
     )
 
 
+def _vector(w: np.ndarray) -> bool:
+    """1-D, or 2-D with one row or one column."""
+    return w.ndim == 1 or 1 in w.shape
+
+
 def para_f1_score(
     w_true: ArrayLike,
     w_est: ArrayLike,
@@ -66,9 +71,12 @@ def para_f1_score(
     ----------
     w_true : array-like of shape (n_features,) or (n_outputs, n_features)
         The true weights (e.g. ``coef`` of
-        :func:`sktopk.datasets.make_imbalanced_gaussians`).
+        :func:`sktopk.datasets.make_imbalanced_gaussians`). With several
+        outputs, the supports of all of them are pooled (the micro-averaged
+        F1 score).
     w_est : array-like of the same shape as ``w_true``
-        The estimated weights.
+        The estimated weights; a binary classifier's ``coef_``, of shape
+        ``(1, n_features)``, goes with ``w_true`` of shape ``(n_features,)``.
     tol : float, default=0.0
         Entries with ``|w_j| <= tol`` are outside the support, in both arrays.
         The default counts exact zeros only, as produced by an l1 penalty with
@@ -90,6 +98,8 @@ def para_f1_score(
         If an array is empty, not numeric, contains NaN or infinity or has
         more than two dimensions, if the shapes differ, or if ``tol`` is not a
         finite number >= 0.
+    TypeError
+        If a weight is a scalar rather than an array.
 
     References
     ----------
@@ -109,6 +119,9 @@ def para_f1_score(
     """
     w_true = _check_weights(w_true, "w_true")
     w_est = _check_weights(w_est, "w_est")
+    if w_true.size == w_est.size and _vector(w_true) and _vector(w_est):
+        # a binary classifier's coef_ (1, n_features) against (n_features,)
+        w_true, w_est = w_true.ravel(), w_est.ravel()
     if w_true.shape != w_est.shape:
         raise ValueError(
             "w_true and w_est must have the same shape, got "

@@ -1,4 +1,6 @@
-"""Statistical comparison of models evaluated on resampled data.
+"""Statistical comparison of models evaluated on resampled data, and
+:class:`~sktopk.STkSearchCV` (also importable from here, as GridSearchCV is
+from ``sklearn.model_selection``).
 
 Scores from repeated train/test splits or cross-validation folds are not
 independent (the training sets overlap), so the ordinary paired t-test is too
@@ -15,11 +17,21 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-__all__ = [
+__all__ = [  # and STkSearchCV, documented at the top level
     "TTestResult",
     "corrected_repeated_kfold_ttest",
     "corrected_resampled_ttest",
 ]
+
+
+def __getattr__(name: str):
+    # STkSearchCV is also here, where GridSearchCV users look for it
+    # (imported on first use: the estimators import torch).
+    if name == "STkSearchCV":
+        from .estimators import STkSearchCV
+
+        return STkSearchCV
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TTestResult(NamedTuple):

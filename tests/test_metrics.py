@@ -72,7 +72,7 @@ def test_both_supports_empty():
     "w_true, w_est, kwargs, match",
     [
         ([1.0, 0.0], [1.0, 0.0, 0.0], {}, r"same shape, got \(2,\) and \(3,\)"),
-        ([1.0, 0.0], [[1.0, 0.0]], {}, "same shape"),
+        ([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], {}, "same shape"),
         ([], [], {}, "0 sample"),
         ([1.0, np.nan], [1.0, 0.0], {}, "w_true contains NaN"),
         ([1.0, 0.0], [np.inf, 0.0], {}, "w_est contains infinity"),
@@ -89,3 +89,13 @@ def test_both_supports_empty():
 def test_bad_input(w_true, w_est, kwargs, match):
     with pytest.raises(ValueError, match=match):
         para_f1_score(w_true, w_est, **kwargs)
+
+
+def test_a_binary_coef_goes_with_a_flat_true_weight():
+    # STkClassifier's and LogisticRegression's coef_ are (1, n_features).
+    w_true = np.array([1.0, 0.0, 2.0, 0.0])
+    w_est = np.array([[0.5, 0.3, 0.0, 0.0]])
+    expected = f1_score(w_true != 0, w_est.ravel() != 0)
+    assert para_f1_score(w_true, w_est) == expected == para_f1_score(w_est, w_true)
+    with pytest.raises(ValueError, match="same shape"):
+        para_f1_score(w_true, np.ones((2, 2)))

@@ -133,3 +133,13 @@ def test_repeated_kfold_bad_arguments(rng, n_samples, n_splits, n_scores, match)
     a, b = rng.normal(size=n_scores), rng.normal(size=n_scores)
     with pytest.raises(ValueError, match=match):
         corrected_repeated_kfold_ttest(a, b, n_samples=n_samples, n_splits=n_splits)
+
+
+def test_stk_search_cv_is_also_where_grid_search_users_look():
+    import sktopk
+    from sktopk.model_selection import STkSearchCV
+
+    assert STkSearchCV is sktopk.STkSearchCV
+    assert sktopk.model_selection.STkSearchCV is STkSearchCV  # submodule attribute
+    with pytest.raises(AttributeError, match="no attribute 'GridSearchCV'"):
+        _ = sktopk.model_selection.GridSearchCV

@@ -194,7 +194,8 @@ def write_parameter_table(path: Path) -> None:
 
     import sktopk
 
-    estimators = [getattr(sktopk, name) for name in sktopk.__all__ if name[0] != "_"]
+    public = (getattr(sktopk, name) for name in sktopk.__all__ if name[0] != "_")
+    estimators = [obj for obj in public if inspect.isclass(obj)]
     docs = {est: _param_docs(ClassDoc(est)) for est in estimators}
     params: list[str] = []
     for est in estimators:
@@ -263,7 +264,8 @@ API = [
                     "SmoothTopKSVMClassifier",
                     "STkSearchCV",
                 ],
-            )
+            ),
+            ("Utilities", ["show_versions"]),
         ],
     ),
     (

@@ -149,14 +149,15 @@ def load_dataset(
     data = frame.drop(columns=TARGET_COLUMN).astype(np.float64)
     target = frame[TARGET_COLUMN]
     if return_X_y:
-        return (data, target) if as_frame else (data.to_numpy(), target.to_numpy())
+        return (data, target) if as_frame else _arrays(data, target)
+    X, y = (data, target) if as_frame else _arrays(data, target)
     bunch = Bunch(
-        data=data if as_frame else data.to_numpy(),
-        target=target if as_frame else target.to_numpy(),
+        data=X,
+        target=y,
         feature_names=list(data.columns),
         # as scikit-learn's loaders: data is frame[feature_names], same dtypes
         frame=pd.concat([data, target], axis=1) if as_frame else None,
-        DESCR=describe(info),
+        DESCR=describe(info, frame),
         name=info.name,
         task=info.task,
         **extras,
@@ -164,6 +165,12 @@ def load_dataset(
     if info.task == "classification":
         bunch.target_names = np.unique(target.to_numpy())
     return bunch
+
+
+def _arrays(data: pd.DataFrame, target: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """New, writable, C-ordered arrays (pandas' copy-on-write hands out
+    read-only views)."""
+    return np.array(data.to_numpy(), order="C"), np.array(target.to_numpy())
 
 
 def _read_frame(info: DatasetInfo) -> pd.DataFrame:

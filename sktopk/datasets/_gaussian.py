@@ -112,9 +112,11 @@ def make_imbalanced_gaussians(
               + \ln \frac{P(y = 1)}{P(y = 0)}.
 
     :math:`\Sigma^{-1}` is tridiagonal, so :math:`w^*` has
-    ``n_informative + 1`` non-zero entries (the last one negative), not
-    ``n_informative``. With :math:`\Delta^2 = (\mu_1 - \mu_0)^\top \Sigma^{-1}
-    (\mu_1 - \mu_0)`, the score :math:`w^{*\top} x` is
+    ``n_informative + 1`` non-zero entries, not ``n_informative`` (with the
+    defaults, ``rho > 0`` and ``shift > 0``, the last one is negative; all
+    ``n_features`` entries when ``n_informative = n_features``). With
+    :math:`\Delta^2 = (\mu_1 - \mu_0)^\top \Sigma^{-1} (\mu_1 - \mu_0)`, the
+    score :math:`w^{*\top} x` is
     :math:`\mathcal{N}(\Delta^2, \Delta^2)` under class 1 and
     :math:`\mathcal{N}(0, \Delta^2)` under class 0, which gives the accuracy
     of any intercept in closed form; the Bayes accuracy on the test

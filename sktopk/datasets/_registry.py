@@ -136,8 +136,9 @@ def check_name(name: str) -> DatasetInfo:
     return REGISTRY[name]
 
 
-def describe(info: DatasetInfo) -> str:
-    """The DESCR text of a dataset."""
+def describe(info: DatasetInfo, frame=None) -> str:
+    """The DESCR text of a dataset; with its ``frame`` (features and target),
+    also its count of duplicate rows."""
     title = f"{info.name} dataset"
     lines = [
         title,
@@ -151,4 +152,15 @@ def describe(info: DatasetInfo) -> str:
         "Benchmark of: Xia, Liu, Mao, 'ST_k: A Scalable Module for Solving Top-k "
         "Problems', NeurIPS 2024 (Table 9).",
     ]
+    if frame is not None:
+        duplicates = int(frame.duplicated().sum())
+        lines.append(
+            f"Duplicate rows: {duplicates} of {len(frame)}"
+            + (" (kept as in the source: equal rows can fall on both sides of a "
+               "split)" if duplicates else "")
+        )  # fmt: skip
+    if not info.generated:
+        lines.append(
+            "Citation: cite the original donors of the source when publishing."
+        )
     return "\n".join(lines) + "\n"

@@ -113,7 +113,12 @@ def make_sinc(
     True
     """
     n_samples = _check_int(n_samples, "n_samples")
-    if not isinstance(noise, Real) or not np.isfinite(noise) or noise < 0:
+    if (
+        isinstance(noise, bool)
+        or not isinstance(noise, Real)
+        or not np.isfinite(noise)
+        or noise < 0
+    ):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
     rng = check_random_state(random_state)
     x = rng.uniform(*X_RANGE, size=n_samples)

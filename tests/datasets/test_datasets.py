@@ -330,3 +330,23 @@ def test_wheel_ships_the_data(tmp_path):
     assert Path(report["data_dir"]).parts[-3:] == ("sktopk", "datasets", "_data")
     assert report["shapes"] == {name: list(SHAPES[name]) for name in SHAPES}
     assert report["published"] == 94  # the published numbers ship too
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_arrays_are_writable_and_c_ordered_as_sklearn_loaders(name):
+    X, y = load_dataset(name, return_X_y=True)
+    bunch = load_dataset(name)
+    for a in (X, y, bunch.data, bunch.target):
+        assert a.flags.writeable
+    assert X.flags.c_contiguous and bunch.data.flags.c_contiguous
+    y[:] = y[::-1]  # the user's copy: the next load is unchanged
+    np.testing.assert_array_equal(load_dataset(name).target, bunch.target)
+
+
+def test_descr_counts_duplicate_rows():
+    frame = load_dataset("titanic", as_frame=True).frame
+    expected = int(frame.duplicated().sum())  # 24 distinct rows of 2201
+    assert expected == 2201 - len(frame.drop_duplicates())
+    assert f"Duplicate rows: {expected} of 2201" in load_dataset("titanic").DESCR
+    assert "Citation" in load_dataset("wisconsin").DESCR
+    assert "Citation" not in load_dataset("sinc").DESCR  # synthetic
