@@ -71,8 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="two data sets, 3 folds, few epochs (also SKTOPK_EXAMPLES_FAST=1)",
     )
     parser.add_argument("--k", type=float, default=0.5, help="k as a fraction")
-    parser.add_argument("--repeats", type=int, default=3, help="CV repetitions")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="CV repetitions (3; 1 with --fast)"
+    )
+    args = parser.parse_args(argv)
+    if args.repeats is None:  # --fast sets only what is not given
+        args.repeats = 1 if args.fast else 3
+    return args
 
 
 def cross_validate(name: str, k: float, cv, max_epochs: int) -> pd.DataFrame:
@@ -166,14 +171,18 @@ def main(argv: list[str] | None = None) -> None:
         print("Fast mode: a smoke test; the numbers mean nothing.")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     datasets = ["appendicitis", "wisconsin"] if args.fast else DATASETS
-    n_splits, repeats = (3, 1) if args.fast else (5, args.repeats)
-    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=repeats, random_state=0)
+    n_splits = 3 if args.fast else 5
+    cv = RepeatedStratifiedKFold(
+        n_splits=n_splits, n_repeats=args.repeats, random_state=0
+    )
     scores = {
         name: cross_validate(name, args.k, cv, 10 if args.fast else 200)
         for name in datasets
     }
     n_samples = {name: len(load_dataset(name).target) for name in datasets}
-    print(f"Test accuracy (%), mean ± std over {n_splits} folds x {repeats} repeats,")
+    print(
+        f"Test accuracy (%), mean ± std over {n_splits} folds x {args.repeats} repeats,"
+    )
     print(f"k = {args.k:g} of the training fold for atk/matk/stk:")
     print(summary_table(scores).to_string(), end="\n\n")
     print("STk vs each baseline, corrected resampled t-test (Nadeau & Bengio):")

@@ -79,11 +79,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="two noise levels, small network, few epochs "
         "(also SKTOPK_EXAMPLES_FAST=1)",
     )
-    parser.add_argument("--hidden", type=int, default=256, help="hidden units")
-    parser.add_argument("--epochs", type=int, default=300, help="training epochs")
-    parser.add_argument("--n-train", type=int, default=300, help="training samples")
-    parser.add_argument("--repeats", type=int, default=2, help="repetitions")
-    return parser.parse_args(argv)
+    for flag, help_text in _SIZES.items():
+        parser.add_argument(flag, type=int, default=None, help=help_text)
+    args = parser.parse_args(argv)
+    for flag in _SIZES:  # --fast sets only what is not given
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is None:
+            setattr(args, name, (_FAST if args.fast else _FULL)[name])
+    return args
+
+
+#: The size options, their values (full, and with --fast) and help texts.
+_FULL = {"hidden": 256, "epochs": 300, "n_train": 300, "repeats": 2}
+_FAST = {"hidden": 32, "epochs": 5, "n_train": 200, "repeats": 1}
+_SIZES = {
+    "--hidden": "hidden units (256; 32 with --fast)",
+    "--epochs": "training epochs (300; 5 with --fast)",
+    "--n-train": "training samples (300; 200 with --fast)",
+    "--repeats": "repetitions (2; 1 with --fast)",
+}
 
 
 def flip_labels(y: np.ndarray, rate: float, n_classes: int, rng) -> np.ndarray:
@@ -203,8 +217,6 @@ def main(argv: list[str] | None = None) -> None:
     noise_levels = NOISE_LEVELS
     if args.fast:
         noise_levels = [0.0, 0.6]
-        args.hidden, args.epochs, args.n_train, args.repeats = 32, 5, 200, 1
-    if args.fast:
         print("Fast mode: a smoke test; the numbers mean nothing.")
     scores = run(args, noise_levels)
     title = (
