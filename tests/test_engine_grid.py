@@ -245,3 +245,30 @@ def test_weighted_fit_equals_the_fit_on_repeated_rows(aggregate):
     np.testing.assert_allclose(
         weighted.decision_function(X), repeated.decision_function(X), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("aggregate", ["maximum", "stk", "matk", "average"])
+def test_a_shorter_groups_curve_is_its_single_runs(problem, aggregate):
+    # Training rows 100 and 70 (7 and 5 minibatches of 16): the shorter group
+    # skips two steps, which add nothing to its objective (on their
+    # all-padding batches the maximum is -inf and the dual forms kappa lam).
+    X, y, splits = problem
+    splits = [(splits[0][0][:100], splits[0][1]), (splits[1][0][:70], splits[1][1])]
+    spec = TrainSpec(
+        loss="logistic", aggregate=aggregate, task="binary", max_epochs=4,
+        batch_size=16, tol=0.0, patience=100,
+    )  # fmt: skip
+    hyper = {k: v[:2] for k, v in GRID.items()}
+    _, res = train_grid(make_data(X, y, splits), spec, (4, 1), hyper, seeds=[5, 6])
+    assert not res.diverged.any()
+    for g, seed in ((0, 5), (1, 6)):
+        for m in range(2):
+            one = StackedMLP.initialize(
+                (4, 1), [torch.Generator().manual_seed(seed)], 1, single=True
+            )
+            single = make_data(X, y, splits[g : g + 1])
+            member = {k: float(v[m]) for k, v in hyper.items()}
+            _, r = train_grid(single, spec, one, member, [seed])
+            batched = torch.stack([c[g, m] for c in res.loss_curve])
+            alone = torch.stack(r.loss_curve)
+            torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)

@@ -213,6 +213,10 @@ class _Loop:
                 self.model.shrink(t, self.opt.scales())
             if self.uses_lam:
                 self.lam.clamp_min_(0.0)
+        if mask is not None:  # a skipped step adds nothing to the epoch's
+            # objective (on its all-padding batch the maximum is -inf and the
+            # dual forms give kappa * lam, not 0)
+            obj = torch.where(mask > 0, obj, 0.0)
         return obj
 
     # -- the loop --------------------------------------------------------- #
@@ -328,6 +332,7 @@ class _Loop:
             parts.append(out)
         losses = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
         w = self.lift(d.w[idx])
+        _check_non_negative(losses, self.spec.loss)
         losses = losses.masked_fill(w <= 0, float("-inf"))
         if _equal_positive(d.w):
             n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
@@ -360,6 +365,18 @@ class _Loop:
             converged=(a.n_epochs < self.spec.max_epochs).cpu() | a.stopped.cpu(),
             steps_per_epoch=self.S,
             optimizer_state=self.opt.state_dict() if self.single else None,
+        )
+
+
+def _check_non_negative(losses: Tensor, name: str) -> None:
+    """The threshold is kept at ``lambda >= 0``, which is right for
+    non-negative losses only (every built-in one is)."""
+    if bool((losses < 0).any()):
+        raise ValueError(
+            f"the individual loss {name!r} gives negative values (smallest "
+            f"{float(losses.min()):.4g}); the aggregates with a threshold "
+            "('matk', 'stk') need non-negative losses: shift the loss by a "
+            "constant, or use 'atk'"
         )
 
 

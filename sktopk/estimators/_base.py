@@ -438,9 +438,10 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             raise DivergenceError(
                 "Training diverged: the loss became NaN or infinite at epoch "
                 f"{int(result.n_epochs[index])} with "
-                f"learning_rate={self.learning_rate}. Try a smaller "
-                "learning_rate, a smaller C penalty weight (larger C means less "
-                "penalty), or standardised features."
+                f"learning_rate={self.learning_rate} and C={self.C}. Try a "
+                "smaller learning_rate or standardised features; with "
+                "optimizer='sgd', keep learning_rate / C well below 1 (a small "
+                "C is a strong penalty, whose steps can overshoot)."
             )
         self._store_weights(model, index, self._x_shift)
         self.n_iter_ = int(result.n_epochs[index])

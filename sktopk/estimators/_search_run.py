@@ -285,7 +285,10 @@ def _diverged(batch: Batch, g: int, m: int, error_score) -> str:
         f"configuration {params} on fold {batch.folds[g].index}"
     )
     if error_score == "raise":
-        raise DivergenceError(message + "; lower learning_rate or C.")
+        raise DivergenceError(
+            message + "; try a smaller learning_rate (with sgd, learning_rate / C "
+            "well below 1)."
+        )
     return f"{message}; its scores are set to error_score={error_score}."
 
 

@@ -55,7 +55,10 @@ class IndividualLoss:
         ``lead + (n,)``. ``lead`` is any leading shape (the engine's members).
     value : callable
         ``value(f, y, **params) -> losses`` of shape ``lead + (n,)``, plain
-        differentiable torch operations (autograd gives every order).
+        differentiable torch operations (autograd gives every order). The
+        losses must be non-negative, as the papers' are: the estimators keep
+        the threshold of "matk" and "stk" at ``lambda >= 0`` (and refuse
+        negative losses with those aggregates).
     loss_gradient : callable
         ``loss_gradient(f, y, **params) -> (losses, dlosses/df)``, the
         gradient of the shape of ``f``: what the training engine uses.

@@ -179,6 +179,11 @@ def test_divergence_stops_with_clear_error():
     with pytest.raises(DivergenceError, match="smaller learning_rate"):
         est.fit(X * 1e3, y)
     assert not hasattr(est, "module_")
+    # A small C with sgd: the advice is about learning_rate / C, not "a
+    # smaller C", which diverges sooner.
+    strong = STkRegressor(optimizer="sgd", learning_rate=0.5, C=0.1, max_epochs=20)
+    with pytest.raises(DivergenceError, match="learning_rate / C well below 1"):
+        strong.fit(X, y)
 
 
 _LINEAR_CASES = [

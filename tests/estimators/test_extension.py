@@ -128,3 +128,37 @@ def test_optimizer_options_reach_the_optimizer(data):
     assert not np.allclose(plain.decision_function(X), heavy.decision_function(X))
     with pytest.raises(ValueError, match="betas"):
         STkClassifier(optimizer_params={"betas": (0.9, 0.99)}, **common).fit(X, y)
+
+
+def test_a_registered_loss_with_negative_values_is_refused_by_threshold_aggregates(
+    data,
+):
+    # The threshold is kept at lambda >= 0: right for non-negative losses only
+    # (a loss shifted by -2 would stop learning, lambda stuck at 0).
+    from sktopk.losses import IndividualLoss
+    from sktopk.losses._individual import logistic_loss_gradient, logistic_value
+
+    def shifted_gradient(f, y):
+        losses, grad = logistic_loss_gradient(f, y)
+        return losses - 2.0, grad
+
+    register(
+        IndividualLoss(
+            "logistic_minus_2", "binary",
+            lambda f, y: logistic_value(f, y) - 2.0, shifted_gradient,
+        )
+    )  # fmt: skip
+    try:
+        X, y = data
+        for aggregate in ("matk", "stk"):
+            clf = STkClassifier(loss="logistic_minus_2", aggregate=aggregate)
+            with pytest.raises(ValueError, match="negative values.*non-negative"):
+                clf.fit(X, y)
+        common = dict(max_epochs=5, random_state=0, device="cpu")
+        shifted = STkClassifier(loss="logistic_minus_2", aggregate="atk", **common)
+        plain = STkClassifier(loss="logistic", aggregate="atk", **common)
+        np.testing.assert_allclose(
+            shifted.fit(X, y).decision_function(X), plain.fit(X, y).decision_function(X)
+        )
+    finally:
+        unregister("logistic_minus_2")

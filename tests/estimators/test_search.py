@@ -163,3 +163,19 @@ def test_default_score_of_predictions_of_another_shape_goes_through_the_scorer(
         fast.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"]
     )
     assert fast.cv_results_["mean_test_score"].max() > 0.6  # not broadcast (n, n)
+
+
+@pytest.mark.parametrize("aggregate", ["maximum", "stk", "matk"])
+def test_folds_of_unequal_steps_equal_grid_search(aggregate):
+    # 161 rows in 5 folds: training folds of 128 and 129 rows, 8 and 9
+    # minibatches of 16. The shorter folds skip a step, which must add nothing
+    # to their epoch's objective: it decides when they stop (and, for the
+    # maximum, an all-padding batch is -inf: every member diverged).
+    X, y = make_classification(n_samples=161, n_features=5, random_state=0)
+    est = STkClassifier(aggregate=aggregate, max_epochs=40, random_state=0)
+    grid = {"learning_rate": [0.1, 0.02]}
+    ours = STkSearchCV(est, grid, cv=KFold(5)).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=KFold(5)).fit(X, y)
+    for i in range(5):
+        key = f"split{i}_test_score"
+        np.testing.assert_array_equal(ours.cv_results_[key], ref.cv_results_[key])
