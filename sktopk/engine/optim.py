@@ -362,7 +362,9 @@ class _Adam(_Optimizer):
         if isinstance(self.t, Tensor):
             c2 = self._corrections()[1, self.t]
         else:
-            c2 = torch.tensor((1 - self.betas[1] ** max(1, self.t)) ** 0.5)
+            c2 = torch.tensor(
+                (1 - self.betas[1] ** max(1, self.t)) ** 0.5, dtype=torch.float64
+            )
         return [
             1.0 / v.sqrt().div_(_view(c2.to(v.dtype), v)).add_(self.eps) for v in self.v
         ]
