@@ -153,7 +153,10 @@ _COMMON_DOC = """
     tol : float, default=1e-4
         Smallest improvement that resets the patience counter.
     device : str or torch.device, default="auto"
-        Where to train: "auto" uses CUDA when available, else the CPU.
+        Where to train: "auto" uses CUDA when available (the current
+        device, e.g. "cuda:0"), else the CPU; "cpu", "cuda" or "cuda:N".
+        MPS is refused: training sums some values in float64, which it
+        lacks.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation ("linear" and "mlp"), data order and the
         validation split (through a local ``torch.Generator``; torch's global
