@@ -1,6 +1,15 @@
+import os
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# The property tests draw the same examples on every run (a CI run cannot
+# fail by chance); SKTOPK_HYPOTHESIS=explore draws new ones, to look for bugs.
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("SKTOPK_HYPOTHESIS", "deterministic"))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
