@@ -129,7 +129,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         split = [(plan.train_idx, plan.val_idx)]
         data = make_data(plan.X, plan.target, split, plan.weight, device)
         model = self._make_model(plan, device, previous)
-        hyper = self._hyper(len(plan.train_idx))
+        hyper = self._hyper(weight_units(plan))
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result)
         self._continue_curves(previous)
@@ -169,7 +169,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         resume = Resume(state["lam"], state["optimizer"]) if state else None
         # An integer k counts the first call's rows; later chunks, of any
         # size, keep that fraction.
-        k_rows = state.get("k_rows", len(plan.train_idx))
+        k_rows = state.get("k_rows", weight_units(plan))
         hyper = self._hyper(k_rows)
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed], resume)
         self._store(model, result, warn=False)
@@ -487,6 +487,16 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             accept_sparse="csr",
         )
         return self._network_outputs(X)  # sparse X stays sparse
+
+
+def weight_units(plan: FitPlan) -> int | float:
+    """What an integer ``k`` counts: the training rows in units of their
+    smallest positive weight (the rule of the aggregates), ``n`` for equal
+    weights; rows of weight 0 do not count."""
+    w = plan.weight[plan.train_idx]
+    positive = w[w > 0]
+    units = float(positive.sum() / positive.min())
+    return round(units) if abs(units - round(units)) <= 1e-9 * units else units
 
 
 def _input_shift(X: np.ndarray, model, weight: np.ndarray) -> np.ndarray | None:

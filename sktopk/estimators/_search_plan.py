@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.metadata_routing import _routing_enabled
 
 from .._device import resolve_device
-from ._base import FitPlan, _TopKEstimatorBase
+from ._base import FitPlan, _TopKEstimatorBase, weight_units
 
 __all__ = [
     "Fold",
@@ -378,7 +378,7 @@ def hyper_grid(
     members = [member_estimator(final, params) for params in member_params]
     rows, failed = [], {}
     for g, plan in enumerate(plans):
-        n, row = len(plan.train_idx), []
+        n, row = weight_units(plan), []
         for m, (params, est) in enumerate(zip(member_params, members, strict=True)):
             try:
                 row.append(est._hyper(n))

@@ -351,7 +351,9 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
 
     Works on raw targets: ``fit`` standardises ``y`` (centre ``y_center_``,
     scale ``y_scale_``: mean and standard deviation for the square loss,
-    median and mean absolute deviation for the absolute loss) and ``predict``
+    median and median absolute deviation for the absolute loss, which huge
+    outliers in ``y`` do not move; all weighted by ``sample_weight``) and
+    ``predict``
     maps back, so fitting ``a * y + b`` (``a > 0``) predicts
     ``a * y_hat + b``. The aggregate, ``delta`` and the penalty ``C`` act on
     the losses of the standardised targets, so their meaning does not depend

@@ -36,17 +36,20 @@ def target_scale(
     """Centre and scale of ``y`` for training with a loss of ``degree``.
 
     The centre is the constant that minimises the loss (the mean for
-    ``degree >= 2``, the median below), the scale the matching spread (the
-    standard deviation, or the mean absolute deviation from the median), both
-    weighted by ``weight`` (a sample of weight 0 does not move them); a
-    constant ``y`` (a spread below 1e-12 times the centre) gets scale 1.
-    Both are equivariant: ``a y + b`` gives ``a scale`` and ``a centre + b``
-    for ``a > 0``.
+    ``degree >= 2``, the median below), the scale the matching spread: the
+    standard deviation, or the median absolute deviation from the median,
+    which a few huge outliers do not move (the mean absolute deviation where
+    more than half the targets equal the median). Both are weighted by
+    ``weight`` (a sample of weight 0 does not move them); a constant ``y`` (a
+    spread below 1e-12 times the centre) gets scale 1. Both are equivariant:
+    ``a y + b`` gives ``a scale`` and ``a centre + b`` for ``a > 0``.
 
     Examples
     --------
     >>> target_scale(np.array([1.0, 2.0, 3.0, 10.0]), 1.0)
-    (2.5, 2.5)
+    (2.5, 1.0)
+    >>> target_scale(np.array([1.0, 2.0, 3.0, 1e9]), 1.0)  # not 2.5e8
+    (2.5, 1.0)
     >>> target_scale(np.array([1.0, 2.0, 3.0, 1e9]), 2.0, np.array([1, 1, 1, 0]))
     (2.0, 0.816496580927726)
     """
@@ -56,11 +59,18 @@ def target_scale(
         centre = float(np.average(y, weights=weight))
         spread = math.sqrt(float(np.average((y - centre) ** 2, weights=weight)))
     else:
-        centre = float(np.median(y) if weight is None else _weighted_median(y, weight))
-        spread = float(np.average(np.abs(y - centre), weights=weight))
+        centre = _median(y, weight)
+        deviation = np.abs(y - centre)
+        spread = _median(deviation, weight)
+        if not spread > 0:  # more than half the targets at the median
+            spread = float(np.average(deviation, weights=weight))
     if not spread > 1e-12 * abs(centre):
         spread = 1.0
     return centre, spread
+
+
+def _median(y: np.ndarray, weight: np.ndarray | None) -> float:
+    return float(np.median(y) if weight is None else _weighted_median(y, weight))
 
 
 def _weighted_median(y: np.ndarray, weight: np.ndarray) -> float:

@@ -255,3 +255,32 @@ def test_predict_log_proba_is_the_log_of_predict_proba_without_underflow():
     assert not hasattr(
         STkClassifier(loss="hinge", **FAST).fit(X, f > 0), "predict_log_proba"
     )
+
+
+def test_absolute_loss_target_scale_ignores_huge_outliers():
+    # The median absolute deviation: one outlier of 1e9 left y_scale_ at
+    # 2.5e6 with the mean absolute deviation, and the fit at an RMSE of 1e4.
+    from sklearn.linear_model import QuantileRegressor
+
+    X, f = _linear_data(400)
+    y = f + 10.0 + np.random.default_rng(2).normal(size=400)
+    y[0] += 1e9
+    reg = STkRegressor(loss="absolute", random_state=0).fit(X, y)
+    assert reg.y_scale_ < 5.0
+    X_test, f_test = _linear_data(1000, seed=3)
+    rmse = np.sqrt(np.mean((reg.predict(X_test) - f_test - 10.0) ** 2))
+    ref = QuantileRegressor(alpha=0.0).fit(X, y).predict(X_test)
+    ref_rmse = np.sqrt(np.mean((ref - f_test - 10.0) ** 2))
+    assert rmse < 3 * ref_rmse + 0.1  # 0.15 against 0.08; 1.2e4 before
+
+
+def test_an_integer_k_counts_weight_units_not_rows():
+    # Rows of weight 0 do not count: k=50 on 400 rows and 100 rows of weight
+    # 0 is k=50 on the 400 rows (it was k=40 of them).
+    X, f = _linear_data(500)
+    y = f + np.random.default_rng(4).standard_t(2, size=500)
+    w = np.r_[np.ones(400), np.zeros(100)]
+    kw = dict(aggregate="atk", k=50, max_epochs=20, tol=0.0, random_state=0)
+    padded = STkRegressor(batch_size=500, **kw).fit(X, y, sample_weight=w)
+    alone = STkRegressor(batch_size=400, **kw).fit(X[:400], y[:400])
+    np.testing.assert_allclose(padded.coefs_[0], alone.coefs_[0], rtol=1e-5)
