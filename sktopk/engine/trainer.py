@@ -42,6 +42,7 @@ __all__ = [
     "train",
     "one_thread",
     "DivergenceError",
+    "largest_training_loss",
 ]
 
 
@@ -366,6 +367,22 @@ class _Loop:
             steps_per_epoch=self.S,
             optimizer_state=self.opt.state_dict() if self.single else None,
         )
+
+
+@torch.no_grad()
+def largest_training_loss(model, data: TrainData, spec: TrainSpec) -> float:
+    """The largest individual loss of a one-member ``model`` over the training
+    rows of positive weight of ``data`` (its first group)."""
+    idx = data.train_idx[0]
+    loss = get_individual_loss(spec.loss)
+    top = -math.inf
+    positive = data.w[idx] > 0
+    for lo, hi, f in forward_rows(model, data.X[idx]):
+        out, _ = individual_loss_gradient(loss, f, data.y[idx][lo:hi], spec.loss_params)
+        kept = out[positive[lo:hi]]
+        if kept.numel():
+            top = max(top, float(kept.max()))
+    return top
 
 
 def _check_non_negative(losses: Tensor, name: str) -> None:

@@ -31,7 +31,7 @@ from ..engine import (
 from ..engine.grid import make_data, train_grid
 from ..engine.hyper import Hyper
 from ..engine.optim import OPTIMIZERS, make_optimizer
-from ..engine.trainer import Resume
+from ..engine.trainer import Resume, largest_training_loss
 from ..losses import get_aggregate
 from ._fitted import FittedNetwork
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
@@ -132,6 +132,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         hyper = self._hyper(weight_units(plan))
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result)
+        self._warn_if_stalled(model, data, plan, result, hyper)
         self._continue_curves(previous)
         self.device_ = str(device)
         return self
@@ -460,6 +461,26 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} reached max_epochs={self.max_epochs} before "
                 "converging; increase max_epochs or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _warn_if_stalled(self, model, data, plan, result, hyper) -> None:
+        """Warn when the threshold ended above every training loss (by more
+        than the smoothing ``delta``): the aggregate's gradient then vanishes
+        and training stops learning, which the objective's plateau hides (raw
+        features of a large scale start the threshold far up)."""
+        if not self._uses_lambda():
+            return
+        lam, top = float(result.lam), largest_training_loss(model, data, plan.spec)
+        if lam > top + float(hyper.get("delta", 0.0)):
+            warnings.warn(
+                f"{type(self).__name__}: the threshold lambda_ ended above every "
+                f"training loss ({self._user_lambda(lam):.4g} > "
+                f"{self._user_lambda(top):.4g}): the gradient of "
+                f"aggregate={self._aggregate_name!r} vanished and training stopped "
+                "learning. Standardise the features (StandardScaler), or raise "
+                "learning_rate or max_epochs.",
                 ConvergenceWarning,
                 stacklevel=4,
             )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
 
 from sktopk import STkClassifier, STkRegressor
 from sktopk.estimators import _base, _targets
@@ -284,3 +285,19 @@ def test_an_integer_k_counts_weight_units_not_rows():
     padded = STkRegressor(batch_size=500, **kw).fit(X, y, sample_weight=w)
     alone = STkRegressor(batch_size=400, **kw).fit(X[:400], y[:400])
     np.testing.assert_allclose(padded.coefs_[0], alone.coefs_[0], rtol=1e-5)
+
+
+def test_a_threshold_stuck_above_every_loss_is_a_warning():
+    # Raw features of a large scale start the threshold far above the losses
+    # the model soon reaches: the gradient vanishes and the fit is poor
+    # (R^2 -6.5 where the average gets 0.98), which must not be silent.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 5))
+    y = X @ np.arange(1.0, 6.0) + rng.normal(size=1000)
+    X[:, 0] *= 1000
+    with pytest.warns(ConvergenceWarning, match="threshold lambda_ ended above"):
+        STkRegressor(random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        scaled = STkRegressor(random_state=0).fit(X / X.std(0), y)
+    assert scaled.score(X / X.std(0), y) > 0.95
