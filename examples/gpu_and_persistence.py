@@ -7,8 +7,10 @@ What it shows
 - A fitted estimator is saved with ``pickle`` or ``joblib`` like any
   scikit-learn estimator. The saved state holds CPU weights, whatever device
   it was trained on.
-- Loading works on a machine without a GPU: at predict time the estimator uses
-  its fit device if it is there and the CPU otherwise. The script checks this
+- Loading works on a machine without a GPU: the linear model and the MLP
+  predict in float64 on the CPU from their fitted arrays, whatever device
+  trained them (a callable model uses its fit device if it is there and the
+  CPU otherwise). The script checks this
   in a separate Python process started with ``CUDA_VISIBLE_DEVICES=""`` (a
   CPU-only process, even on a GPU machine), and with a model whose ``device``
   parameter says "cuda", as a model trained with ``device="cuda"`` would.
@@ -18,10 +20,9 @@ What to expect
 The device used for training, the size of the two files, and a table saying,
 for each way of loading, whether the predicted labels are the same as those
 of the original model and how far the class scores are from its scores. On a
-CPU-only machine everything is bit-identical (difference 0.0): the same
-weights, and inference in float64. After a GPU fit, the CPU's float64
-rounding may differ from the GPU's in the last bits (around 1e-15). The script
-exits with an error if the labels differ or a score moves by more than 1e-9.
+machine everything is bit-identical (difference 0.0), after a GPU fit too: the
+same weights, and the same float64 inference on the CPU. The script exits with
+an error if the labels differ or a score moves by more than 1e-9.
 
 Run ``python gpu_and_persistence.py --out DIR`` (the model files are written
 there); ``--fast`` (or ``SKTOPK_EXAMPLES_FAST=1``) trains for fewer epochs.

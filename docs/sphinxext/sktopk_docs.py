@@ -213,11 +213,25 @@ def write_parameter_table(path: Path) -> None:
                 cells.append("required")
             else:
                 cells.append(f"``{parameter.default!r}``")
-        described = [docs[est][name] for est in estimators if docs[est].get(name)]
-        cells.append(described[0] if described else "")
+        cells.append(_meaning(name, estimators, docs))
         rows.append(cells)
     header = ["parameter", *[f":class:`~sktopk.{e.__name__}`" for e in estimators]]
     path.write_text(_grid_table([*header, "meaning"], rows), encoding="utf-8")
+
+
+def _meaning(name: str, estimators: list, docs: dict) -> str:
+    """The description of parameter ``name``; where estimators give it
+    different meanings (the top-k SVM's ``k``), each with their names. A
+    description that refers to another estimator's ("As in ...") is not a
+    meaning of its own."""
+    meanings: dict[str, list[str]] = {}
+    for est in estimators:
+        text = docs[est].get(name)
+        if text and not text.startswith("As in"):
+            meanings.setdefault(text, []).append(est.__name__)
+    if len(meanings) <= 1:
+        return next(iter(meanings), "")
+    return " ".join(f"{', '.join(owners)}: {text}" for text, owners in meanings.items())
 
 
 #: The end of a sentence: a full stop, then a capital (not "et al." or "e.g.").

@@ -100,8 +100,8 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         ``n_jobs`` batches of its configurations, so that every worker trains
         (the results are the same up to float rounding). On 2 cores,
         ``n_jobs=2`` was about 1.1x as fast as torch's two threads in one
-        process (17.2 s against 19.4 s on the medium grid of the Performance
-        page).
+        process (17.2 s against 19.4 s on the paper's grid, 1200 x 3, of the
+        Performance page).
     refit : bool, str or callable, default=True
         Refit the best configuration on all the data as ``best_estimator_``
         (a Pipeline when given one). With several metrics, the name of the
@@ -116,9 +116,12 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         are dispatched to the workers ahead of time (each carries its folds'
         data). It changes neither the batches nor the results.
     error_score : "raise" or float, default=np.nan
-        Score of a configuration whose training diverged on a fold (or whose
-        scoring failed), with a FitFailedWarning; "raise" raises
-        DivergenceError instead.
+        Score of a configuration on a fold where it could not be fitted or
+        scored, with a FitFailedWarning, as in GridSearchCV: training
+        diverged, scoring failed, the preprocessing steps failed, the grid
+        point is invalid, or the estimator refuses the fold (one class, an
+        integer ``k`` beyond it). "raise" raises the error instead
+        (DivergenceError for a divergence, ValueError for a refusal).
     return_train_score : bool, default=False
         Also score every member on its training fold.
     max_memory : int or str, default=None

@@ -92,8 +92,9 @@ _COMMON_DOC = """
     delta : float, default=0.01
         Smoothing of SReLU in STk (> 0); STk tends to MATk as delta -> 0.
         For ``smoothing="leaky_relu"`` it is the negative slope, below 1.
+        Used by "stk" only (like ``l1_ratio`` outside "elasticnet").
     smoothing : {"srelu", "softplus", "elu", "leaky_relu"}, default="srelu"
-        The smooth replacement of ReLU in STk.
+        The smooth replacement of ReLU in STk; used by "stk" only.
     C : float, default=1000.0
         Inverse strength of the penalty on the weight matrices (not biases),
         added to the mean-type aggregate: ``||W||^2 / (2 C)`` for "l2". ``C``
