@@ -141,14 +141,19 @@ def small():
     return X, y, y_reg
 
 
+def frozen_stk(cls, loss, X, y, smoothing, delta, k=20):
+    """``cls`` fitted on the initial model's step (STk, ``k`` rows, C = 5)."""
+    return cls(
+        aggregate="stk", loss=loss, k=k, delta=delta, smoothing=smoothing,
+        C=5.0, batch_size=len(y), **FROZEN,
+    ).fit(X, y)  # fmt: skip
+
+
 @pytest.mark.parametrize("smoothing, delta", SMOOTHINGS)
 def test_stk_classifier_first_objective_uses_the_smoothing(small, smoothing, delta):
     X, y, _ = small
-    k, C = 20, 5.0
-    est = STkClassifier(
-        aggregate="stk", loss="logistic", k=k, delta=delta, smoothing=smoothing,
-        C=C, batch_size=len(y), **FROZEN,
-    ).fit(X, y)  # fmt: skip
+    k = 20
+    est = frozen_stk(STkClassifier, "logistic", X, y, smoothing, delta, k)
     margins = np.where(y == 1, 1.0, -1.0) * est.decision_function(X)
     losses = -log_expit(margins)  # log(1 + exp(-y f))
     ref, lam = stk_of_initial_losses(losses, k, delta, smoothing)
@@ -162,11 +167,8 @@ def test_stk_classifier_first_objective_uses_the_smoothing(small, smoothing, del
 def test_stk_regressor_first_objective_uses_the_smoothing(small, smoothing, delta):
     # The regressor trains on z = (y - mean) / std; lambda_ is in y's units.
     X, _, y = small
-    k, C = 20, 5.0
-    est = STkRegressor(
-        aggregate="stk", loss="square", k=k, delta=delta, smoothing=smoothing,
-        C=C, batch_size=len(y), **FROZEN,
-    ).fit(X, y)  # fmt: skip
+    k = 20
+    est = frozen_stk(STkRegressor, "square", X, y, smoothing, delta, k)
     z = (y - y.mean()) / y.std()
     out = (est.predict(X) - y.mean()) / y.std()
     ref, lam = stk_of_initial_losses((z - out) ** 2, k, delta, smoothing)
@@ -290,13 +292,7 @@ def test_predict_proba_matches_logistic_regression_multiclass(standardised):
     # Softmax cross-entropy with ||W||^2 / (2 C) over all K columns is
     # scikit-learn's multinomial objective over C_sk n (C = C_sk n).
     X, _, y, _ = standardised
-    C_sklearn = 0.05
-    ref = LogisticRegression(C=C_sklearn, tol=1e-12, max_iter=10_000).fit(X, y)
-    ours = STkClassifier(
-        loss="logistic", C=C_sklearn * len(y), learning_rate=1.0,
-        batch_size=len(y), **CONVERGED,
-    ).fit(X, y)  # fmt: skip
-    assert ours.n_iter_ < CONVERGED["max_epochs"]
+    ours, ref = logistic_pair(X, y, 0.05)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
     # The overparametrised coefficients: both penalties pick the centred ones.
     np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-3)
