@@ -195,13 +195,13 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         if first:
             if len(given) < 2:
                 raise ValueError(
-                    f"classes must hold at least two labels; got {list(given)}"
+                    f"classes must hold at least two labels; got {given.tolist()}"
                 )
             self.classes_ = given
         elif not np.array_equal(given, self.classes_):
             raise ValueError(
-                f"classes={list(given)} differs from the first partial_fit "
-                f"call's {list(self.classes_)}"
+                f"classes={given.tolist()} differs from the fitted classes "
+                f"{self.classes_.tolist()}"
             )
 
     def _uses_lambda(self) -> bool:
@@ -243,7 +243,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         task_spec = self._task_spec(y, keep=keep, weight=weight)
         target, task, n_out, loss, loss_params = task_spec
         if getattr(self, "class_weight", None) is not None:
-            weight = weight * _class_weights(self.class_weight, y)
+            weight = weight * _class_weights(self.class_weight, y, self.classes_)
         if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
             self._x_shift = _input_shift(X, self.model, weight)
         X = _centred(X, self._x_shift)
@@ -328,6 +328,14 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 random_state=rng,
             )
         except ValueError:  # a class too small to stratify
+            warnings.warn(
+                "early_stopping: a class has too few samples to stratify the "
+                f"validation split (validation_fraction={self.validation_fraction}"
+                "); the split is drawn without stratification, so a small class "
+                "may be missing from training",
+                UserWarning,
+                stacklevel=4,
+            )
             return train_test_split(
                 idx, test_size=self.validation_fraction, random_state=rng
             )
@@ -410,7 +418,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             previous["classes"], self.classes_
         ):
             changes.append(
-                f"classes {list(previous['classes'])} -> {list(self.classes_)}"
+                f"classes {np.asarray(previous['classes']).tolist()} -> "
+                f"{self.classes_.tolist()}"
             )
         if kind != previous["model"]:
             changes.append(f"model {previous['model']!r} -> {kind!r}")
@@ -629,10 +638,23 @@ def _check_weight(sample_weight, X) -> np.ndarray:
     return weight
 
 
-def _class_weights(class_weight, y) -> np.ndarray:
+def _class_weights(class_weight, y, classes) -> np.ndarray:
     """Each sample's weight from ``class_weight``, whose values must be finite
-    and non-negative, and not zero for every sample."""
-    weight = compute_sample_weight(class_weight, y).astype(np.float64)
+    and non-negative, and not zero for every sample. A dict is read over the
+    fitted ``classes`` (a ``partial_fit`` chunk may lack some of them; a class
+    it does not name weighs 1); "balanced" over the classes of ``y``."""
+    if isinstance(class_weight, dict):
+        unknown = [c for c in class_weight if c not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels {unknown} that are not classes "
+                f"({classes.tolist()})"
+            )
+        weight = np.ones(len(y), dtype=np.float64)
+        for label, value in class_weight.items():
+            weight[np.asarray(y) == label] = value
+    else:
+        weight = compute_sample_weight(class_weight, y).astype(np.float64)
     given = class_weight.values() if isinstance(class_weight, dict) else weight
     values = np.array(list(given), dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any(values < 0):

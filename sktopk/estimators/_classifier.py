@@ -48,9 +48,8 @@ class _TopKClassifierBase(ClassifierMixin, _TopKEstimatorBase):
             unseen = self.classes_[codes] != y
             if unseen.any():
                 raise ValueError(
-                    f"y has labels {sorted(set(np.asarray(y)[unseen]))} that are not "
-                    f"among the classes given to the first partial_fit call "
-                    f"({list(self.classes_)})"
+                    f"y has labels {np.unique(np.asarray(y)[unseen]).tolist()} that "
+                    f"are not among the fitted classes ({self.classes_.tolist()})"
                 )
             return codes
         if type_of_target(y) not in ("binary", "multiclass"):

@@ -301,3 +301,28 @@ def test_a_threshold_stuck_above_every_loss_is_a_warning():
         warnings.simplefilter("error", ConvergenceWarning)
         scaled = STkRegressor(random_state=0).fit(X / X.std(0), y)
     assert scaled.score(X / X.std(0), y) > 0.95
+
+
+def test_partial_fit_chunks_lacking_a_weighted_class():
+    # A class_weight dict is read over the fitted classes, as SGDClassifier's:
+    # a chunk without class 0 is no error, and a fit equals sample weights.
+    X, y = make_classification(300, 6, n_informative=4, n_classes=3, random_state=0)
+    clf = STkClassifier(class_weight={0: 5.0}, **FAST)
+    clf.partial_fit(X[y > 0], y[y > 0], classes=[0, 1, 2])
+    clf.partial_fit(X, y)
+    weighted = STkClassifier(class_weight={0: 5.0, 2: 0.5}, **FAST).fit(X, y)
+    w = np.select([y == 0, y == 2], [5.0, 0.5], 1.0)
+    plain = STkClassifier(**FAST).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(
+        weighted.decision_function(X), plain.decision_function(X)
+    )
+    with pytest.raises(ValueError, match=r"labels \[7\] that are not classes"):
+        STkClassifier(class_weight={7: 2.0}, **FAST).fit(X, y)
+
+
+def test_an_unstratified_validation_split_is_a_warning():
+    X, y = make_classification(200, 6, n_informative=4, n_classes=3, random_state=0)
+    y[0] = 3  # a class of one sample cannot be stratified
+    clf = STkClassifier(early_stopping=True, **FAST)
+    with pytest.warns(UserWarning, match="without stratification"):
+        clf.fit(X, y)
