@@ -54,7 +54,8 @@ def make_data(X, target, splits, sample_weight=None, device="cpu") -> TrainData:
     """
     n = len(X)
     w = np.ones(n, np.float32) if sample_weight is None else sample_weight
-    Xt = torch.as_tensor(np.vstack([X, np.zeros((1, X.shape[1]))]), dtype=torch.float32)
+    padded = np.vstack([X, np.zeros((1, X.shape[1]), dtype=X.dtype)])  # no float64
+    Xt = torch.as_tensor(padded, dtype=torch.float32)
     yt = torch.as_tensor(np.concatenate([target, np.zeros(1, target.dtype)]))
     wt = torch.as_tensor(np.concatenate([w, [0.0]]), dtype=torch.float32)
     tr = [torch.as_tensor(np.asarray(a), dtype=torch.long) for a, _ in splits]
@@ -258,9 +259,12 @@ def members_per_chunk(
         budget = min(budget, int(max_memory))
     fit = budget // max(1, per_member * n_groups)
     if fit < 1:
+        need = per_member * n_groups
         raise MemoryError(
-            f"one member per group needs about {per_member * n_groups} bytes, more "
-            f"than the memory budget of {budget} bytes; raise max_memory"
+            f"one configuration, trained on each of the {n_groups} fold(s) at "
+            f"once, needs about {need / 2**20:.0f} MiB, more than the memory "
+            f"budget of {budget / 2**20:.0f} MiB; raise max_memory, or use fewer "
+            "folds, a smaller batch_size or fewer hidden units"
         )
     return int(min(n_members, fit))
 

@@ -546,9 +546,19 @@ def _input_shift(X: np.ndarray, model, weight: np.ndarray) -> np.ndarray | None:
     return np.average(X, axis=0, weights=weight)
 
 
+#: Rows centred at once (their float64 difference is the only temporary).
+_CENTRE_ROWS = 65536
+
+
 def _centred(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
-    """``X - shift`` in float32 (the engine's dtype), subtracted in float64."""
-    return X if shift is None else (X - shift).astype(np.float32)
+    """``X - shift`` in float32 (the engine's dtype), subtracted in float64
+    a block of rows at a time (no float64 copy of the whole of ``X``)."""
+    if shift is None:
+        return X
+    out = np.empty(X.shape, dtype=np.float32)
+    for lo in range(0, len(X), _CENTRE_ROWS):
+        out[lo : lo + _CENTRE_ROWS] = X[lo : lo + _CENTRE_ROWS] - shift
+    return out
 
 
 #: A sparse X whose dense copy for training is larger warns (bytes).
@@ -564,7 +574,8 @@ def _densified(X):
     if size > DENSE_WARNING_BYTES:
         warnings.warn(
             f"X is sparse ({X.nnz} stored values) and training needs it dense: "
-            f"{size / 2**30:.1f} GiB for {X.shape[0]} x {X.shape[1]}. Reduce the "
+            f"{size / 2**30:.1f} GiB for {X.shape[0]} x {X.shape[1]}, and about "
+            "as much again for its centred float32 copy. Reduce the "
             "features first (e.g. TruncatedSVD or a feature selector in the "
             "pipeline). Prediction keeps X sparse.",
             UserWarning,

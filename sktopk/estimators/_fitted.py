@@ -18,8 +18,10 @@ from torch import nn
 from .._device import resolve_device
 from ..engine import ModuleAdapter, StackedMLP, to_sequential
 
-#: Rows of a sparse X made dense at once for prediction.
+#: Rows of a sparse X made dense at once for a callable model's prediction.
 _SPARSE_ROWS = 4096
+#: Rows of a dense X evaluated at once (in float64) by the built-in models.
+_PREDICT_ROWS = 65536
 
 __all__ = ["FittedNetwork"]
 
@@ -119,23 +121,44 @@ class FittedNetwork:
     def _network_outputs(self, X: np.ndarray) -> np.ndarray:
         """Raw outputs (n_samples, n_outputs) in float64 for validated ``X``.
 
-        Linear models and MLPs are evaluated in numpy: predictions do not
+        Linear models and MLPs are evaluated in numpy, a block of rows at a
+        time (each row on its own: the same numbers as one pass, without a
+        float64 copy of the whole of ``X``); a sparse ``X`` enters the first
+        layer as a sparse product, never made dense. Predictions do not
         depend on the row order or batch size through float32 rounding, and
         read-only or negative-stride arrays need no copy.
         """
-        if sp.issparse(X):  # dense a chunk of rows at a time
+        if "coefs_" not in self.__dict__:
+            return self._module_outputs(X)
+        if sp.issparse(X):
+            first = X.astype(np.float64) @ self.coefs_[0].astype(np.float64)
+            return self._layers(np.asarray(first), multiplied=True)
+        rows = range(0, X.shape[0], _PREDICT_ROWS)
+        return np.concatenate(
+            [
+                self._layers(np.asarray(X[i : i + _PREDICT_ROWS], np.float64))
+                for i in rows
+            ]
+        )
+
+    def _layers(self, out: np.ndarray, multiplied: bool = False) -> np.ndarray:
+        """The layers in float64; ``multiplied``: ``out`` is already the
+        first layer's product ``X W``."""
+        last = len(self.coefs_) - 1
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            product = out if (multiplied and i == 0) else out @ W.astype(np.float64)
+            out = product + b
+            if i < last:
+                np.maximum(out, 0.0, out=out)
+        return out
+
+    def _module_outputs(self, X) -> np.ndarray:
+        """A callable model's outputs, through its torch module (a sparse
+        ``X`` made dense a block of rows at a time)."""
+        if sp.issparse(X):
             starts = range(0, X.shape[0], _SPARSE_ROWS)
             chunks = [X[i : i + _SPARSE_ROWS] for i in starts] or [X]
-            parts = [self._network_outputs(c.toarray()) for c in chunks]
-            return np.concatenate(parts)
-        if "coefs_" in self.__dict__:
-            out = np.asarray(X, dtype=np.float64)
-            last = len(self.coefs_) - 1
-            for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-                out = out @ W.astype(np.float64) + b
-                if i < last:
-                    np.maximum(out, 0.0, out=out)
-            return out
+            return np.concatenate([self._module_outputs(c.toarray()) for c in chunks])
         device = _inference_device(self.device)
         module = self.module_.to(device, torch.float64)
         Xt = torch.as_tensor(np.ascontiguousarray(X, np.float64), device=device)

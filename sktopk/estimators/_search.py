@@ -125,8 +125,11 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     return_train_score : bool, default=False
         Also score every member on its training fold.
     max_memory : int or str, default=None
-        Memory budget for the members trained at once (bytes or e.g. "2GB");
-        by default half of the memory available on the device.
+        Memory budget for the members trained at once (bytes or e.g. "2GB"),
+        shared by the ``n_jobs`` batches trained at the same time; by default
+        half of the memory available on the device. It counts the members'
+        weights and activations, not the copies of the data (each fold's
+        preprocessed training and test rows, a few times the data's size).
 
     Attributes
     ----------

@@ -74,9 +74,12 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     """
     start = time.perf_counter()
     plans, device = batch.plans, resolve_device(batch.base.device)
+    # The batches trained at the same time share the budget (the given one,
+    # else the memory available).
     max_memory = options["max_memory"]
-    if max_memory is None and options.get("jobs", 1) > 1:
-        max_memory = available_bytes(device) // options["jobs"]
+    if options.get("jobs", 1) > 1:
+        total = available_bytes(device) if max_memory is None else max_memory
+        max_memory = total // options["jobs"]
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 
@@ -84,15 +85,45 @@ def test_sparse_x_gives_the_dense_results(binary, fmt):
 
 
 def test_prediction_keeps_sparse_x_sparse(binary, monkeypatch):
+    # The built-in models take a sparse X into the first layer as a sparse
+    # product (never dense); a callable model densifies blocks of rows.
     X, y = binary
-    est = STkClassifier(**FAST).fit(X, y)
-    monkeypatch.setattr("sktopk.estimators._fitted._SPARSE_ROWS", 7)  # 18 chunks
     sparse = sp.csr_matrix(np.where(np.abs(X) < 0.8, 0.0, X))
+    linear = STkClassifier(**FAST).fit(X, y)
+    mlp = STkClassifier(model="mlp", hidden_layer_sizes=(5,), **FAST).fit(X, y)
+    expected = [e.decision_function(sparse.toarray()) for e in (linear, mlp)]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a sparse X was made dense")
+
+    with monkeypatch.context() as patch:
+        for name in ("toarray", "todense"):
+            patch.setattr(sp.csr_matrix, name, refuse)
+            patch.setattr(sp.csr_array, name, refuse)
+        for est, dense in zip((linear, mlp), expected, strict=True):
+            np.testing.assert_allclose(
+                est.decision_function(sparse), dense, rtol=1e-12, atol=1e-12
+            )
+    torch.manual_seed(0)
+    own = STkClassifier(model=_linear_module, **FAST).fit(X, y)
+    monkeypatch.setattr("sktopk.estimators._fitted._SPARSE_ROWS", 7)  # 18 blocks
     np.testing.assert_allclose(
-        est.decision_function(sparse),
-        est.decision_function(sparse.toarray()),
+        own.decision_function(sparse),
+        own.decision_function(sparse.toarray()),
         rtol=1e-12,
     )
+
+
+def _linear_module(n_features, n_outputs):
+    return torch.nn.Linear(n_features, n_outputs)
+
+
+def test_dense_prediction_by_blocks_of_rows(binary, monkeypatch):
+    X, y = binary
+    mlp = STkClassifier(model="mlp", hidden_layer_sizes=(5,), **FAST).fit(X, y)
+    whole = mlp.decision_function(X)
+    monkeypatch.setattr("sktopk.estimators._fitted._PREDICT_ROWS", 7)  # 18 blocks
+    np.testing.assert_allclose(mlp.decision_function(X), whole, rtol=1e-12, atol=1e-14)
 
 
 def test_a_large_sparse_x_warns_before_it_is_made_dense(binary, monkeypatch):
