@@ -27,13 +27,20 @@ def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
     return total / weight.clamp_min(1e-12)
 
 
-def _sums(task: str, f: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-    """Weighted sum of the per-row scores and the sum of the weights."""
+def _sums(
+    task: str, f: Tensor, y: Tensor, w: Tensor, top: int = 1
+) -> tuple[Tensor, Tensor]:
+    """Weighted sum of the per-row scores and the sum of the weights; for a
+    multi-class ``task`` with ``top > 1``, top-``top`` accuracy (the true
+    class among the ``top`` highest scores: fewer than ``top`` above it)."""
     w = w.expand(f.shape[:-1])
     if task == "regression":
         err = -((f[..., 0] - y) ** 2)
     elif task == "binary":
         err = ((f[..., 0] > 0) == (y > 0)).to(f.dtype)
+    elif top > 1:
+        true = f.gather(-1, y.long().expand(f.shape[:-1]).unsqueeze(-1))
+        err = ((f > true).sum(-1) < top).to(f.dtype)
     else:
         err = (f.argmax(-1) == y).to(f.dtype)
     return (err * w).sum(-1), w.sum(-1)
@@ -60,14 +67,16 @@ def forward_rows(model, X: Tensor):
         yield lo, hi, model.forward(X[..., lo:hi, :], cache=False)
 
 
-def score_rows(model, X: Tensor, y: Tensor, w: Tensor, task: str) -> Tensor:
+def score_rows(
+    model, X: Tensor, y: Tensor, w: Tensor, task: str, top: int = 1
+) -> Tensor:
     """:func:`score` of ``model`` on the rows of ``X``, forward pass by chunks
-    of rows.
+    of rows (top-``top`` accuracy for a multi-class ``task``).
 
     ``X`` has shape ``lead + (n, d)`` (or a broadcastable one), ``y`` and
     ``w`` shape ``lead + (n,)``; returns the score of every member."""
     total = weight = 0.0
     for lo, hi, f in forward_rows(model, X):
-        t, s = _sums(task, f, y[..., lo:hi], w[..., lo:hi])
+        t, s = _sums(task, f, y[..., lo:hi], w[..., lo:hi], top)
         total, weight = total + t, weight + s
     return total / weight.clamp_min(1e-12)

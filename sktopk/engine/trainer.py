@@ -313,7 +313,9 @@ class _Loop:
         d = self.data
         idx = self.padded(d.val_idx)
         X, y, w = (self.lift(t[idx]) for t in (d.X, d.y, d.w))
-        return score_rows(self.model, X, y, w, self.spec.task)
+        # The top-k SVM stops on its own criterion, top-k accuracy.
+        top = int(self.spec.loss_params.get("k", 1))
+        return score_rows(self.model, X, y, w, self.spec.task, top)
 
     @torch.no_grad()
     def _init_lambda(self) -> Tensor:

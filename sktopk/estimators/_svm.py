@@ -50,7 +50,9 @@ device, random_state, verbose, warm_start, class_weight
     n_iter_ : int
     loss_curve_ : list of float
     validation_scores_ : list of float or None
-        Top-1 validation accuracy per epoch when ``early_stopping=True``.
+        Top-``k`` validation accuracy per epoch when ``early_stopping=True``
+        (the criterion early stopping follows: the loss optimises top-``k``,
+        not top-1, accuracy).
     best_epoch_ : int
     coef_ : ndarray
         The linear model's coefficients ("linear" only): ``(1, n_features)``

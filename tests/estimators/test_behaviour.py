@@ -181,3 +181,30 @@ def test_batch_size_above_training_rows_is_clipped_with_a_warning(binary_data):
         big = STkClassifier(batch_size=500, **kw).fit(X, y)
     exact = STkClassifier(batch_size=40, **kw).fit(X, y)
     np.testing.assert_array_equal(big.decision_function(X), exact.decision_function(X))
+
+
+def test_svm_early_stopping_follows_top_k_validation_accuracy():
+    from sklearn.metrics import top_k_accuracy_score
+
+    X, y = make_classification(
+        n_samples=600, n_classes=8, n_informative=6, n_clusters_per_class=1,
+        random_state=0,
+    )  # fmt: skip
+    clf = SmoothTopKSVMClassifier(
+        k=3, early_stopping=True, max_epochs=6, n_iter_no_change=100, random_state=0
+    ).fit(X, y)
+    # The kept weights (the best epoch's) score the best validation value,
+    # the top-3 accuracy of the validation split (drawn as fit draws it: the
+    # seed first, then the split).
+    rng = np.random.RandomState(0)
+    rng.randint(np.iinfo(np.int32).max)
+    _, val = train_test_split(
+        np.arange(len(y)), test_size=clf.validation_fraction, stratify=y,
+        random_state=rng,
+    )  # fmt: skip
+    best = max(clf.validation_scores_)
+    scores = clf.decision_function(X[val])
+    top3 = top_k_accuracy_score(y[val], scores, k=3, labels=clf.classes_)
+    assert clf.validation_scores_[clf.best_epoch_ - 1] == best
+    assert best == pytest.approx(top3, abs=1e-6)  # a float32 mean
+    assert best > clf.score(X[val], y[val]) + 0.1  # not the top-1 accuracy
