@@ -178,10 +178,8 @@ class _HyperState(_Module):
         return f"k={self.k!r}" + (f", {rest}" if rest else "")
 
 
-class AverageLoss(_Module):
-    """Average of the individual losses; see :func:`~sktopk.losses.average`.
-
-    Parameters
+#: The parameters and notes of the modules without hyper-parameters but ``dim``.
+_DIM_ONLY_DOC = """    Parameters
     ----------
     dim : int, optional
         Aggregate each row of a batch along this axis; by default the losses
@@ -193,7 +191,13 @@ class AverageLoss(_Module):
     weights, treated as constants: no gradient flows to them.
     ``dim`` is saved in the ``state_dict`` (its ``_extra_state``) and
     restored by ``load_state_dict``.
+"""
 
+
+class AverageLoss(_Module):
+    __doc__ = f"""Average of the individual losses; see :func:`~sktopk.losses.average`.
+
+{_DIM_ONLY_DOC}
     Examples
     --------
     >>> import torch
@@ -206,21 +210,9 @@ class AverageLoss(_Module):
 
 
 class MaximumLoss(_Module):
-    """Maximum of the individual losses; see :func:`~sktopk.losses.maximum`.
+    __doc__ = f"""Maximum of the individual losses; see :func:`~sktopk.losses.maximum`.
 
-    Parameters
-    ----------
-    dim : int, optional
-        Aggregate each row of a batch along this axis; by default the losses
-        must be 1-D.
-
-    Notes
-    -----
-    ``forward(losses, weight=None)`` takes optional non-negative per-sample
-    weights, treated as constants: no gradient flows to them.
-    ``dim`` is saved in the ``state_dict`` (its ``_extra_state``) and
-    restored by ``load_state_dict``.
-
+{_DIM_ONLY_DOC}
     Examples
     --------
     >>> import torch
