@@ -337,8 +337,8 @@ class _Loop:
         w = self.lift(d.w[idx])
         _check_non_negative(losses, self.spec.loss)
         losses = losses.masked_fill(w <= 0, float("-inf"))
-        if _equal_positive(d.w):
-            n = torch.tensor([len(t) for t in d.train_idx], device=self.dev)
+        if _equal_positive(d.w):  # rows of weight 0 do not count
+            n = torch.stack([(d.w[t] > 0).sum() for t in d.train_idx]).to(self.dev)
             n = n[0] if self.single else n.unsqueeze(-1)
             k = ceil_count(self.h.kappa * n).clamp(1).long()
             ranked = losses.sort(-1, descending=True).values

@@ -525,6 +525,12 @@ def weight_units(plan: FitPlan) -> int | float:
     weights; rows of weight 0 do not count."""
     w = plan.weight[plan.train_idx]
     positive = w[w > 0]
+    if not positive.size:
+        raise ValueError(
+            "no training row has a positive weight (early_stopping set "
+            "validation_fraction of the rows aside for validation); give more "
+            "rows a positive weight, or set early_stopping=False"
+        )
     units = float(positive.sum() / positive.min())
     return round(units) if abs(units - round(units)) <= 1e-9 * units else units
 

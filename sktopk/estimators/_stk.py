@@ -67,9 +67,9 @@ class _STkMixin:
             if not self.early_stopping:
                 raise
             raise ValueError(
-                f"{exc}: n counts the rows left for training once early_stopping "
-                f"has set validation_fraction={self.validation_fraction} of them "
-                "aside"
+                f"{exc}: n counts the rows left for training (in units of their "
+                "smallest positive sample weight) once early_stopping has set "
+                f"validation_fraction={self.validation_fraction} of them aside"
             ) from None
 
     def _train_spec(self, loss, task, loss_params, n_train):

@@ -79,9 +79,9 @@ def _weighted_median(y: np.ndarray, weight: np.ndarray) -> float:
     exactly, as ``np.median`` for equal weights)."""
     order = np.argsort(y, kind="stable")
     values, cumulative = y[order], np.cumsum(weight[order])
-    half = cumulative[-1] / 2
-    i = int(np.searchsorted(cumulative, half))
-    if cumulative[i] == half:  # the next value of positive weight
+    half, tol = cumulative[-1] / 2, 1e-9 * cumulative[-1]  # sums' rounding
+    i = int(np.searchsorted(cumulative, half - tol))
+    if cumulative[i] <= half + tol:  # half reached exactly: the next value
         j = i + 1 + int(np.argmax(weight[order][i + 1 :] > 0))
         return (values[i] + values[j]) / 2
     return values[i]

@@ -357,3 +357,36 @@ def test_an_unstratified_validation_split_is_a_warning():
     clf = STkClassifier(early_stopping=True, **FAST)
     with pytest.warns(UserWarning, match="without stratification"):
         clf.fit(X, y)
+
+
+def test_rows_of_weight_zero_do_not_move_the_initial_threshold():
+    X, f = _linear_data(40)
+    y = f + np.random.default_rng(5).normal(size=40)
+    kw = dict(aggregate="matk", k=1, learning_rate=1e-12, max_epochs=1,
+              random_state=0, batch_size=40)  # fmt: skip
+    alone = STkRegressor(**kw).fit(X[:20], y[:20])
+    padded = STkRegressor(**kw).fit(
+        X, y, sample_weight=np.r_[np.ones(20), np.zeros(20)]
+    )
+    assert padded.lambda_ == pytest.approx(alone.lambda_, rel=1e-6)  # the largest loss
+
+
+def test_the_weighted_median_does_not_depend_on_the_weights_scale():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        y = rng.integers(0, 5, rng.integers(1, 9)).astype(float)
+        w = rng.integers(0, 4, len(y)).astype(float)
+        if not w.any():
+            continue
+        expected = np.median(np.repeat(y, w.astype(int)))
+        for scale in (1.0, 0.1, 0.3, 1 / 3):
+            assert _targets._weighted_median(y, w * scale) == expected
+
+
+def test_no_training_row_of_positive_weight_is_a_clear_error():
+    X, f = _linear_data(40)
+    w = np.zeros(40)
+    w[3] = 1.0
+    reg = STkRegressor(early_stopping=True, validation_fraction=0.5, random_state=1)
+    with pytest.raises(ValueError, match="no training row has a positive weight"):
+        reg.fit(X, f, sample_weight=w)
