@@ -326,14 +326,7 @@ class _Loop:
         d = self.data
         idx = self.padded(d.train_idx)
         y, params = self.lift(d.y[idx]), self.spec.loss_params
-        # By chunks of rows, as the scoring: for many members the activations
-        # of every training row at once are hundreds of megabytes. (Equal to
-        # one pass up to float rounding.)
-        parts = []
-        for lo, hi, f in forward_rows(self.model, self.lift(d.X[idx])):
-            out, _ = individual_loss_gradient(self.loss, f, y[..., lo:hi], params)
-            parts.append(out)
-        losses = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+        losses = _row_losses(self.model, self.lift(d.X[idx]), y, self.loss, params)
         w = self.lift(d.w[idx])
         _check_non_negative(losses, self.spec.loss)
         losses = losses.masked_fill(w <= 0, float("-inf"))
@@ -345,7 +338,7 @@ class _Loop:
             lam = ranked.gather(-1, (k - 1).unsqueeze(-1)).squeeze(-1)
         else:
             lam = _weighted_threshold(losses, w.expand_as(losses), self.h.kappa)
-        return lam.clamp_min(0.0).to(f.dtype).contiguous()
+        return lam.clamp_min(0.0).to(losses.dtype).contiguous()
 
     def report(self, epoch: int, loss: Tensor) -> None:
         if self.spec.verbose and loss.numel() == 1:
@@ -377,14 +370,20 @@ def largest_training_loss(model, data: TrainData, spec: TrainSpec) -> float:
     rows of positive weight of ``data`` (its first group)."""
     idx = data.train_idx[0]
     loss = get_individual_loss(spec.loss)
-    top = -math.inf
-    positive = data.w[idx] > 0
-    for lo, hi, f in forward_rows(model, data.X[idx]):
-        out, _ = individual_loss_gradient(loss, f, data.y[idx][lo:hi], spec.loss_params)
-        kept = out[positive[lo:hi]]
-        if kept.numel():
-            top = max(top, float(kept.max()))
-    return top
+    losses = _row_losses(model, data.X[idx], data.y[idx], loss, spec.loss_params)
+    kept = losses[data.w[idx] > 0]
+    return float(kept.max()) if kept.numel() else -math.inf
+
+
+def _row_losses(model, X: Tensor, y: Tensor, loss, params: dict) -> Tensor:
+    """Every member's individual losses on the rows of ``X``, by chunks of
+    rows as the scoring (for many members the activations of every row at
+    once are hundreds of megabytes; equal to one pass up to float rounding)."""
+    parts = []
+    for lo, hi, f in forward_rows(model, X):
+        out, _ = individual_loss_gradient(loss, f, y[..., lo:hi], params)
+        parts.append(out)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 def _check_non_negative(losses: Tensor, name: str) -> None:
