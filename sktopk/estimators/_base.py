@@ -661,19 +661,10 @@ def _class_weights(class_weight, y, classes) -> np.ndarray:
     fitted ``classes`` (a ``partial_fit`` chunk may lack some of them; a class
     it does not name weighs 1); "balanced" over the classes of ``y``."""
     if isinstance(class_weight, dict):
-        unknown = [c for c in class_weight if c not in set(classes.tolist())]
-        if unknown:
-            raise ValueError(
-                f"class_weight names labels {unknown} that are not classes "
-                f"({classes.tolist()})"
-            )
-        weight = np.ones(len(y), dtype=np.float64)
-        for label, value in class_weight.items():
-            weight[np.asarray(y) == label] = value
+        weight = _weights_of_labels(class_weight, np.asarray(y), classes)
+        values = np.array(list(class_weight.values()), dtype=np.float64)
     else:
-        weight = compute_sample_weight(class_weight, y).astype(np.float64)
-    given = class_weight.values() if isinstance(class_weight, dict) else weight
-    values = np.array(list(given), dtype=np.float64)
+        weight = values = compute_sample_weight(class_weight, y).astype(np.float64)
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(
             f"class_weight must be finite and non-negative; got {class_weight!r}"
@@ -682,4 +673,20 @@ def _class_weights(class_weight, y, classes) -> np.ndarray:
         raise ValueError(
             f"class_weight={class_weight!r} gives every sample a zero weight"
         )
+    return weight
+
+
+def _weights_of_labels(class_weight: dict, y: np.ndarray, classes) -> np.ndarray:
+    """``class_weight[label]`` for each sample (1 for a label it does not
+    name); every key must be one of ``classes``."""
+    known = set(classes.tolist())
+    unknown = [c for c in class_weight if c not in known]
+    if unknown:
+        raise ValueError(
+            f"class_weight names labels {unknown} that are not classes "
+            f"({classes.tolist()})"
+        )
+    weight = np.ones(len(y), dtype=np.float64)
+    for label, value in class_weight.items():
+        weight[y == label] = value
     return weight
