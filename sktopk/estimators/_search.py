@@ -37,6 +37,7 @@ from ._search_plan import (
     split_estimator,
     split_for_jobs,
     split_params,
+    warn_failures,
     warn_fit_failed,
 )
 from ._search_results import results_table
@@ -46,7 +47,6 @@ from ._search_run import (
     fit_one_by_one,
     refused,
     run_batch,
-    warn_failures,
 )
 from ._sklearn_compat import (
     Interval,

@@ -33,6 +33,7 @@ __all__ = [
     "plan_batches",
     "split_for_jobs",
     "warn_fit_failed",
+    "warn_failures",
     "fit_failed_message",
 ]
 
@@ -302,11 +303,14 @@ def _taken(prep: Pipeline, params: dict) -> dict:
 def warn_fit_failed(what: str, fold: int, error_score, exc: Exception) -> None:
     """The FitFailedWarning of a fit that failed or was refused on ``fold``:
     its scores there stay ``error_score``."""
-    warnings.warn(
-        fit_failed_message(what, fold, error_score, exc),
-        FitFailedWarning,
-        stacklevel=3,
-    )
+    warn_failures([fit_failed_message(what, fold, error_score, exc)])
+
+
+def warn_failures(messages: list[str]) -> None:
+    """Warn each FitFailedWarning message (those of a joblib worker in the
+    caller's process, where its own warnings never reach)."""
+    for message in messages:
+        warnings.warn(message, FitFailedWarning, stacklevel=3)
 
 
 def fit_failed_message(what: str, fold: int, error_score, exc: Exception) -> str:

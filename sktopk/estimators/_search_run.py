@@ -15,7 +15,7 @@ from numbers import Number, Real
 import numpy as np
 from sklearn import config_context
 from sklearn.base import ClassifierMixin, clone
-from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import type_of_target
 
 from .._device import resolve_device
@@ -28,7 +28,7 @@ try:  # the scorer of scoring=None: the estimator's own score method
 except ImportError:  # pragma: no cover - a later scikit-learn
     _PassthroughScorer = None
 
-__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill", "warn_failures"]
+__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill"]
 
 
 @dataclass
@@ -271,12 +271,6 @@ def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> str:
     estimator on fold ``g``."""
     what = f"{type(batch.base).__name__} with {batch.member_params[m]}"
     return fit_failed_message(what, batch.folds[g].index, error_score, exc)
-
-
-def warn_failures(messages: list[str]) -> None:
-    """Warn each FitFailedWarning message, in the caller's process."""
-    for message in messages:
-        warnings.warn(message, FitFailedWarning, stacklevel=3)
 
 
 def _diverged(batch: Batch, g: int, m: int, error_score) -> str:
