@@ -557,9 +557,10 @@ _REPORT_BYTES = 1 << 20
 
 
 def made_by(folder: Path, identities: list[str]) -> str:
-    """ " Made by ``<command>`` (``<report>``)." for each of ``identities``
-    whose report (a ``table*.md`` written by this tool, with the command
-    and the protocol identity in its settings) is in ``folder``; "" when
+    """A sentence " <identity> was made by <command> (<report>)." for each
+    of ``identities`` whose report (a ``table*.md`` written by this tool,
+    with the command and the protocol identity in its settings, as
+    :func:`.report.render_report` writes them) is in ``folder``; "" when
     none is."""
     found = {}
     for path in sorted(folder.glob("table*.md")):
