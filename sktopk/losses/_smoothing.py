@@ -168,16 +168,8 @@ def _hypot(x: Tensor, d: Delta) -> Tensor:
     ``x = 0``.
     """
     if torch.compiler.is_compiling():
-        return torch.sqrt(x * x + _square(d, x))
+        return torch.sqrt(x * x + floored(d * d, x))
     return torch.hypot(x, constant(d, x))
-
-
-def _square(d: Delta, x: Tensor) -> Delta:
-    """``d^2``, at least the smallest normal number of ``x``'s dtype."""
-    tiny = _tiny(x.dtype)
-    if isinstance(d, Tensor):
-        return (d * d).clamp_min(tiny)
-    return max(d * d, tiny)
 
 
 def _srelu_parts(x: Tensor, d: Delta) -> tuple[Tensor, Tensor]:
