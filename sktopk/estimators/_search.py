@@ -110,7 +110,9 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     cv : int, cross-validation generator or iterable, default=None
         As in GridSearchCV (5 folds; stratified for classifiers).
     verbose : int, default=0
-        Show a progress bar over batches when > 0.
+        When > 0, print GridSearchCV's first line (folds, candidates, fits),
+        with the number of batched models, and show a progress bar over the
+        batches.
     pre_dispatch : int or str, default="2*n_jobs"
         As in GridSearchCV, passed to ``joblib.Parallel``: how many batches
         are dispatched to the workers ahead of time (each carries its folds'
@@ -260,7 +262,9 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._warn_invalid(invalid, len(folds))
         valid = [i for i in range(len(candidates)) if i not in invalid]
         batches = self._plan(candidates, valid, X, y, folds, fit_params, score_params)
-        results = self._run(batches, scorers)
+        n, m = len(candidates), len(folds)
+        header = f"Fitting {m} folds for each of {n} candidates, totalling {n * m} fits"
+        results = self._run(batches, scorers, header)
         self._store_results(candidates, results, scorers, len(folds))
         self.n_splits_ = len(folds)
         if self.refit:
@@ -385,9 +389,11 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         _slice_score_params(batches, score_params, len(y))
         return batches
 
-    def _run(self, batches: list, scorers: dict) -> list:
+    def _run(self, batches: list, scorers: dict, header: str) -> list:
         n_jobs = effective_n_jobs(self.n_jobs)
         batches = split_for_jobs(batches, n_jobs)
+        if self.verbose > 0:  # GridSearchCV's first line, and the batches
+            print(f"{header}, as {len(batches)} batched models")
         options = {
             "error_score": self.error_score,
             "return_train_score": self.return_train_score,

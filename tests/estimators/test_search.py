@@ -179,3 +179,15 @@ def test_folds_of_unequal_steps_equal_grid_search(aggregate):
     for i in range(5):
         key = f"split{i}_test_score"
         np.testing.assert_array_equal(ours.cv_results_[key], ref.cv_results_[key])
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_verbose_prints_grid_search_first_line(clf_data, capsys, verbose):
+    X, y = clf_data
+    grid = {"k": [0.3, 1.0]}
+    est = STkClassifier(max_epochs=2, random_state=0)
+    STkSearchCV(est, grid, cv=3, verbose=verbose, refit=False).fit(X, y)
+    out = capsys.readouterr()
+    line = "Fitting 3 folds for each of 2 candidates, totalling 6 fits, as 1 batched"
+    assert (line in out.out) == bool(verbose)
+    assert ("batches" in out.err) == bool(verbose)  # the progress bar
