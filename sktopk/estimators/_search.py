@@ -29,7 +29,9 @@ from tqdm.auto import tqdm
 from .._device import resolve_device
 from ..engine.grid import parse_memory
 from ._search_plan import (
+    all_failed_error,
     check_candidates,
+    collected_failures,
     group_candidates,
     plan_batches,
     preprocess_folds,
@@ -259,9 +261,14 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                 "No fits were performed. Was the CV iterator empty? "
                 "Were there no candidates?"
             )
-        self._warn_invalid(invalid, len(folds))
         valid = [i for i in range(len(candidates)) if i not in invalid]
-        batches = self._plan(candidates, valid, X, y, folds, fit_params, score_params)
+        with collected_failures() as failures:
+            self._warn_invalid(invalid, len(folds))
+            batches = self._plan(
+                candidates, valid, X, y, folds, fit_params, score_params
+            )
+        if not batches:
+            raise all_failed_error(len(candidates) * len(folds), failures)
         n, m = len(candidates), len(folds)
         header = f"Fitting {m} folds for each of {n} candidates, totalling {n * m} fits"
         results = self._run(batches, scorers, header)
@@ -380,12 +387,6 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                 base, members, configs, prepared[head_key], self.error_score
             )
         batches = _trainable(batches, self.error_score)
-        if not batches:
-            raise ValueError(
-                f"All the {len(candidates) * len(folds)} fits failed: the "
-                "preprocessing steps or the estimator failed on every fold (see "
-                "the warnings)."
-            )
         _slice_score_params(batches, score_params, len(y))
         return batches
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +36,8 @@ __all__ = [
     "plan_batches",
     "split_for_jobs",
     "warn_fit_failed",
+    "collected_failures",
+    "all_failed_error",
     "warn_failures",
     "fit_failed_message",
 ]
@@ -308,9 +313,41 @@ def warn_fit_failed(what: str, fold: int, error_score, exc: Exception) -> None:
 
 def warn_failures(messages: list[str]) -> None:
     """Warn each FitFailedWarning message (those of a joblib worker in the
-    caller's process, where its own warnings never reach)."""
+    caller's process, where its own warnings never reach); within
+    :func:`collected_failures`, also keep them."""
+    kept = _COLLECTED.get()
     for message in messages:
+        if kept is not None:
+            kept.append(message)
         warnings.warn(message, FitFailedWarning, stacklevel=3)
+
+
+_COLLECTED: ContextVar[list | None] = ContextVar("sktopk_fit_failures", default=None)
+
+
+@contextmanager
+def collected_failures() -> Iterator[list[str]]:
+    """The messages of the FitFailedWarnings raised within, in a list (they
+    are still warned)."""
+    token = _COLLECTED.set([])
+    try:
+        yield _COLLECTED.get()
+    finally:
+        _COLLECTED.reset(token)
+
+
+def all_failed_error(n_fits: int, messages: list[str]) -> ValueError:
+    """GridSearchCV's error where every fit failed, with the distinct causes
+    and how many warnings gave each (the warnings may be filtered out)."""
+    causes = Counter(m.split("Details: ", 1)[-1] for m in messages)
+    details = "\n".join(f"- {n} x {cause}" for cause, n in causes.most_common())
+    return ValueError(
+        f"All the {n_fits} fits failed: the preprocessing steps or the "
+        "estimator failed on every fold. It is very likely that your model is "
+        "misconfigured; you can try to debug the error by setting "
+        "error_score='raise'.\n\nBelow are more details about the failures "
+        f"(of each FitFailedWarning):\n{details}"
+    )
 
 
 def fit_failed_message(what: str, fold: int, error_score, exc: Exception) -> str:

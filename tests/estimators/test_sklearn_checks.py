@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkRegressor
+from sktopk import SmoothTopKSVMClassifier, STkClassifier, STkRegressor, STkSearchCV
 
 _SW_REASON = (
     "minibatch order is drawn over samples, so a weight of 2 is not the same "
@@ -26,6 +26,8 @@ _ATK_MLP_CLASS_WEIGHT = {
 
 
 def _expected_failures(estimator) -> dict:
+    if isinstance(estimator, STkSearchCV):  # its fit takes **params: skipped
+        return {}
     if getattr(estimator, "aggregate", None) == "atk":
         return EXPECTED_FAILURES | _ATK_MLP_CLASS_WEIGHT
     return EXPECTED_FAILURES
@@ -38,6 +40,10 @@ ESTIMATORS = [
     ),
     STkRegressor(device="cpu", random_state=0),
     SmoothTopKSVMClassifier(k=1, device="cpu", random_state=0),
+    # The search raises the estimators' own errors (through its "all fits
+    # failed" message), as GridSearchCV does.
+    STkSearchCV(STkClassifier(device="cpu", random_state=0), {"C": [1.0, 10.0]}, cv=2),
+    STkSearchCV(STkRegressor(device="cpu", random_state=0), {"C": [1.0, 10.0]}, cv=2),
 ]
 
 
