@@ -47,6 +47,7 @@ from ._search_run import (
     check_error_score,
     error_fill,
     fit_one_by_one,
+    is_passthrough,
     refused,
     run_batch,
 )
@@ -254,6 +255,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         invalid = check_candidates(self.estimator, candidates, self.error_score)
         scorers = self._scorers()
         fit_params, split_params_, score_params = self._route(X, params, scorers)
+        self._check_score_requests(scorers, score_params)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, **split_params_))
         if not folds:
@@ -322,6 +324,22 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
                 fit_params["sample_weight"], X
             )
         return fit_params, split_params_, score_params
+
+    def _check_score_requests(self, scorers: dict, score_params: dict) -> None:
+        """Under metadata routing, a Pipeline's own score (``scoring=None``)
+        checks its steps' score requests for the metadata it is given, as
+        ``Pipeline.score`` does in GridSearchCV (which turns the error into
+        ``error_score`` on every fit); the members are scored by their final
+        step's score, so the check is made here, once, before training."""
+        pipeline = split_estimator(self.estimator)[0]
+        if (
+            _routing_enabled()
+            and pipeline is not None
+            and score_params
+            and not self.multimetric_
+            and is_passthrough(scorers["score"])
+        ):
+            process_routing(pipeline, "score", **score_params)
 
     def _fit_weight_for_scorers(self, fit_params: dict, scorers: dict) -> dict:
         weight = fit_params.get("sample_weight")

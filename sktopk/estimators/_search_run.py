@@ -28,7 +28,7 @@ try:  # the scorer of scoring=None: the estimator's own score method
 except ImportError:  # pragma: no cover - a later scikit-learn
     _PassthroughScorer = None
 
-__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill"]
+__all__ = ["BatchScores", "run_batch", "fit_one_by_one", "error_fill", "is_passthrough"]
 
 
 @dataclass
@@ -258,12 +258,13 @@ def _accuracy_accepts(y, classes) -> bool:
     return True
 
 
+def is_passthrough(scorer) -> bool:
+    """Whether ``scorer`` is the estimator's own score method (``scoring=None``)."""
+    return _PassthroughScorer is not None and type(scorer) is _PassthroughScorer
+
+
 def _is_default_accuracy(scorer, est) -> bool:
-    return (
-        _PassthroughScorer is not None
-        and type(scorer) is _PassthroughScorer
-        and type(est).score is ClassifierMixin.score
-    )
+    return is_passthrough(scorer) and type(est).score is ClassifierMixin.score
 
 
 def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> str:

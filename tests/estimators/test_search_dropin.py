@@ -642,6 +642,24 @@ def test_metadata_routing_to_a_pipeline_with_a_transformer(small, scaler_weighte
     assert ours.best_params_ == ref.best_params_
 
 
+def test_an_unset_score_request_in_a_pipeline_raises_as_its_score(small):
+    # GridSearchCV scores a Pipeline by Pipeline.score, which refuses weights
+    # that its last step has not said it takes or not (an error on every fit,
+    # NaN scores); STkSearchCV scores its members by the last step's score and
+    # makes the Pipeline's check once, before training. A set request is
+    # taken as set.
+    X, y, w = small
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = _weighted_pipe(False)
+        with pytest.raises(UnsetMetadataPassedError, match="Pipeline.score"):
+            STkSearchCV(pipe, {"clf__k": [0.5]}, cv=3).fit(X, y, sample_weight=w)
+        pipe.named_steps["clf"].set_score_request(sample_weight=True)
+        ours, ref = _both(
+            pipe, {"clf__k": [0.5, 1.0]}, X, y, {"sample_weight": w}, cv=3
+        )
+    _assert_same(ours, ref, [f"split{i}_test_score" for i in range(3)])
+
+
 @pytest.mark.parametrize("step", [None, "passthrough"])
 def test_pipeline_with_an_empty_step_equals_grid_search(small, step):
     X, y, w = small
