@@ -32,6 +32,7 @@ from ._aggregate_defs import (
     _masked_max,
     _top_units,
     _units,
+    at_least,
     average_loss_gradient,
     ceil_count,
     weight_threshold,
@@ -196,7 +197,7 @@ def _count(k: int | float, n: int) -> int:
         return int(k)
     if not 0.0 < k <= 1.0:  # False for NaN too
         raise ValueError(f"k={k!r} is out of range: a float k is a fraction in (0, 1]")
-    return max(1, ceil_count(k * n))
+    return at_least(ceil_count(k * n), 1)
 
 
 def _fraction_of(k: int | float, n: int) -> float:

@@ -63,8 +63,13 @@ def ceil_count(x: Tensor | float, eps: float | None = None) -> Tensor | int:
         eps = torch.finfo(x.dtype).eps if eps is None else eps
         return torch.ceil(x - _ROUNDING_ULPS * eps * x.abs().clamp_min(1.0))
     eps = _EPS64 if eps is None else eps
-    # Plain comparisons: torch.compile traces them on symbolic floats.
-    return math.ceil(x - _ROUNDING_ULPS * eps * (x if x > 1.0 else 1.0))
+    return math.ceil(x - _ROUNDING_ULPS * eps * at_least(x, 1.0))
+
+
+def at_least(x, low):
+    """``max(x, low)`` of numbers; compiled or exported, ``torch.sym_max``,
+    which puts no guard on a symbolic size (a tenth of the cost in eager)."""
+    return torch.sym_max(x, low) if torch.compiler.is_compiling() else max(x, low)
 
 
 def _precision(kappa) -> float:

@@ -153,9 +153,10 @@ def smooth_topk_svm(
     route raises a clear error on a second backward pass. The loss works with
     the ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``, ``hessian``
     for ``k <= 10``), meta and fake tensors, ``torch.compile(fullgraph=True)``
-    and ``torch.export`` (a dynamic batch dimension included). Traced, the
-    route depends on the number of classes only, so one graph serves every
-    batch size: torch specialises on the first batch size and compiles one
+    and ``torch.export`` (a dynamic batch dimension included, and with
+    ``torch.compile`` a dynamic number of classes too). Traced, the route
+    depends on ``k`` only, so one graph serves every batch size: torch
+    specialises on the first batch size and compiles one
     dynamic graph at the second, then never again
     (``torch._dynamo.mark_dynamic(scores, 0)`` before the first call compiles
     the dynamic graph at once). ``torch.jit.trace`` follows the batch size too.
@@ -309,12 +310,16 @@ def _smooth_per_sample(
 
 
 def _route(n: int, n_classes: int, k: int) -> str:
-    """Which route computes the smooth loss: from the shapes only."""
-    traced = _traced()
-    if k == 1 and (traced or n * n_classes <= _K1_TOTAL):
+    """Which route computes the smooth loss: from the shapes only. Compiled,
+    exported or traced, by ``k`` alone: the class count may be symbolic there
+    (``dynamic=True``), which the subsets route cannot build its constants
+    from, so it is not taken."""
+    if _traced():
+        return "k1" if k == 1 else "fast" if k <= _FAST_MAX_K else "large"
+    if k == 1 and n * n_classes <= _K1_TOTAL:
         return "k1"
     subsets = math.comb(n_classes, k)
-    if subsets <= _SUBSET_MAX and (traced or n * subsets <= _SUBSET_TOTAL):
+    if subsets <= _SUBSET_MAX and n * subsets <= _SUBSET_TOTAL:
         return "subsets"
     if k <= _FAST_MAX_K:
         return "fast"

@@ -321,6 +321,32 @@ def test_compile_fullgraph_one_dynamic_graph(name, monkeypatch):
         assert compiled_matches_eager(fn, n_classes, sizes) <= 2
 
 
+@pytest.mark.parametrize("k, n_classes", [(2, 10), (3, 10), (5, 100), (12, 20)])
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_compile_with_a_dynamic_class_dimension(k, n_classes, fullgraph):
+    # The number of classes is specialised (k >= 2 picks a route and builds
+    # its constants from it): dynamic=True, or another class count later,
+    # recompiles for it, and the values are eager's (the subsets route once
+    # built its constants from a symbolic count: NaN).
+    torch._dynamo.reset()
+    fn = torch.compile(
+        lambda s, y: smooth_topk_svm(s, y, k, 1.0, 0.5, reduction="none"),
+        dynamic=True,
+        fullgraph=fullgraph,
+        backend="eager",
+    )
+    for c in (n_classes, n_classes + 3):
+        scores, labels = problem(8, c, dtype=torch.float32, seed=c)
+        got_leaf = scores.clone().requires_grad_(True)
+        got = fn(got_leaf, labels)
+        got.sum().backward()
+        want_leaf = scores.clone().requires_grad_(True)
+        want = smooth_topk_svm(want_leaf, labels, k, 1.0, 0.5, reduction="none")
+        want.sum().backward()
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got_leaf.grad, want_leaf.grad)
+
+
 @pytest.mark.parametrize(
     "name",
     [
