@@ -262,9 +262,10 @@ def members_per_chunk(
         need = per_member * n_groups
         raise MemoryError(
             f"one configuration, trained on each of the {n_groups} fold(s) at "
-            f"once, needs about {need / 2**20:.0f} MiB, more than the memory "
-            f"budget of {budget / 2**20:.0f} MiB; raise max_memory, or use fewer "
-            "folds, a smaller batch_size or fewer hidden units"
+            f"once, needs about {need:,} bytes ({need / 2**20:.2f} MiB), more "
+            f"than the memory budget of {budget:,} bytes ({budget / 2**20:.2f} "
+            "MiB); raise max_memory, or use fewer folds, a smaller batch_size or "
+            "fewer hidden units"
         )
     return int(min(n_members, fit))
 

@@ -37,17 +37,19 @@ __all__ = ["main", "build_parser"]
 PROG = "sktopk"
 EPILOG = """\
 The output folder is locked while a run uses it: a second run on the same
-folder stops at once (exit status 2). Rerunning the same command resumes: the
-cells already in runs.csv are not run again, and a cell that was interrupted
-trains only the chunks of its grid it had not finished (kept in the folder's
-.sktopk-partial until the cell is whole). Files in the folder that sktopk did
-not write, and symbolic links, are never overwritten.
+folder is refused (exit status 2) once its options are checked, before any
+work (after a few seconds: it loads torch first). Rerunning the same command
+resumes: the cells already in runs.csv are not run again, and a cell that was
+interrupted trains only the chunks of its grid it had not finished (kept in
+the folder's .sktopk-partial until the cell is whole). Files in the folder
+that sktopk did not write, and symbolic links, are never overwritten.
 
 exit status: 0 done; 2 a usage error, or an output folder that cannot be used
-(read-only, in use by another run, or holding files sktopk did not write),
-reported before any work; 130 interrupted (Tables 3, 4 and 6 keep their
-finished cells and chunks; the synthetic jobs, Tables 1 and 2 and Figures 3
-and 4, write their files only at the end and keep nothing).
+(read-only, in use by another run, holding files sktopk did not write, or
+results made with other settings), reported before any work; 130 interrupted
+(Tables 3, 4 and 6 keep their finished cells and chunks; the synthetic jobs,
+Tables 1 and 2 and Figures 3 and 4, write their files only at the end and
+keep nothing).
 """
 #: Patience used when --patience-unit changes the preset's unit.
 DEFAULT_PATIENCE = {"step": 1, "epoch": 5}
@@ -79,30 +81,39 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"preset: {', '.join(PRESETS)} (default: quick)")  # fmt: skip
     rep.add_argument("--datasets", help="comma-separated datasets (default: all of "
                      "the table)")  # fmt: skip
-    rep.add_argument("--runs", type=int, help="random splits per cell")
+    rep.add_argument("--runs", type=int, help="random splits per cell, or "
+                     "repetitions of a synthetic job (default: the --protocol "
+                     f"preset's: {_runs_defaults()})")  # fmt: skip
     rep.add_argument(
         "--seed", type=int, default=0, help="global seed, an integer >= 0 (default 0)"
     )
-    rep.add_argument("--max-epochs", type=int, help="epoch limit")
+    rep.add_argument("--max-epochs", type=int, help="epoch limit (default: "
+                     f"the preset's: {_defaults('max_epochs')})")  # fmt: skip
     rep.add_argument(
         "--patience-unit",
         choices=STOPPING_UNITS,
         help="early stopping every 50 steps (the paper's) or per epoch",
     )
-    rep.add_argument("--patience", type=int, help="evaluations without improvement")
-    rep.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or linear")
+    rep.add_argument("--patience", type=int, help="evaluations without "
+                     f"improvement (default: the preset's: {_patience_defaults()}"
+                     "; with the other --patience-unit: "
+                     f"{_defaults_of(DEFAULT_PATIENCE)})")  # fmt: skip
+    rep.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or "
+                     f"linear (default: the preset's: {_defaults('model')})",
+                     )  # fmt: skip
     rep.add_argument("--scaling", choices=SCALINGS, help="feature scaling")
     rep.add_argument(
         "--target-scaling",
         choices=TARGET_SCALINGS,
         help="regression targets (table 6): paper (default) min-max scales to "
         "[0, 1] the datasets the paper lists as scaled (housing, abalone, "
-        "cpusmall) and leaves sinc as generated; all scales every dataset",
+        "cpusmall) and leaves sinc as generated; all scales every dataset. "
+        "Tables 3 and 4 have no targets to scale: it changes nothing there",
     )
     rep.add_argument("--out", help="output folder (default: "
                      "sktopk-results/table<N>-<protocol>); one run at a time: "
-                     "a second run on the same folder exits at once with "
-                     "status 2")  # fmt: skip
+                     "a second run on the same folder is refused with status 2 "
+                     "before any work")  # fmt: skip
     rep.add_argument(
         "--jobs",
         type=int,
@@ -111,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--max-memory",
-        help="memory budget of the members trained at once, e.g. 2GB (default 1GB); "
-        "larger grids are trained in several batches",
+        help="memory budget of the members trained at once, e.g. 2GiB or 2GB "
+        "(default 1GiB; KiB, MiB, GiB are powers of 1024, KB, MB, GB powers of "
+        "1000); larger grids are trained in several batches",
     )
     rep.add_argument(
         "--backend",
@@ -125,6 +137,32 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _defaults(name: str) -> str:
+    """The value of setting ``name`` in each preset, e.g. "quick 10, paper 50"."""
+    return ", ".join(f"{p} {getattr(PRESETS[p], name)}" for p in PRESETS)
+
+
+def _defaults_of(values: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items())
+
+
+def _patience_defaults() -> str:
+    return ", ".join(
+        f"{p} {PRESETS[p].patience} ({PRESETS[p].stopping})" for p in PRESETS
+    )
+
+
+def _runs_defaults() -> str:
+    """The runs of each preset, for Tables 3, 4 and 6 and each synthetic job."""
+    from .synthetic.settings import PRESETS as SYNTHETIC
+
+    parts = [f"{_defaults('runs')} (Tables 3, 4, 6)"]
+    for job, presets in SYNTHETIC.items():
+        runs = ", ".join(f"{p} {s.runs}" for p, s in presets.items())
+        parts.append(f"{runs} ({job[:-1].capitalize()} {job[-1]})")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +226,7 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
         raise UsageError("give --table N or --figure N")
     if args.table is not None:
         args.table = str(_table(args.table))
+    _check_counts(args)
     if is_synthetic(args):
         return _synthetic(args, command)
     table, datasets = int(args.table), _datasets(args.datasets)  # read above
@@ -195,8 +234,10 @@ def _reproduce(args: argparse.Namespace, command: str) -> int:
         protocol = _protocol(args)
         for cell in table_cells(table, datasets):
             members_at_once(cell, protocol)  # the budget holds one member per run
-    except (ValueError, MemoryError) as exc:  # in the command line's words
+    except ValueError as exc:  # in the command line's words
         raise UsageError(str(exc).replace("max_memory", "--max-memory")) from None
+    except MemoryError as exc:
+        raise UsageError(_memory_advice(str(exc))) from None
     out = args.out or os.path.join("sktopk-results", f"table{table}-{protocol.name}")
     result = reproduce(
         table, protocol, seed=args.seed, out=out, datasets=datasets,
@@ -215,6 +256,24 @@ def _synthetic(args: argparse.Namespace, command: str) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return run_synthetic(job, settings, args, command)
+
+
+#: Options that count something, as the command line names them.
+COUNTS = {"runs": "--runs", "max_epochs": "--max-epochs", "patience": "--patience"}
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """``--runs``, ``--max-epochs`` and ``--patience``, when given, are >= 1."""
+    for name, flag in COUNTS.items():
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1; got {value}")
+
+
+def _memory_advice(message: str) -> str:
+    """The budget error of the engine, with the command line's remedy."""
+    head = message.split("; raise max_memory", 1)[0]
+    return f"{head}; raise --max-memory (its default is 1GiB)"
 
 
 #: The tables that ``reproduce`` makes.

@@ -8,7 +8,8 @@ runs. So that an interrupted run (Ctrl-C, a closed session, a killed worker)
 does not lose those hours, each finished chunk's scores are kept in the
 output folder's ``.sktopk-partial`` sub-folder, one file per chunk; a run of
 the same command trains only the chunks it lacks. A cell's files are removed
-once its rows are in ``runs.csv``.
+once its rows are in ``runs.csv``. A sub-folder of that name holding
+anything else (made by the user) is refused and left as it is.
 
 The files are this tool's: written to a temporary file and renamed, never
 through a symbolic link, and read back only if they hold the arrays of the
@@ -32,6 +33,7 @@ import numpy as np
 
 from .protocol import Cell
 from .store import (
+    _TEMP_NAME,
     StoreError,
     StoreWarning,
     _refuse_link,
@@ -76,6 +78,7 @@ class PartialStore:
             raise StoreError(
                 f"cannot create {self.path}: {exc.strerror or exc}"
             ) from exc
+        _check_ours(self.path)
         remove_stale_temps(self.path)
         foreign = [
             e
@@ -107,6 +110,20 @@ class PartialStore:
         """Remove the sub-folder when no unfinished cell has chunks in it."""
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def _check_ours(path: Path) -> None:
+    """Refuse a sub-folder holding anything but this tool's chunk and
+    temporary files: one the user made, whose files are left alone."""
+    for entry in os.scandir(path):
+        ours = _CHUNK.fullmatch(entry.name) or _TEMP_NAME.fullmatch(entry.name)
+        if not (ours and entry.is_file(follow_symlinks=False)):
+            raise StoreError(
+                f"{path} holds {entry.name}, which sktopk did not write; sktopk "
+                "keeps the chunks of unfinished cells in that folder, and only "
+                "them. Move it away or choose another --out folder; it was left "
+                "as it is."
+            )
 
 
 def _foreign_message(path: Path, foreign: list, identity: str) -> str:

@@ -147,16 +147,24 @@ def render_report(
     plots: list[str],
     plot_message: str | None = None,
     runs: pd.DataFrame | None = None,
+    reference: pd.DataFrame | None = None,
+    made_by: list[str] | None = None,
 ) -> str:
     """The Markdown report: settings, table, timing, plots and notes; with
     ``runs``, also STk's paired comparison with each baseline; for regression
-    cells, the constant predictor's scores beside them."""
-    settings = {"command": f"`{command}`", "seed": str(seed)}
-    settings |= protocol.describe()
+    cells, the constant predictor's scores beside them (``reference``, from
+    :func:`.reference.constant_summary`, computed here if not given).
+    ``made_by`` lists the commands that made the runs, when they are not
+    ``command`` alone (None: not said)."""
+    settings = {"command": f"`{command}`"}
+    if made_by is not None and made_by != [command]:
+        settings["runs made by"] = _commands(made_by)
+    settings |= {"seed": str(seed)} | protocol.describe()
     settings["protocol identity"] = protocol.identity(seed)
     lines = [f"# {title}", "", "## Settings", ""]
     lines += [f"- **{k}**: {v}" for k, v in settings.items()]
-    reference = constant_summary(comparison, protocol, seed)
+    if reference is None:
+        reference = constant_summary(comparison, protocol, seed)
     table = with_reference_rows(comparison, reference)
     lines += ["", "## Results", "", _legend(comparison, reference), ""]
     lines += [markdown_table(format_table(table)), "", "## Time", ""]
@@ -170,6 +178,13 @@ def render_report(
         lines += ["", *words]
     lines += ["", "## Notes", "", *_notes(comparison, protocol)]
     return "\n".join(lines) + "\n"
+
+
+def _commands(commands: list[str]) -> str:
+    """The commands that made the runs, for the settings section."""
+    if not commands:
+        return "not recorded (the runs were in runs.csv before this command)"
+    return "; ".join(f"`{c}`" for c in commands)
 
 
 def _legend(comparison: pd.DataFrame, reference: pd.DataFrame) -> str:

@@ -3,10 +3,11 @@ and plots. :func:`reproduce` is what the command line calls."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,17 +18,23 @@ from .backends import run_cells
 from .experiment import members_at_once
 from .partial import PartialStore
 from .plots import have_matplotlib, plot_datasets, plot_name
-from .protocol import TABLES, Cell, Protocol, table_cells
+from .protocol import TABLES, TARGET_SCALINGS, Cell, Protocol, table_cells
+from .reference import constant_summary, with_reference_rows
 from .report import compare, format_table, render_report, summarize
 from .schedule import ChunkDone
-from .store import OutputFolder, ResultStore
+from .store import OutputFolder, ResultStore, check_seed
 
 __all__ = ["Reproduction", "reproduce"]
 
 
 @dataclass
 class Reproduction:
-    """What :func:`reproduce` produced."""
+    """What :func:`reproduce` produced.
+
+    ``comparison`` is the table of ``table{N}_comparison.csv`` and of the
+    report: every cell of the table complete in the folder, with the
+    constant-predictor reference rows of a regression table.
+    """
 
     comparison: pd.DataFrame
     runs: pd.DataFrame
@@ -54,6 +61,12 @@ def reproduce(
 ) -> Reproduction:
     """Run the cells of ``table`` that ``out/runs.csv`` lacks, then report.
 
+    The report, the comparison and the plots cover every cell of the table
+    whose runs are complete in ``out/runs.csv``, not only those of
+    ``datasets``; the report names the commands that made those runs.
+    A classification table (3, 4) has no targets to scale, so
+    ``protocol.target_scaling`` does not change which runs it uses.
+
     Parameters
     ----------
     table : {3, 4, 6}
@@ -73,6 +86,8 @@ def reproduce(
         Where cells run, see :func:`~sktopk.reproduce.backends.run_cells`.
     plots : bool, default=True
         Write the PNG plots (skipped with a message without matplotlib).
+        Without them, this tool's plots of an earlier run of the report's
+        datasets are removed (a file of the user is left as it is).
     progress : bool, default=True
         Show a progress bar (on stderr).
     command : str, default=""
@@ -82,18 +97,21 @@ def reproduce(
     ------
     StoreError
         Before any work, if the folder cannot be used: not writable, in use by
-        another run, holding a damaged or foreign ``runs.csv``, or holding a
-        file of an output name that this tool did not write, or a link.
+        another run, holding a damaged or foreign ``runs.csv``, runs or
+        reports made with other settings or another seed, or holding a file
+        of an output name that this tool did not write, or a link.
     """
     start = time.perf_counter()
     cells = table_cells(table, datasets)
     with OutputFolder(out) as folder:
-        store = ResultStore(folder, protocol.identity(seed), protocol.runs)
-        folder.check_replaceable(_outputs(table, cells, plots))
+        protocol, store = _open_store(folder, table, protocol, seed)
+        shown = _report_cells(table, cells, store)
+        folder.check_replaceable(_outputs(table, shown, plots))
+        check_seed(folder, seed)
         complete = {c for c in cells if store.is_complete(c)}
         todo = sorted((c for c in cells if c not in complete), key=_cost(protocol))
         owned = len(store.frame) > 0  # runs.csv holds this run's rows
-        partial = PartialStore(folder.path, protocol.identity(seed), owned)
+        partial = PartialStore(folder.path, store.identity, owned)
         for cell in complete:  # left by a run stopped just after the cell's rows
             partial.clear(cell)
         try:
@@ -101,24 +119,51 @@ def reproduce(
             _run(todo, store, protocol, seed, where, progress)
         finally:  # also when interrupted: no empty folder left behind
             partial.remove_if_empty()
-        runs = store.complete_rows(cells)
+        runs = store.complete_rows(shown)
         comparison = compare(summarize(runs))
-        csv = comparison.to_csv(index=False, lineterminator="\n")
+        reference = constant_summary(comparison, protocol, seed)
+        rows = with_reference_rows(comparison, reference)
+        csv = rows.to_csv(index=False, lineterminator="\n")
         folder.write(f"table{table}_comparison.csv", csv.encode("utf-8"))
         names, message = _plots(comparison, folder, table, plots)
+        _remove_stale_plots(folder, table, shown, names)
         seconds = time.perf_counter() - start
-        ran, resumed = len(todo), len(cells) - len(todo)
+        ran, resumed = len(todo), len(shown) - len(todo)
         timing = _timing(runs, ran, resumed, seconds, backend, jobs)
+        earlier = _earlier_report(folder.path / f"table{table}.md", store.identity)
         if not todo:  # a report made again from runs.csv keeps the run's times
-            report_path = folder.path / f"table{table}.md"
-            timing = _earlier_timing(report_path, seconds, timing, len(cells))
+            timing = _earlier_timing(earlier, seconds, timing, len(shown))
+        makers = _makers(earlier, command, ran, resumed)
         text = render_report(
             comparison, protocol, title=_title(table), command=command, seed=seed,
             timing=timing, plots=names, plot_message=message, runs=runs,
+            reference=reference, made_by=makers,
         )  # fmt: skip
         report = folder.write(f"table{table}.md", text.encode("utf-8"))
     paths = [Path(out) / n for n in names]
-    return Reproduction(comparison, runs, report, paths, ran, resumed, seconds)
+    return Reproduction(rows, runs, report, paths, ran, resumed, seconds)
+
+
+def _open_store(folder, table: int, protocol: Protocol, seed: int):
+    """The protocol and the store of its runs. A classification table has no
+    targets to scale: its runs are those of either target scaling, recorded
+    under the identity of the folder's ``runs.csv`` (the default's for a new
+    one), and the protocol is given that scaling, so that its report and rows
+    say what the folder holds."""
+    if TABLES[table].task == "regression":
+        return protocol, ResultStore(folder, protocol.identity(seed), protocol.runs)
+    variants = [replace(protocol, target_scaling=t) for t in TARGET_SCALINGS]
+    by_identity = {v.identity(seed): v for v in variants}
+    first, *also = by_identity
+    store = ResultStore(folder, first, protocol.runs, also=tuple(also))
+    return by_identity[store.identity], store
+
+
+def _report_cells(table: int, cells: list[Cell], store: ResultStore) -> list[Cell]:
+    """The cells of the report: those asked for, and every other cell of the
+    table whose runs are complete in the folder's ``runs.csv``."""
+    asked = set(cells)
+    return [c for c in table_cells(table) if c in asked or store.is_complete(c)]
 
 
 def _outputs(table: int, cells: list[Cell], plots: bool) -> list[str]:
@@ -196,22 +241,32 @@ def _timing(runs, ran: int, resumed: int, seconds: float, backend, jobs) -> dict
     }
 
 
-def _earlier_timing(report: Path, seconds: float, timing: dict, n_cells: int) -> dict:
-    """The Time section of the report already in the folder (written by this
-    tool: checked before any work), where every cell was resumed: the times of
-    the run that made the cells, not of this invocation, which only made the
-    report again. ``timing`` where there is no such section, where it counts
-    other cells than ``n_cells`` (a report of other datasets) or where it ran
-    none of them."""
+def _earlier_report(report: Path, identity: str) -> dict[str, dict[str, str]]:
+    """The settings and Time sections of the report already in the folder
+    (written by this tool: checked before any work) if it is of the runs of
+    ``identity``; empty sections otherwise."""
+    sections = {"Settings": {}, "Time": {}}
     if not report.is_file():
-        return timing
-    earlier, inside = {}, False
+        return sections
+    name = ""
     for line in report.read_text(encoding="utf-8").splitlines():
         if line.startswith("## "):
-            inside = line == "## Time"
-        elif inside and line.startswith("- **") and "**: " in line:
+            name = line[3:]
+        elif name in sections and line.startswith("- **") and "**: " in line:
             key, value = line[4:].split("**: ", 1)
-            earlier[key] = value
+            sections[name][key] = value
+    if sections["Settings"].get("protocol identity") != identity:
+        return {"Settings": {}, "Time": {}}
+    return sections
+
+
+def _earlier_timing(earlier: dict, seconds: float, timing: dict, n_cells: int) -> dict:
+    """The Time section of the earlier report (see :func:`_earlier_report`),
+    where every cell was resumed: the times of the run that made the cells,
+    not of this invocation, which only made the report again. ``timing``
+    where there is no such section, where it counts other cells than
+    ``n_cells`` (a report of other datasets) or where it ran none of them."""
+    earlier = dict(earlier["Time"])
     earlier.pop("report made again", None)
     counts = earlier.get("cells run now / resumed from runs.csv", "").split(" / ")
     if not all(c.isdigit() for c in counts) or sum(map(int, counts)) != n_cells:
@@ -222,6 +277,29 @@ def _earlier_timing(report: Path, seconds: float, timing: dict, n_cells: int) ->
         "report made again": f"from runs.csv in {seconds:.1f} s, every cell "
         "resumed; the times above are those of the run that made the cells"
     }
+
+
+def _makers(earlier: dict, command: str, ran: int, resumed: int) -> list[str]:
+    """The commands that made the runs of the report: those the earlier
+    report names (when this one resumes cells) and this one (when it ran
+    some)."""
+    before = []
+    if resumed:
+        settings = earlier["Settings"]
+        before = re.findall(r"`([^`]*)`", settings.get("runs made by", ""))
+        counts = earlier["Time"].get("cells run now / resumed from runs.csv", "")
+        if not before and not counts.startswith("0 ") and "command" in settings:
+            before = re.findall(r"`([^`]*)`", settings["command"])
+    return list(dict.fromkeys(before + ([command] if ran else [])))
+
+
+def _remove_stale_plots(folder, table: int, cells: list[Cell], kept: list[str]):
+    """Remove this tool's plots of the report's datasets that were not made
+    now (an earlier run's, which would not match the report)."""
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        name = plot_name(f"table{table}", dataset)
+        if name not in kept:
+            folder.remove(name)
 
 
 def _title(table: int) -> str:

@@ -3,8 +3,14 @@
 Everything in the output folder is the user's data, so:
 
 - one run at a time: :class:`OutputFolder` holds an exclusive lock on the
-  folder while it is open, and a second run stops at once with a
-  :class:`StoreError`; the folder is checked writable before any work;
+  folder while it is open (on its lock file, which holds the line
+  ``sktopk lock`` and the process id, and is removed when the folder is
+  closed), and a second run stops with a :class:`StoreError`; the folder is
+  checked writable before any work;
+- the tool's own files (the lock file, the manifest and temporary files)
+  are only replaced or removed when their content or name shows that this
+  tool wrote them; anything else of those names is refused, and left as it
+  is;
 - ``runs.csv`` only grows, by whole lines: before appending, the file must end
   with a newline, and every row is written and synced to disk on its own. On
   resume, an incomplete last line (the trace of an interrupted write) is
@@ -24,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -41,6 +48,11 @@ CELL_KEY = ["table", "dataset", "loss", "aggregate"]
 LOCK_NAME = ".sktopk-lock"
 MANIFEST_NAME = ".sktopk-written.json"
 TEMP_PREFIX = ".sktopk-tmp-"
+#: The first line of the lock file; the second is the process id.
+LOCK_TEXT = "sktopk lock"
+#: A temporary file of this tool: the prefix, the process id and 16 random
+#: hexadecimal digits (earlier versions wrote no process id).
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(?:\d+-)?[0-9a-f]{16}")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _HINT = "Move it away or choose another --out folder; it was left as it is."
@@ -116,8 +128,10 @@ class OutputFolder:
             raise
 
     def close(self) -> None:
-        """Release the lock."""
+        """Remove the lock file (still locked, so no other run can hold it),
+        then release the lock."""
         if self._fd is not None:
+            _remove_lock_file(self.path / LOCK_NAME, self._fd)
             with contextlib.suppress(OSError):
                 _unlock(self._fd)
             os.close(self._fd)
@@ -130,6 +144,12 @@ class OutputFolder:
         self.close()
 
     def _make(self) -> None:
+        if self.path.is_symlink() and not self.path.exists():
+            raise StoreError(
+                f"output path {self.path} is a broken symbolic link (to "
+                f"{os.readlink(self.path)}); remove it, or give an existing "
+                "folder or a new name as --out"
+            )
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"output path {self.path} exists and is not a folder")
         try:
@@ -157,21 +177,41 @@ class OutputFolder:
             os.unlink(name)
 
     def _read_manifest(self) -> dict[str, list[str]]:
+        """The files this tool wrote, by name: their checksums. A manifest
+        that is not one this tool writes is refused, never replaced."""
         path = self.path / MANIFEST_NAME
         _refuse_link(path)
         if not path.exists():
             return {}
         try:
-            files = json.loads(path.read_text(encoding="utf-8"))["files"]
-            return {str(k): [str(h) for h in v] for k, v in files.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            warnings.warn(
-                f"{path} is unreadable: the files in {self.path} are treated as "
-                "not written by sktopk, and left as they are",
-                StoreWarning,
-                stacklevel=2,
-            )
-            return {}
+            files = _manifest_files(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"{path} is not a list of the files sktopk wrote, or it is "
+                f"damaged ({exc}); sktopk would replace it. {_HINT}"
+            ) from exc
+        return files
+
+    def remove(self, name: str) -> bool:
+        """Remove the file ``name`` if this tool wrote it and it is unchanged
+        since (a file of the user is left as it is); returns whether it did."""
+        target = self.path / name
+        if target.is_symlink() or not target.is_file():
+            return False
+        digest = _digest(target.read_bytes())
+        if digest not in self._written.get(name, ()):
+            return False
+        os.unlink(target)
+        del self._written[name]
+        self._save_manifest()
+        return True
+
+    def written(self, name: str) -> bool:
+        """Whether the file ``name`` is there as this tool wrote it."""
+        target = self.path / name
+        if target.is_symlink() or not target.is_file():
+            return False
+        return _digest(target.read_bytes()) in self._written.get(name, ())
 
     def check_replaceable(self, names: list[str]) -> None:
         """Raise :class:`StoreError` unless every file of ``names`` is absent
@@ -236,14 +276,20 @@ class ResultStore:
         The protocol identity (see :meth:`Protocol.identity`) the runs belong to.
     runs : int
         Runs per cell: a cell is complete when all of them are on disk.
+    also : tuple of str, default=()
+        Other identities of the same settings (e.g. of a setting that does
+        not apply to the table): a file holding runs of one of them is used,
+        and ``identity`` becomes that one.
     """
 
     FILENAME = "runs.csv"
 
-    def __init__(self, folder: OutputFolder, identity: str, runs: int):
+    def __init__(
+        self, folder: OutputFolder, identity: str, runs: int, also: tuple = ()
+    ):
         self.folder = folder
         self.path = folder.path / self.FILENAME
-        self.identity, self.runs = identity, runs
+        self.identity, self.runs, self._also = identity, runs, tuple(also)
         self._check_file()
         self.frame, self._size, self._tail = self._load()
 
@@ -269,6 +315,9 @@ class ResultStore:
         raw = self.path.read_bytes()
         end = raw.rfind(b"\n") + 1
         frame = _read(self.path, raw[:end]) if end else _empty()
+        found = set(frame["identity"].astype(str))
+        if len(found) == 1 and found <= set(self._also):  # the same settings
+            self.identity = found.pop()
         other = sorted(set(frame["identity"].astype(str)) - {self.identity})
         if other:
             raise StoreError(
@@ -469,49 +518,113 @@ def _refuse_link(path: Path) -> None:
 
 
 def _acquire(path: Path, folder: Path) -> int:
-    """Open and lock the lock file; StoreError if another run holds it."""
+    """Open and lock the lock file; StoreError if another run holds it, or
+    if a file of its name is not a lock file of this tool."""
+    while True:
+        fd = _open_lock(path)
+        try:
+            locked = _lock(fd, folder)
+            if not locked:
+                raise StoreError(
+                    f"another sktopk reproduce{_holder(path)} is using the output "
+                    f"folder {folder}; wait for it to finish, or choose another "
+                    "--out folder (one run per folder at a time)"
+                )
+            if _same_file(fd, path):  # not removed by the run that held it
+                _check_lock_text(fd, path)
+                _write_lock_text(fd)
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, created if missing (never through a link)."""
     _refuse_link(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _BINARY, 0o644)
     except OSError as exc:
         raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
+def _lock(fd: int, folder: Path) -> bool:
+    """Try the lock; on a file system without locks, warn and go on."""
     try:
-        locked = _try_lock(fd)
-    except OSError as exc:  # a file system without locks
+        return _try_lock(fd)
+    except OSError as exc:
         warnings.warn(
             f"cannot lock {folder} ({exc.strerror or exc}): make sure no other "
             "run uses this folder at the same time",
             StoreWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        locked = True
-    if not locked:
-        os.close(fd)
+        return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fd``."""
+    try:
+        here, there = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _is_lock_text(data: bytes) -> bool:
+    """Whether ``data`` is what this tool writes in its lock file: nothing
+    (just created), "sktopk lock" and a process id, or a process id alone
+    (the lock files of earlier versions)."""
+    try:
+        lines = data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return False
+    if lines[:1] == [LOCK_TEXT]:
+        lines = lines[1:]
+    return len(lines) <= 1 and all(line.isdigit() for line in lines)
+
+
+def _check_lock_text(fd: int, path: Path) -> None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = os.read(fd, 256)
+    if not _is_lock_text(data):
         raise StoreError(
-            f"another sktopk reproduce{_holder(path)} is using the output folder "
-            f"{folder}; wait for it to finish, or choose another --out folder "
-            "(one run per folder at a time)"
+            f"{path} is not a lock file of sktopk (its lock file holds the line "
+            f"{LOCK_TEXT!r} and a process id); sktopk would replace it. {_HINT}"
         )
+
+
+def _write_lock_text(fd: int) -> None:
     with contextlib.suppress(OSError):  # who holds it, for that message
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{LOCK_TEXT}\n{os.getpid()}\n".encode())
+
+
+def _remove_lock_file(path: Path, fd: int) -> None:
+    """Remove the lock file held by ``fd`` (another run that opened it in the
+    meantime sees that it is gone, and opens a new one)."""
+    if _same_file(fd, path):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _holder(path: Path) -> str:
     try:
-        pid = path.read_text(encoding="ascii").strip()
+        lines = path.read_text(encoding="ascii").splitlines()
     except (OSError, UnicodeDecodeError):
         return ""
+    pid = lines[-1].strip() if lines else ""
     return f" (process {pid})" if pid.isdigit() else ""
 
 
 def remove_stale_temps(folder: Path) -> None:
     """Remove this tool's temporary files from ``folder`` (locked by the
     caller): those left by a run killed while writing; no other run writes
-    there now."""
+    there now. Only files named as this tool names them are removed."""
     for entry in os.scandir(folder):
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
 
@@ -520,7 +633,7 @@ def _create_temp(folder: Path) -> tuple[int, Path]:
     """A new file of this tool's, created exclusively (mode from the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
     while True:
-        name = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        name = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
         with contextlib.suppress(FileExistsError):
             return os.open(name, flags, 0o666), name
 
@@ -558,21 +671,83 @@ _REPORT_BYTES = 1 << 20
 
 def made_by(folder: Path, identities: list[str]) -> str:
     """A sentence " <identity> was made by <command> (<report>)." for each
-    of ``identities`` whose report (a ``table*.md`` written by this tool,
-    with the command and the protocol identity in its settings, as
-    :func:`.report.render_report` writes them) is in ``folder``; "" when
-    none is."""
+    of ``identities`` whose report (a ``table*.md`` or ``figure*.md``
+    written by this tool, with the command and the protocol or settings
+    identity in its settings, as :func:`.report.render_report` writes them)
+    is in ``folder``; "" when none is."""
     found = {}
-    for path in sorted(folder.glob("table*.md")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            if path.stat().st_size <= _REPORT_BYTES:
-                settings = _report_settings(path.read_text("utf-8"))
-                identity = settings.get("protocol identity", "")
-                if identity in identities and "command" in settings:
-                    found.setdefault(identity, f"{settings['command']} ({path.name})")
+    for path in _reports(folder):
+        settings = read_settings(path)
+        identity = _identity_of(settings)
+        if identity in identities and "command" in settings:
+            found.setdefault(identity, f"{settings['command']} ({path.name})")
     return "".join(f" {i} was made by {found[i]}." for i in identities if i in found)
+
+
+def _reports(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("table*.md"), *folder.glob("figure*.md")])
+
+
+def _identity_of(settings: dict[str, str]) -> str:
+    return settings.get("protocol identity", settings.get("settings identity", ""))
+
+
+def read_settings(path: Path) -> dict[str, str]:
+    """The settings section of a report (empty if it is not a readable file
+    of at most 1 MiB)."""
+    if path.is_symlink() or not path.is_file():
+        return {}
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if path.stat().st_size <= _REPORT_BYTES:
+            return _report_settings(path.read_text("utf-8"))
+    return {}
+
+
+def check_settings(folder: OutputFolder, names: list[str], identity: str) -> None:
+    """Refuse, before any work, to replace the files ``names`` if this tool
+    wrote any of them with other settings: a report (its settings or
+    protocol identity) or a CSV with an ``identity`` column."""
+    for name in names:
+        other = _recorded_identity(folder, name)
+        if other and other != identity:
+            raise StoreError(
+                f"{folder.path / name} holds results made with other settings "
+                f"(settings identity {other}; these settings are {identity})."
+                f"{made_by(folder.path, [other])} Use another --out folder, or "
+                "the options that made it; the files were left as they are."
+            )
+
+
+def _recorded_identity(folder: OutputFolder, name: str) -> str:
+    """The identity recorded in the file ``name`` if this tool wrote it."""
+    if not folder.written(name):
+        return ""
+    path = folder.path / name
+    if name.endswith(".md"):
+        return _identity_of(read_settings(path))
+    with contextlib.suppress(OSError, UnicodeDecodeError), path.open("rb") as fh:
+        lines = [fh.readline(4096).decode("utf-8") for _ in range(2)]
+        header, first = (line.rstrip("\n").split(",") for line in lines)
+        if header[0] == "identity" and first[0]:
+            return first[0]
+    return ""
+
+
+def check_seed(folder: OutputFolder, seed: int) -> None:
+    """Refuse, before any work, a folder holding results (reports written by
+    this tool) made with another seed: a folder holds one seed."""
+    for path in _reports(folder.path):
+        if not folder.written(path.name):
+            continue
+        settings = read_settings(path)
+        if settings.get("seed", str(seed)) != str(seed):
+            by = f", made by {settings['command']}" if "command" in settings else ""
+            raise StoreError(
+                f"{folder.path} holds results made with seed {settings['seed']} "
+                f"({path.name}{by}); this run's seed is {seed}, and a folder "
+                f"holds the results of one seed. Use another --out folder, or "
+                f"--seed {settings['seed']}; the files were left as they are."
+            )
 
 
 def _report_settings(text: str) -> dict[str, str]:
@@ -583,6 +758,17 @@ def _report_settings(text: str) -> dict[str, str]:
             name, value = line[4:].split("**: ", 1)
             out[name] = value.strip()
     return out
+
+
+def _manifest_files(data) -> dict[str, list[str]]:
+    """The files of a manifest's JSON; ValueError if it is not one."""
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(v, list) and all(isinstance(h, str) for h in v)
+        for v in files.values()
+    ):
+        raise ValueError('no "files" mapping each name to its checksums')
+    return {str(k): list(v) for k, v in files.items()}
 
 
 def _digest(data: bytes) -> str:

@@ -72,15 +72,17 @@ def test_resume_skips_finished_cells_and_gives_the_same_table(first, tmp_path):
     b = pd.read_csv(out / "table3_comparison.csv")
     pd.testing.assert_frame_equal(a, b)
     # With a second dataset, 5 cells run now; made again, the report keeps
-    # those times; a report of other cells (one dataset) does not.
+    # those times.
     assert _run(out, "--datasets", "appendicitis,wisconsin") == 0
     assert _run(out, "--datasets", "appendicitis,wisconsin") == 0
     assert "5 / 5" in _time_section(out)[1]
+    both = (out / "table3_comparison.csv").read_bytes()
+    # A subset rerun still reports every cell of runs.csv, with their times.
     assert _run(out, "--datasets", "wisconsin") == 0
-    assert "0 / 5" in _time_section(out)[1]
-    assert "report made again" not in (out / "table3.md").read_text()
-    assert _run(out, "--datasets", "wisconsin") == 0  # nothing ran for it: as is
-    assert "report made again" not in (out / "table3.md").read_text()
+    report = (out / "table3.md").read_text()
+    assert "| appendicitis |" in report and "| wisconsin |" in report
+    assert "5 / 5" in _time_section(out)[1] and "report made again" in report
+    assert (out / "table3_comparison.csv").read_bytes() == both
 
 
 def _time_section(out) -> list[str]:
@@ -104,6 +106,7 @@ def _bad_cases(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "runs.csv").write_text("name,age\nann,3\n")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "runs.csv").write_bytes(b"\x00\xff\xfe garbage")
@@ -121,7 +124,17 @@ def _bad_cases(tmp_path):
         "dataset": (base + ["--datasets", "nope"], "not in table 3"),
         "dataset-other-table": (base + ["--datasets", "sinc"], "not in table 3"),
         "protocol": (base + ["--protocol", "slow"], "unknown protocol"),
-        "runs": (base + ["--runs", "0"], "runs must be at least 1"),
+        "runs": (base + ["--runs", "0"], "--runs must be at least 1; got 0"),
+        "max-epochs": (base + ["--max-epochs", "0"], "--max-epochs must be at least"),
+        "patience": (base + ["--patience", "0"], "--patience must be at least 1"),
+        "memory-tiny": (
+            base + ["--max-memory", "1KB"],
+            "1,000 bytes (0.00 MiB); raise --max-memory",
+        ),
+        "out-broken-link": (
+            base[:-1] + [str(tmp_path / "dangling")],
+            "is a broken symbolic link",
+        ),
         "target-scaling": (base + ["--target-scaling", "x"], "--target-scaling"),
         "jobs": (base + ["--jobs", "0"], "--jobs"),
         "out-is-file": (TINY_BASE + ["--out", str(a_file)], "not a folder"),
@@ -146,7 +159,8 @@ def _bad_cases(tmp_path):
 TINY_BASE = ["reproduce", *TINY]
 CASES = ["table", "table-word", "table-5", "table-sign", "memory-inf",
          "memory-negative", "memory-unit", "dataset", "dataset-other-table",
-         "protocol", "runs",
+         "protocol", "runs", "max-epochs", "patience", "memory-tiny",
+         "out-broken-link",
          "target-scaling", "jobs", "out-is-file", "foreign", "corrupt",
          "dask-no-scheduler", "seed-negative", "seed-word", "out-empty", "out-blank",
          "scheduler-malformed", "scheduler-scheme", "command", "no-table"]  # fmt: skip
@@ -287,3 +301,88 @@ def test_jobs_minus_one_counts_the_cores_this_process_may_use():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "1"
+
+
+def _settings(out) -> dict:
+    text = (Path(out) / "table3.md").read_text().split("## Results", 1)[0]
+    lines = [line[4:].split("**: ", 1) for line in text.splitlines()]
+    return {k: v for k, v in (x for x in lines if len(x) == 2)}
+
+
+def test_the_report_names_the_commands_that_made_its_runs(tmp_path):
+    out = tmp_path / "o"
+    assert _run(out) == 0
+    first = _settings(out)["command"]
+    assert "runs made by" not in _settings(out)  # this command alone
+    assert _run(out, "--no-plots") == 0  # a report-only rerun
+    assert _settings(out)["runs made by"] == first
+    assert _run(out, "--datasets", "appendicitis,wisconsin") == 0
+    made = _settings(out)["runs made by"]
+    assert made.startswith(first + "; `") and "wisconsin" in made
+    assert _run(out, "--datasets", "wisconsin") == 0  # nothing to run
+    assert _settings(out)["runs made by"] == made
+
+
+def test_a_rerun_without_plots_removes_its_own_stale_plots(tmp_path):
+    assert _run(tmp_path) == 0
+    plot = tmp_path / "table3_appendicitis.png"
+    assert plot.exists()
+    assert _run(tmp_path, "--no-plots") == 0
+    assert not plot.exists()
+    assert "not requested (--no-plots)" in (tmp_path / "table3.md").read_text()
+
+
+def test_help_states_the_defaults_it_applies(capsys):
+    from sktopk.engine.grid import parse_memory
+    from sktopk.reproduce.cli import build_parser
+    from sktopk.reproduce.protocol import Protocol
+
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices[
+        "reproduce"].format_help().split())  # fmt: skip
+    assert "(default 1GiB;" in text and "1GB)" not in text
+    assert parse_memory("1GiB") == Protocol.__dataclass_fields__["max_memory"].default
+    assert "quick 10, paper 50 (Tables 3, 4, 6)" in text
+    assert "epoch limit (default: the preset's: quick 40, paper 100)" in text
+    assert "quick 5 (epoch), paper 1 (step)" in text
+    assert "linear (default: the preset's: quick mlp, paper mlp)" in text
+    assert "exits at once" not in text and "refused" in text
+
+
+def test_target_scaling_changes_nothing_on_a_classification_table(tmp_path):
+    assert _run(tmp_path, "--no-plots") == 0
+    before = _runs(tmp_path)
+    assert _run(tmp_path, "--no-plots", "--target-scaling", "all") == 0
+    assert _runs(tmp_path).equals(before)  # no cell run again, one identity
+    other = tmp_path / "other"
+    assert _run(other, "--no-plots", "--target-scaling", "all") == 0
+    assert _runs(other).equals(before)  # the same identity in a new folder
+
+
+@pytest.mark.parametrize("target", ["paper", "all"])
+def test_committed_classification_results_are_still_recognised(tmp_path, target):
+    import shutil
+
+    out = tmp_path / "table3"
+    shutil.copytree(REPO / "docs" / "results" / "table3", out)
+    before = (out / "runs.csv").read_bytes()
+    argv = ["reproduce", "--table", "3", "--jobs", "1", "--quiet", "--no-plots",
+            "--out", str(out), "--target-scaling", target]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "runs.csv").read_bytes() == before
+    report = (out / "table3.md").read_text()
+    assert "35 / 0" in report and "- **report made again**: from runs.csv" in report
+    made = "- **runs made by**: `sktopk reproduce --table 3 --jobs 1 --out "
+    assert made + "docs/results/table3 --quiet`\n" in report
+
+
+def test_regression_tables_print_and_save_the_constant_rows(tmp_path, capsys):
+    argv = ["reproduce", "--table", "6", "--datasets", "sinc", "--runs", "2",
+            "--max-epochs", "1", "--jobs", "1", "--quiet", "--no-plots",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    saved = pd.read_csv(tmp_path / "table6_comparison.csv")
+    report = (tmp_path / "table6.md").read_text()
+    for name in ("constant (mean)", "constant (median)"):
+        assert name in printed and name in set(saved["aggregate"])
+        assert f"| {name} |" in report

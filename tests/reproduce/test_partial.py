@@ -278,3 +278,21 @@ def test_cells_of_one_chunk_or_without_a_folder_are_whole_tasks(tmp_path):
     ]
     unsplit = CellTasks([CELL], TIGHT, 0, None)  # nowhere to keep chunks
     assert [unsplit.next(), unsplit.next()] == [(CELL, None, None), None]
+
+
+@pytest.mark.parametrize("name", [".sktopk-tmp-notes", "notes.txt", "a.npz"])
+def test_a_folder_of_the_user_in_its_place_is_refused_and_kept(tmp_path, name):
+    (tmp_path / PARTIAL_NAME).mkdir()
+    (tmp_path / PARTIAL_NAME / name).write_text("the user's")
+    with pytest.raises(StoreError, match="sktopk did not write"):
+        PartialStore(tmp_path, TIGHT.identity(0), owned=True)
+    assert (tmp_path / PARTIAL_NAME / name).read_text() == "the user's"
+
+
+def test_a_folder_of_its_own_chunks_and_temporaries_is_used(tmp_path):
+    store = PartialStore(tmp_path, TIGHT.identity(0))
+    store.cell(CELL).save(0, 1, (np.zeros((2, 1)),), 1.0)
+    stale = store.path / ".sktopk-tmp-99-0123456789abcdef"
+    stale.write_text("half a chunk")
+    again = PartialStore(tmp_path, TIGHT.identity(0))
+    assert os.listdir(again.path) == [store.cell(CELL)._name(0, 1)]

@@ -233,22 +233,84 @@ def test_write_never_follows_a_link(tmp_path):
     assert (out / "report.md").is_symlink()
 
 
-def test_an_unreadable_manifest_protects_every_file(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", '{"files": {"a.md": "x"}}', "[]"])
+def test_an_unreadable_manifest_is_refused_and_kept(tmp_path, text):
     with OutputFolder(tmp_path) as folder:
         folder.write("report.md", b"one")
-    (tmp_path / MANIFEST_NAME).write_text("{not json")
-    with pytest.warns(StoreWarning, match="unreadable"):
-        folder = OutputFolder(tmp_path)
-    with folder, pytest.raises(StoreError, match="not written by sktopk"):
-        folder.write("report.md", b"two")
+    (tmp_path / MANIFEST_NAME).write_text(text)
+    with pytest.raises(StoreError, match="not a list of the files sktopk wrote"):
+        OutputFolder(tmp_path)
+    assert (tmp_path / MANIFEST_NAME).read_text() == text
+    assert (tmp_path / "report.md").read_bytes() == b"one"
+    assert not (tmp_path / LOCK_NAME).exists()  # none left by the refused run
 
 
 def test_temporary_files_of_a_killed_run_are_removed(tmp_path):
-    (tmp_path / f"{TEMP_PREFIX}0123").write_text("half a report")
+    (tmp_path / f"{TEMP_PREFIX}123-0123456789abcdef").write_text("half a report")
+    (tmp_path / f"{TEMP_PREFIX}0123456789abcdef").write_text("an older version's")
     (tmp_path / "mine.tmp").write_text("the user's")
     with OutputFolder(tmp_path):
         pass
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "mine.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tmp"]
+
+
+@pytest.mark.parametrize("name", ["0123", "notes.txt", "12-0123456789ABCDEF"])
+def test_files_of_the_user_named_like_temporaries_are_kept(tmp_path, name):
+    (tmp_path / f"{TEMP_PREFIX}{name}").write_text("the user's")
+    with OutputFolder(tmp_path):
+        pass
+    assert (tmp_path / f"{TEMP_PREFIX}{name}").read_text() == "the user's"
+
+
+def test_a_lock_file_of_the_user_is_refused_and_kept(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("my notes\n")
+    with pytest.raises(StoreError, match="not a lock file of sktopk"):
+        OutputFolder(tmp_path)
+    assert (tmp_path / LOCK_NAME).read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("text", ["", "12210\n", "sktopk lock\n77\n"])
+def test_a_lock_file_of_sktopk_is_used_then_removed(tmp_path, text):
+    (tmp_path / LOCK_NAME).write_text(text)  # left by a killed run
+    with OutputFolder(tmp_path):
+        lines = (tmp_path / LOCK_NAME).read_text().splitlines()
+        assert lines == ["sktopk lock", str(os.getpid())]
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_lock_file_removed_by_the_run_holding_it_is_not_shared(tmp_path):
+    from sktopk.reproduce import store
+
+    first = OutputFolder(tmp_path)
+    fd = store._open_lock(tmp_path / LOCK_NAME)  # opened before first closes
+    try:
+        first.close()  # removes the file it held
+        assert not store._same_file(fd, tmp_path / LOCK_NAME)
+    finally:
+        os.close(fd)
+    with OutputFolder(tmp_path), pytest.raises(StoreError, match="another"):
+        OutputFolder(tmp_path)
+
+
+def test_a_broken_link_as_output_folder_is_named(tmp_path):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    with pytest.raises(StoreError, match="broken symbolic link"):
+        OutputFolder(tmp_path / "out")
+
+
+def test_remove_takes_only_its_own_unchanged_files(tmp_path):
+    with OutputFolder(tmp_path) as folder:
+        folder.write("a.png", b"one")
+        folder.write("b.png", b"two")
+    (tmp_path / "b.png").write_bytes(b"edited")
+    (tmp_path / "c.png").write_bytes(b"the user's")
+    with OutputFolder(tmp_path) as folder:
+        assert [folder.remove(n) for n in ("a.png", "b.png", "c.png")] == [
+            True, False, False
+        ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == [
+        "b.png", "c.png"
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sktopk.reproduce.cli import main
-from sktopk.reproduce.store import StoreError
+from sktopk.reproduce.store import OutputFolder, StoreError
 from sktopk.reproduce.synthetic import make_settings, run_job
 from sktopk.reproduce.synthetic import settings as settings_module
 
@@ -77,7 +77,8 @@ def test_cli_runs_a_figure(tmp_path, monkeypatch, capsys):
         (["--table", "1", "--jobs", "2"], "--jobs: not used by Table 1"),
         (["--figure", "4", "--datasets", "sinc"], "--datasets: not used"),
         (["--table", "2", "--protocol", "slow"], "unknown protocol"),
-        (["--table", "1", "--runs", "0"], "runs must be at least 1"),
+        (["--table", "1", "--runs", "0"], "--runs must be at least 1"),
+        (["--table", "1", "--target-scaling", "all"], "--target-scaling: not used"),
         ([], "give --table N or --figure N"),
     ],
 )
@@ -86,3 +87,40 @@ def test_cli_usage_errors(argv, message, tmp_path, capsys):
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing created before the check
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("change", [{"runs": 1}, {"seed": 3}])
+def test_a_rerun_with_other_settings_is_refused_before_any_work(change, tmp_path):
+    job = "table1"
+    run_job(job, _small(job), out=tmp_path, progress=False, command="first")
+    before = _files(tmp_path)
+    settings = replace(_small(job), runs=change.get("runs", 2))
+    with pytest.raises(StoreError, match="other settings") as info:
+        run_job(job, settings, seed=change.get("seed", 0), out=tmp_path,
+                progress=False, plots=False)  # fmt: skip
+    assert "made by `first` (table1.md)" in str(info.value)
+    assert _files(tmp_path) == before
+
+
+def test_a_job_of_another_seed_is_refused_in_a_folder_of_one_seed(tmp_path):
+    with OutputFolder(tmp_path) as folder:  # as a table's run at seed 0 leaves
+        folder.write("table3.md", b"# T\n\n## Settings\n\n- **seed**: 0\n")
+    with pytest.raises(StoreError, match="seed 0 .*this run's seed is 1"):
+        run_job("table1", _small("table1"), seed=1, out=tmp_path, progress=False)
+    assert not (tmp_path / "table1_runs.csv").exists()
+    run_job("table1", _small("table1"), seed=0, out=tmp_path, progress=False)
+
+
+def test_a_rerun_without_plot_removes_its_own_stale_plot(tmp_path):
+    job = "figure3"
+    run_job(job, _small(job), out=tmp_path, progress=False)
+    assert (tmp_path / f"{job}.png").exists()
+    run_job(job, _small(job), out=tmp_path, progress=False, plots=False)
+    assert not (tmp_path / f"{job}.png").exists()
+    (tmp_path / f"{job}.png").write_bytes(b"the user's")
+    run_job(job, _small(job), out=tmp_path, progress=False, plots=False)
+    assert (tmp_path / f"{job}.png").read_bytes() == b"the user's"

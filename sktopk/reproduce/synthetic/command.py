@@ -17,7 +17,7 @@ SYNTHETIC_FIGURES = ("3", "4")
 _NOT_HERE = {
     "datasets": None, "max_epochs": None, "patience_unit": None, "patience": None,
     "model": None, "scaling": None, "max_memory": None, "scheduler": None,
-    "backend": "local", "jobs": -1,
+    "target_scaling": None, "backend": "local", "jobs": -1,
 }  # fmt: skip
 
 

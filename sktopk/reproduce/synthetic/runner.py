@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..plots import have_matplotlib
-from ..store import OutputFolder
+from ..store import OutputFolder, check_seed, check_settings
 from .output import csv_bytes, file_names, png_bytes
 from .settings import JOBS
 
@@ -48,8 +48,11 @@ def run_job(
 
     The folder is locked while the job runs, and checked before any work:
     files of those names that this tool did not write are never replaced
-    (see :class:`~sktopk.reproduce.store.OutputFolder`). Every file is
-    written to a temporary name, then renamed over the target.
+    (see :class:`~sktopk.reproduce.store.OutputFolder`), nor files of the job
+    made with other settings, nor a folder holding results of another seed.
+    Every file is written to a temporary name, then renamed over the target.
+    Without a plot, the job's plot of an earlier run is removed (if this
+    tool wrote it and it is unchanged; a file of the user is left).
 
     Parameters
     ----------
@@ -64,6 +67,11 @@ def run_job(
         A progress bar on stderr.
     command : str, default=""
         The command line, recorded in the report.
+
+    Raises
+    ------
+    StoreError
+        Before any work, if the folder cannot be used (see above).
     """
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}; choose one of: {', '.join(JOBS)}")
@@ -73,6 +81,8 @@ def run_job(
     start = time.perf_counter()
     with OutputFolder(out) as folder:
         folder.check_replaceable(list(names.values()))
+        check_settings(folder, _own_files(job), settings.identity(seed))
+        check_seed(folder, seed)
         bar = tqdm(total=module.units(settings), desc=job, file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)  # fmt: skip
         with bar:
@@ -84,6 +94,8 @@ def run_job(
         if plots:
             figure = module.plot(summary, runs, settings)
             plot = folder.write(names["plot"], png_bytes(figure))
+        else:  # an earlier run's plot would not match this report
+            folder.remove(file_names(job, True)["plot"])
         seconds = time.perf_counter() - start
         text = module.render(
             summary, runs, settings, command=command, seed=seed, seconds=seconds,
@@ -91,6 +103,12 @@ def run_job(
         )  # fmt: skip
         report = folder.write(names["report"], text.encode("utf-8"))
     return SyntheticResult(job, runs, summary, report, plot, seconds)
+
+
+def _own_files(job: str) -> list[str]:
+    """The files of ``job`` that record the settings that made them."""
+    names = file_names(job, True)
+    return [names["report"], names["runs"]]
 
 
 def _can_plot() -> bool:
