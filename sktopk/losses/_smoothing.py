@@ -514,10 +514,19 @@ def _relu(x: Tensor, d: Delta) -> Tensor:
     return torch.relu(x)
 
 
+def _relu_derivative(x: Tensor, d: Delta) -> Tensor:
+    """The indicator ``x > 0``; in a graph (a second derivative), as
+    torch.relu's backward makes it, so that the gradient keeps a graph (of
+    zero derivative in ``x``) as torch's does."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return torch.ops.aten.threshold_backward(torch.ones_like(x), x, 0.0)
+    return (x > 0).to(x.dtype)
+
+
 RELU = Smoothing(
     "relu",
     _relu,
-    lambda x, d: (x > 0).to(x.dtype),
+    _relu_derivative,
     fused=_relu_dual,
     kernel=_relu_kernel,
 )

@@ -133,6 +133,18 @@ def test_hessian_of_matk_is_zero_away_from_ties(data, path):
     assert torch.equal(h, torch.zeros_like(h))
 
 
+def test_gradient_of_matk_keeps_a_graph_as_relus_does(data, path):
+    # torch.relu's gradient is a graph (of zero derivative) in the losses, so
+    # that a penalty on it can be differentiated; MATk's was a constant.
+    ls, lam = data
+    for t in (lam.detach(), lam):
+        (g,) = torch.autograd.grad(matk(ls, t, 4), ls, create_graph=True)
+        (want,) = torch.autograd.grad(ref_matk(ls, t, 4), ls, create_graph=True)
+        torch.testing.assert_close(g, want)
+        (h,) = torch.autograd.grad(g.pow(2).sum(), ls)
+        assert torch.equal(h, torch.zeros_like(h))
+
+
 def _penalised_gradient(aggregate_fn, individual):
     """d/d(W, b) of ||d aggregate / d(W, b, lam)||^2 through Linear -> loss."""
     g = torch.Generator().manual_seed(3)
