@@ -7,6 +7,7 @@ One table of cases: (name, call, expected error, pattern in the message).
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -253,6 +254,47 @@ CASES = [
         ValueError,
         "NaN",
     ),
+    (
+        "regression y whose spread overflows",
+        _fit(STkRegressor(), y=lambda d: np.where(d["yc"] > 0, 1.7e308, -1.7e308)),
+        ValueError,
+        "y is too large to train on",
+    ),
+    (
+        "X beyond float32's range",
+        _fit(STkClassifier(), X=lambda d: np.where(d["Xc"] > 2, 1e39, d["Xc"])),
+        ValueError,
+        "beyond float32's range",
+    ),
+    (
+        "X beyond float32's range, callable model",
+        _fit(
+            STkClassifier(model=lambda d, o: torch.nn.Linear(d, o)),
+            X=lambda d: np.where(d["Xc"] > 2, 1e39, d["Xc"]),
+        ),
+        ValueError,
+        "beyond float32's range",
+    ),
+    (
+        "early stopping split smaller than the classes",
+        _fit(
+            STkClassifier(early_stopping=True),
+            X=lambda d: d["Xm"][:8],
+            y=lambda d: d["ym"][:8],
+        ),
+        ValueError,
+        "smaller than the number of classes",
+    ),
+    (
+        "early stopping leaving no training rows, regressor",
+        _fit(
+            STkRegressor(early_stopping=True, validation_fraction=0.9),
+            X=lambda d: d["Xc"][:3],
+            y=lambda d: d["yc"][:3].astype(float),
+        ),
+        ValueError,
+        "train set will be empty",
+    ),
     ("X 1-D", _fit(STkClassifier(), X=lambda d: d["Xc"][:, 0]), ValueError, "2D array"),
     (
         "empty X",
@@ -419,3 +461,14 @@ def test_bad_input_is_a_clear_error(name, call, error, match):
     assert "torch" not in str(info.value).lower().replace("torch.nn.module", "")
     for key, value in data.items():  # the caller's arrays are unchanged
         np.testing.assert_array_equal(value, before[key])
+
+
+def test_regressor_early_stopping_split_never_speaks_of_classes():
+    # Only a classifier's split is stratified; the regressor's error is
+    # train_test_split's own, without a warning about classes.
+    X, y = _Xc[:3], _yc[:3].astype(float)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="train set will be empty"):
+            STkRegressor(early_stopping=True, validation_fraction=0.9).fit(X, y)
+    assert not [w for w in seen if "stratif" in str(w.message)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -319,13 +320,20 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         idx = np.arange(n)
         if not self.early_stopping:
             return idx, None
-        stratify = y if task != "regression" else None
+        fraction = self.validation_fraction
+        if task == "regression":
+            return train_test_split(idx, test_size=fraction, random_state=rng)
+        n_val, n_classes = math.ceil(fraction * n), len(np.unique(y))
+        if n_val < n_classes:  # as MLPClassifier
+            raise ValueError(
+                f"early_stopping: the validation split (validation_fraction="
+                f"{fraction} of {n} samples: {n_val}) is smaller than the "
+                f"number of classes ({n_classes}); raise validation_fraction or "
+                "set early_stopping=False"
+            )
         try:
             return train_test_split(
-                idx,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-                random_state=rng,
+                idx, test_size=fraction, stratify=y, random_state=rng
             )
         except ValueError:  # a class too small to stratify
             warnings.warn(
@@ -558,13 +566,33 @@ _CENTRE_ROWS = 65536
 
 def _centred(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
     """``X - shift`` in float32 (the engine's dtype), subtracted in float64
-    a block of rows at a time (no float64 copy of the whole of ``X``)."""
+    a block of rows at a time (no float64 copy of the whole of ``X``);
+    ValueError where a value is beyond float32's range, in which the models
+    train."""
     if shift is None:
+        _check_float32_range(X)
         return X
     out = np.empty(X.shape, dtype=np.float32)
     for lo in range(0, len(X), _CENTRE_ROWS):
-        out[lo : lo + _CENTRE_ROWS] = X[lo : lo + _CENTRE_ROWS] - shift
+        block = X[lo : lo + _CENTRE_ROWS] - shift
+        _check_float32_range(block)
+        out[lo : lo + _CENTRE_ROWS] = block
     return out
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(X: np.ndarray) -> None:
+    """ValueError if a (finite, float64) value of ``X`` overflows float32."""
+    if X.dtype == np.float64 and X.size:
+        top = float(np.abs(X).max())
+        if top > _FLOAT32_MAX:
+            raise ValueError(
+                f"X has values of magnitude up to {top:.3g} (after centring "
+                "the columns), beyond float32's range (3.4e38), in which the "
+                "models train; rescale those features"
+            )
 
 
 #: A sparse X whose dense copy for training is larger warns (bytes).

@@ -479,8 +479,11 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
 
     def _user_lambda(self, lam: float) -> float:
         # The losses of the standardised targets are (1 / y_scale_)^p times
-        # the user's (p the loss's degree: 2 for square, 1 for absolute).
-        return lam * self.y_scale_ ** loss_degree(self.loss)
+        # the user's (p the loss's degree: 2 for square, 1 for absolute);
+        # inf where that overflows (targets beyond 1e154 with the square loss).
+        with np.errstate(over="ignore"):
+            factor = np.float64(self.y_scale_) ** loss_degree(self.loss)
+        return float(lam * factor) if lam else 0.0
 
     def _affine_of_outputs(self, coef, intercept):
         # predict = y_center_ + y_scale_ * output, as Ridge's 1-D coef_

@@ -57,16 +57,32 @@ def target_scale(
         weight = None
     if degree >= 2:
         centre = float(np.average(y, weights=weight))
-        spread = math.sqrt(float(np.average((y - centre) ** 2, weights=weight)))
+        spread = _standard_deviation(y - centre, weight)
     else:
         centre = _median(y, weight)
         deviation = np.abs(y - centre)
         spread = _median(deviation, weight)
         if not spread > 0:  # more than half the targets at the median
             spread = float(np.average(deviation, weights=weight))
+    if not (math.isfinite(centre) and math.isfinite(spread)):
+        raise ValueError(
+            f"y is too large to train on: its centre ({centre}) or spread "
+            f"({spread}) overflows float64 (|y| up to {np.abs(y).max():.3g}); "
+            "rescale the targets, e.g. divide them by a power of ten"
+        )
     if not spread > 1e-12 * abs(centre):
         spread = 1.0
     return centre, spread
+
+
+def _standard_deviation(d: np.ndarray, weight: np.ndarray | None) -> float:
+    """The (weighted) root mean square of the deviations ``d``, computed on
+    ``d`` over its largest magnitude: finite wherever that is (squares of
+    targets beyond 1e154 overflow)."""
+    top = float(np.abs(d).max()) if d.size else 0.0
+    if not 0.0 < top < math.inf:
+        return top
+    return top * math.sqrt(float(np.average((d / top) ** 2, weights=weight)))
 
 
 def _median(y: np.ndarray, weight: np.ndarray | None) -> float:

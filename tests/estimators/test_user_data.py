@@ -390,3 +390,13 @@ def test_no_training_row_of_positive_weight_is_a_clear_error():
     reg = STkRegressor(early_stopping=True, validation_fraction=0.5, random_state=1)
     with pytest.raises(ValueError, match="no training row has a positive weight"):
         reg.fit(X, f, sample_weight=w)
+
+
+def test_targets_near_the_float64_limits_give_finite_predictions():
+    # Their squares overflow: the spread is taken on y over its largest
+    # magnitude (y_scale_ was inf, every prediction -inf).
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    y = np.r_[1e300, -1e300, np.ones(8)]
+    reg = STkRegressor(aggregate="average", random_state=0).fit(X, y)
+    assert np.isfinite(reg.y_scale_) and np.isfinite(reg.predict(X)).all()
+    np.testing.assert_allclose(reg.y_scale_, np.std(y / 1e300) * 1e300)
