@@ -261,12 +261,6 @@ CASES = [
         "y is too large to train on",
     ),
     (
-        "X beyond float32's range",
-        _fit(STkClassifier(), X=lambda d: np.where(d["Xc"] > 2, 1e39, d["Xc"])),
-        ValueError,
-        "beyond float32's range",
-    ),
-    (
         "X beyond float32's range, callable model",
         _fit(
             STkClassifier(model=lambda d, o: torch.nn.Linear(d, o)),
@@ -319,7 +313,9 @@ CASES = [
         "weights zero",
         _fit(STkClassifier(), sample_weight=np.zeros(60)),
         ValueError,
-        "non-zero",
+        # scikit-learn's check ("... non-zero ...") where it runs first, else
+        # sktopk's own (scikit-learn 1.6.0)
+        "non-zero|positive sum",
     ),
     (
         "weights NaN",

@@ -2,7 +2,7 @@
 
 On a training batch the cost of ``stk`` and ``matk`` is the number of tensor
 operations, about ten, not their arithmetic. With numba installed (the
-``fast`` extra: ``pip install "sktopk[fast]"``), small 1-D float32 batches on
+``fast`` extra; or ``pip install numba``), small 1-D float32 batches on
 CPU go through one compiled loop instead, which makes the value and both
 gradients at once (:func:`native_kernel`). It computes in float64 and keeps
 full relative precision in the far tail (the SReLU's ``r + x`` is taken as

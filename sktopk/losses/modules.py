@@ -5,8 +5,9 @@ Each module stores its hyper-parameters (and, for MATk and STk, the threshold
 function of the same name in :mod:`sktopk.losses.functional`. The weights are
 treated as constants: no gradient flows to them (a weight that requires grad
 is detached). The hyper-parameters (``dim`` included) travel in the
-``state_dict``, as Python numbers: ``torch.load`` reads it with
-``weights_only=True`` (torch's default).
+``state_dict``, as Python numbers, so that ``torch.load`` reads it with
+``weights_only=True`` (the default from torch 2.6; pass it explicitly on
+older versions).
 
 Examples
 --------

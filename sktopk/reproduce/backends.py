@@ -196,7 +196,9 @@ def _dask(cells, protocol, seed, scheduler):
         from distributed import Client, as_completed
     except ImportError as exc:
         raise BackendError(
-            "the dask backend needs dask.distributed: pip install 'sktopk[dask]'"
+            "the dask backend needs dask.distributed (install it: pip install "
+            "'dask[distributed]', or the [dask] extra, pip install -e '.[dask]' "
+            "in a clone)"
         ) from exc
     _check_address(scheduler)
     client = _connect(Client, scheduler)

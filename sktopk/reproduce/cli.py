@@ -35,6 +35,11 @@ from .synthetic.command import run as run_synthetic
 __all__ = ["main", "build_parser"]
 
 PROG = "sktopk"
+#: The command's description in ``sktopk --help``: plain text, not reST.
+DESCRIPTION = (
+    "The sktopk command line. Example: sktopk reproduce --table 3 "
+    "(or python -m sktopk reproduce --table 3)."
+)
 EPILOG = """\
 The output folder is locked while a run uses it: a second run on the same
 folder is refused (exit status 2) once its options are checked, before any
@@ -61,7 +66,7 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sktopk`` command."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     rep = sub.add_parser(

@@ -219,7 +219,11 @@ def _plots(comparison, folder: OutputFolder, table: int, wanted: bool):
     if comparison.empty:
         return [], "no complete cells"
     if not have_matplotlib():
-        message = "skipped: matplotlib is not installed (pip install 'sktopk[plot]')"
+        message = (
+            "skipped: matplotlib is not installed (install matplotlib: "
+            "pip install matplotlib, or the [plot] extra, pip install -e '.[plot]' "
+            "in a clone)"
+        )
         print(f"sktopk reproduce: plots {message}", file=sys.stderr)
         return [], message
     return plot_datasets(comparison, folder.write, f"table{table}"), None

@@ -7,7 +7,7 @@ from sktopk.reproduce import backends
 from sktopk.reproduce.cli import main
 
 distributed = pytest.importorskip(
-    "distributed", reason="the dask backend needs pip install 'sktopk[dask]'"
+    "distributed", reason="the dask backend needs dask.distributed (the [dask] extra)"
 )
 
 ARGS = ["reproduce", "--table", "6", "--datasets", "housing", "--runs", "2",

@@ -115,8 +115,9 @@ def _can_plot() -> bool:
     if have_matplotlib():
         return True
     print(
-        "sktopk reproduce: plot skipped: matplotlib is not installed "
-        "(pip install 'sktopk[plot]')",
+        "sktopk reproduce: plot skipped: matplotlib is not installed (install "
+        "matplotlib: pip install matplotlib, or the [plot] extra, "
+        "pip install -e '.[plot]' in a clone)",
         file=sys.stderr,
     )
     return False
