@@ -15,6 +15,7 @@ Both expose the same small interface to the training loop:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from .members import take
 
-__all__ = ["StackedMLP", "ModuleAdapter", "to_sequential"]
+__all__ = ["StackedMLP", "ModuleAdapter", "evaluating", "to_sequential"]
 
 
 class StackedMLP:
@@ -280,7 +281,12 @@ def to_sequential(sizes: tuple[int, ...], state: list[Tensor]) -> nn.Sequential:
 class ModuleAdapter:
     """Train a user ``nn.Module`` (one member, ``lead = ()``) by autograd.
 
-    Weight matrices (parameters with two or more dims) are penalised.
+    Weight matrices (parameters with two or more dims) are penalised. The
+    training steps run the module in the mode it has (a fresh module's is
+    training); the passes without gradients (the threshold's initial value,
+    the validation scores) run it in eval mode: dropout off, and batch
+    normalisation with its running statistics, which those rows leave as
+    they were.
     """
 
     lead = ()
@@ -293,6 +299,14 @@ class ModuleAdapter:
         self._out: Tensor | None = None
         self._l2: Tensor | None = None
 
+    def own_tensors(self) -> None:
+        """Replace the module's inference tensors (made under an enclosing
+        ``torch.inference_mode``) by normal copies, which training may
+        update in place; call it outside inference mode, before ``attach``."""
+        replaced = _own_module_tensors(self.module)
+        if replaced:
+            self.state = [p for p in self.module.parameters() if p.requires_grad]
+
     def attach(self, lam: Tensor | None, l2: Tensor, l1: Tensor) -> Tensor | None:
         self._l2, self._l1 = l2, l1
         if lam is not None:
@@ -300,8 +314,13 @@ class ModuleAdapter:
         return lam
 
     def forward(self, X: Tensor, cache: bool = True) -> Tensor:
-        with torch.set_grad_enabled(cache):
+        """The module's outputs ``(B, out)``; ``cache=False``: a pass without
+        gradients, in eval mode (the module's modes restored afterwards)."""
+        if cache:
             out = self.module(X)
+        else:
+            with torch.no_grad(), evaluating(self.module):
+                out = self.module(X)
         out = out.unsqueeze(-1) if out.dim() == 1 else out
         if cache:
             self._out = out
@@ -329,3 +348,42 @@ class ModuleAdapter:
             w = self.state[i]
             cut = t * self._l1 if scales is None else t * self._l1 * scales[i]
             w.copy_(torch.sign(w) * torch.relu(w.abs() - cut))
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """Run the block with ``module`` in eval mode, then give each of its
+    submodules back the mode it had (a user may keep some in eval mode).
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
+    >>> with evaluating(net):
+    ...     net.training
+    False
+    >>> net.training
+    True
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _own_module_tensors(module: nn.Module) -> bool:
+    """Replace the inference tensors among the parameters and buffers of
+    ``module`` by normal copies; whether any was replaced."""
+    replaced = False
+    for m in module.modules():
+        for name, p in m._parameters.items():
+            if p is not None and p.is_inference():
+                m._parameters[name] = nn.Parameter(p.clone(), p.requires_grad)
+                replaced = True
+        for name, b in m._buffers.items():
+            if b is not None and b.is_inference():
+                m._buffers[name] = b.clone()
+                replaced = True
+    return replaced

@@ -43,6 +43,7 @@ __all__ = [
     "one_thread",
     "DivergenceError",
     "largest_training_loss",
+    "plain_arithmetic",
 ]
 
 
@@ -130,7 +131,42 @@ def train(
     # The thread count is the caller's: torch.set_num_threads is process-wide,
     # and changing it here would race other threads of the process. (Steps on
     # a 16-row minibatch stay below torch's parallel grain size anyway.)
-    return _Loop(model, data, spec, hyper, seeds, resume).run()
+    with plain_arithmetic(data.X.device):
+        _own_tensors(model)
+        return _Loop(model, data, spec, hyper, seeds, resume).run()
+
+
+@contextlib.contextmanager
+def plain_arithmetic(device: torch.device):
+    """Run the block as training needs, whatever context encloses it:
+    gradients on, inference mode off and autocast off for ``device``'s type
+    (its steps stay in the model's float32, as outside an enclosing
+    ``torch.autocast``). The settings are per thread and restored on exit."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        if _has_autocast(device.type):
+            stack.enter_context(torch.autocast(device.type, enabled=False))
+        yield
+
+
+def _has_autocast(device_type: str) -> bool:
+    """Whether ``torch.autocast`` knows ``device_type`` (asked of torch
+    where it can tell: ``is_autocast_available`` is recent)."""
+    available = getattr(torch.amp, "is_autocast_available", None)
+    if available is None:
+        return device_type in ("cpu", "cuda")
+    return bool(available(device_type))
+
+
+def _own_tensors(model) -> None:
+    """Make a model built under an enclosing ``torch.inference_mode`` (whose
+    tensors training may not update in place outside it) trainable: its
+    inference tensors become normal copies."""
+    if hasattr(model, "own_tensors"):
+        model.own_tensors()
+    elif model.state[0].is_inference():
+        model.rebind(model.state[0].clone())
 
 
 @contextlib.contextmanager
@@ -364,10 +400,15 @@ class _Loop:
         )
 
 
-@torch.no_grad()
 def largest_training_loss(model, data: TrainData, spec: TrainSpec) -> float:
     """The largest individual loss of a one-member ``model`` over the training
-    rows of positive weight of ``data`` (its first group)."""
+    rows of positive weight of ``data`` (its first group), computed as in
+    training (not in an enclosing autocast's lower precision)."""
+    with plain_arithmetic(data.X.device), torch.no_grad():
+        return _largest_loss(model, data, spec)
+
+
+def _largest_loss(model, data: TrainData, spec: TrainSpec) -> float:
     idx = data.train_idx[0]
     loss = get_individual_loss(spec.loss)
     losses = _row_losses(model, data.X[idx], data.y[idx], loss, spec.loss_params)

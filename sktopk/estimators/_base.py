@@ -31,6 +31,7 @@ from ..engine import (
 )
 from ..engine.grid import make_data, train_grid
 from ..engine.hyper import Hyper
+from ..engine.models import evaluating
 from ..engine.optim import OPTIMIZERS, make_optimizer
 from ..engine.trainer import Resume, largest_training_loss
 from ..losses import get_aggregate
@@ -106,9 +107,11 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         return tags
 
     # -- fitting -------------------------------------------------------------- #
-    def _fit(self, X, y, sample_weight=None):
+    def _fit(self, X, y, sample_weight=None, *, warn: bool = True):
+        """Fit; ``warn=False`` leaves out the ConvergenceWarnings (a search's
+        members report none)."""
         with self._kept_if_failing():
-            return self._fit_checked(X, y, sample_weight)
+            return self._fit_checked(X, y, sample_weight, warn)
 
     @contextlib.contextmanager
     def _kept_if_failing(self):
@@ -123,7 +126,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
-    def _fit_checked(self, X, y, sample_weight=None):
+    def _fit_checked(self, X, y, sample_weight=None, warn: bool = True):
         previous = self._previous_fit()
         plan = self._prepare(X, y, sample_weight)
         device = resolve_device(self.device)
@@ -132,8 +135,9 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         model = self._make_model(plan, device, previous)
         hyper = self._hyper(weight_units(plan))
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
-        self._store(model, result)
-        self._warn_if_stalled(model, data, plan, result, hyper)
+        self._store(model, result, warn=warn)
+        if warn:
+            self._warn_if_stalled(model, data, plan, result, hyper)
         self._continue_curves(previous)
         self.device_ = str(device)
         return self
@@ -246,8 +250,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         if getattr(self, "class_weight", None) is not None:
             weight = weight * _class_weights(self.class_weight, y, self.classes_)
         if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
-            self._x_shift = _input_shift(X, self.model, weight)
-        X = _centred(X, self._x_shift)
+            self._x_shift, self._x_scale = _input_standardisation(X, self.model, weight)
+        X = _standardised(X, self._x_shift, self._x_scale)
         self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -383,8 +387,10 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         if previous is not None:
             self._check_warm_start(previous, n_features, n_out)
             if previous["model"] == "callable":
-                return ModuleAdapter(self.module_.to(device=device, dtype=_DTYPE))
-            return self._stacked_weights(device, self._x_shift)
+                # module_ is in eval mode: trained, it trains in train mode
+                module = self.module_.train()
+                return ModuleAdapter(module.to(device=device, dtype=_DTYPE))
+            return self._stacked_weights(device, self._x_shift, self._x_scale)
         if callable(self.model):
             return ModuleAdapter(self._user_module(n_features, n_out, device))
         gen = torch.Generator().manual_seed(plan.seed)
@@ -405,7 +411,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 f"nn.Module; the callable returned {type(module).__name__}"
             )
         module = module.to(device=device, dtype=_DTYPE)
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(module):  # no statistics, no draws
             probe = module(torch.zeros(2, n_features, device=device, dtype=_DTYPE))
         width = 1 if probe.dim() == 1 else probe.shape[-1]
         if probe.dim() > 2 or probe.shape[0] != 2 or width != n_out:
@@ -461,7 +467,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 "optimizer='sgd', keep learning_rate / C well below 1 (a small "
                 "C is a strong penalty, whose steps can overshoot)."
             )
-        self._store_weights(model, index, self._x_shift)
+        self._store_weights(model, index, self._x_shift, self._x_scale)
         self.n_iter_ = int(result.n_epochs[index])
         self.loss_curve_ = [float(v[index]) for v in result.loss_curve]
         self.best_epoch_ = self._best_epoch(result, index)
@@ -496,8 +502,9 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 f"training loss ({self._user_lambda(lam):.4g} > "
                 f"{self._user_lambda(top):.4g}): the gradient of "
                 f"aggregate={self._aggregate_name!r} vanished and training stopped "
-                "learning. Standardise the features (StandardScaler), or raise "
-                "learning_rate or max_epochs.",
+                "learning. Raise learning_rate or max_epochs, or use "
+                "aggregate='atk' (the same average of the k largest losses, "
+                "without a threshold).",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -543,40 +550,67 @@ def weight_units(plan: FitPlan) -> int | float:
     return round(units) if abs(units - round(units)) <= 1e-9 * units else units
 
 
-def _input_shift(X: np.ndarray, model, weight: np.ndarray) -> np.ndarray | None:
-    """What the built-in models subtract from ``X`` while they train: its
-    column means, weighted by the samples' weights (``sample_weight`` times
-    ``class_weight``; None for a callable model, which trains on ``X``): a
-    row of weight 0 does not move them.
+def _input_standardisation(
+    X: np.ndarray, model, weight: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(shift, scale)``: what the built-in models subtract from ``X`` and
+    divide it by while they train, its columns' means and standard
+    deviations weighted by the samples' weights (``sample_weight`` times
+    ``class_weight``: a row of weight 0 moves neither); a constant column
+    (a spread below 1e-12 times its mean) keeps scale 1. ``(None, None)``
+    for a callable model, which trains on ``X`` as given.
 
-    A reparametrisation of the first layer's bias, folded back into it once
-    trained (``b - shift W``): the same models and penalty (which leaves the
-    biases out), but features far from zero (a year, a price) no longer make
-    every step of the bias and the weights fight each other."""
+    The built-in models are trained on the standardised features and
+    folded back into weights for ``X`` once trained (``W / scale`` and ``b -
+    shift W / scale``): the penalty is on the weights of the standardised
+    features (as in glmnet, or a Pipeline with a StandardScaler), so a
+    feature's scale changes nothing but its weight's units; and the default
+    step sizes suit every scale of features (a price, a year, a count)."""
     if callable(model):
-        return None
-    if np.ptp(weight) == 0:  # equal weights: the plain mean, to the last bit
-        return X.mean(axis=0, dtype=np.float64)
-    return np.average(X, axis=0, weights=weight)
+        return None, None
+    w = None if np.ptp(weight) == 0 else weight  # equal: plain, to the last bit
+    shift, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+    for lo in range(0, X.shape[1], _SCALE_COLUMNS):
+        cols = slice(lo, lo + _SCALE_COLUMNS)
+        # A C-ordered float64 block: the same sums whatever X's memory order.
+        block = np.ascontiguousarray(X[:, cols], dtype=np.float64)
+        shift[cols] = block.mean(axis=0) if w is None else np.average(block, 0, w)
+        scale[cols] = _spread(block - shift[cols], w)
+    constant = ~(scale > 1e-12 * np.abs(shift)) | ~np.isfinite(scale)
+    scale[constant] = 1.0
+    return shift, scale
 
 
-#: Rows centred at once (their float64 difference is the only temporary).
+#: Columns whose means and spreads are computed at once (a float64 block).
+_SCALE_COLUMNS = 64
+
+
+def _spread(d: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """The (weighted) root mean square of each column of deviations ``d``,
+    computed on the column over its largest magnitude (squares of values
+    beyond 1e154 would overflow)."""
+    top = np.abs(d).max(axis=0) if len(d) else np.zeros(d.shape[1])
+    safe = np.where(top > 0, top, 1.0)
+    return top * np.sqrt(np.average((d / safe) ** 2, axis=0, weights=w))
+
+
+#: Rows standardised at once (their float64 difference is the only temporary).
 _CENTRE_ROWS = 65536
 
 
-def _centred(X: np.ndarray, shift: np.ndarray | None) -> np.ndarray:
-    """``X - shift`` in float32 (the engine's dtype), subtracted in float64
-    a block of rows at a time (no float64 copy of the whole of ``X``);
-    ValueError where a value is beyond float32's range, in which the models
-    train."""
+def _standardised(
+    X: np.ndarray, shift: np.ndarray | None, scale: np.ndarray | None
+) -> np.ndarray:
+    """``(X - shift) / scale`` in float32 (the engine's dtype), computed in
+    float64 a block of rows at a time (no float64 copy of the whole of
+    ``X``); ``X`` itself without a shift, with a ValueError where a value is
+    beyond float32's range, in which the models train."""
     if shift is None:
         _check_float32_range(X)
         return X
     out = np.empty(X.shape, dtype=np.float32)
     for lo in range(0, len(X), _CENTRE_ROWS):
-        block = X[lo : lo + _CENTRE_ROWS] - shift
-        _check_float32_range(block)
-        out[lo : lo + _CENTRE_ROWS] = block
+        out[lo : lo + _CENTRE_ROWS] = (X[lo : lo + _CENTRE_ROWS] - shift) / scale
     return out
 
 
@@ -589,9 +623,9 @@ def _check_float32_range(X: np.ndarray) -> None:
         top = float(np.abs(X).max())
         if top > _FLOAT32_MAX:
             raise ValueError(
-                f"X has values of magnitude up to {top:.3g} (after centring "
-                "the columns), beyond float32's range (3.4e38), in which the "
-                "models train; rescale those features"
+                f"X has values of magnitude up to {top:.3g}, beyond float32's "
+                "range (3.4e38), in which a callable model trains; rescale "
+                "those features"
             )
 
 

@@ -5,9 +5,16 @@ Linear models and MLPs keep ``coefs_`` and ``intercepts_`` (as
 arrays. Nothing fitted is a torch object: pickles stay small, ``skops`` can
 store the estimator with trusted types only, and a model fitted on CUDA
 predicts on a CPU-only machine. ``module_`` builds the torch module on demand.
+
+A callable model's module is built by the user's factory, whose
+initialisation draws from torch's global generator: prediction builds it with
+that generator's state put back afterwards, once per fitted estimator (kept
+outside the estimator, so never pickled; rebuilt after unpickling).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +24,7 @@ from torch import nn
 
 from .._device import resolve_device
 from ..engine import ModuleAdapter, StackedMLP, to_sequential
+from ..engine.trainer import plain_arithmetic
 
 #: Rows of a sparse X made dense at once for a callable model's prediction.
 _SPARSE_ROWS = 4096
@@ -25,16 +33,22 @@ _PREDICT_ROWS = 65536
 
 __all__ = ["FittedNetwork"]
 
+#: estimator -> (key, module): a callable model's module for prediction, built
+#: once per fit (see :meth:`FittedNetwork._prediction_module`). Weak keys: an
+#: entry goes with its estimator, and no estimator holds a torch object.
+_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 class FittedNetwork:
     """Mixin: store, rebuild and evaluate the fitted network."""
 
-    def _store_weights(self, model, index: tuple = (), shift=None) -> None:
+    def _store_weights(self, model, index: tuple = (), shift=None, scale=None) -> None:
         """Keep member ``index`` of ``model`` as numpy arrays; a model trained
-        on ``X - shift`` gets its first bias for ``X`` (``b - shift W``, in
-        float64)."""
+        on ``(X - shift) / scale`` gets its first layer for ``X`` (``W /
+        scale`` and ``b - shift W / scale``, in float64)."""
         for name in ("coefs_", "intercepts_", "module_state_"):
             self.__dict__.pop(name, None)
+        _MODULES.pop(self, None)
         if isinstance(model, ModuleAdapter):
             state = model.module.state_dict()
             self.module_state_ = {
@@ -43,6 +57,8 @@ class FittedNetwork:
             return
         weights = [t.numpy() for t in model.member_state(index)]
         self.coefs_, self.intercepts_ = weights[0::2], weights[1::2]
+        if scale is not None:
+            self.coefs_[0] = self.coefs_[0].astype(np.float64) / scale[:, None]
         if shift is not None:
             W, b = self.coefs_[0].astype(np.float64), self.intercepts_[0]
             self.intercepts_[0] = b.astype(np.float64) - shift @ W
@@ -86,35 +102,55 @@ class FittedNetwork:
 
     @property
     def module_(self) -> nn.Module:
-        """The trained network as a torch module on the CPU, built from the
-        fitted arrays at each access (changing it changes nothing fitted)."""
+        """The trained network as a torch module on the CPU, in eval mode,
+        built from the fitted arrays at each access (changing it changes
+        nothing fitted; building a callable model's leaves torch's global
+        generator as it was)."""
         if "coefs_" in self.__dict__:
             return to_sequential(self._layer_sizes(), self._weights("cpu")).eval()
         if "module_state_" in self.__dict__:
-            module = self.model(self.n_features_in_, self.n_outputs_)
-            module.load_state_dict(
-                {k: torch.from_numpy(v.copy()) for k, v in self.module_state_.items()}
-            )
-            return module.eval()
+            return self._built_module()
         raise AttributeError(f"{type(self).__name__} is not fitted: no module_")
 
-    def _stacked_weights(self, device, shift=None) -> StackedMLP:
+    def _built_module(self) -> nn.Module:
+        """A callable model's module with the fitted state, in eval mode."""
+        module = _without_drawing(self.model, self.n_features_in_, self.n_outputs_)
+        module.load_state_dict(
+            {k: torch.from_numpy(v.copy()) for k, v in self.module_state_.items()}
+        )
+        return module.eval()
+
+    def _prediction_module(self, device: torch.device) -> nn.Module:
+        """:meth:`_built_module` in float64 on ``device``, built once for the
+        fitted state, model and device (a refit, ``set_params(model=...)`` or
+        another device builds it anew)."""
+        cached = _MODULES.get(self)
+        if cached is not None and _same_build(cached[0], self, device):
+            return cached[1]
+        module = self._built_module().to(device, torch.float64)
+        _MODULES[self] = ((self.module_state_, self.model, device), module)
+        return module
+
+    def _stacked_weights(self, device, shift=None, scale=None) -> StackedMLP:
         """The fitted linear model or MLP as a one-member stack on ``device``
-        (warm start), for inputs ``X - shift``."""
-        return StackedMLP.from_params(self._layer_sizes(), self._weights(device, shift))
+        (warm start), for inputs ``(X - shift) / scale``."""
+        weights = self._weights(device, shift, scale)
+        return StackedMLP.from_params(self._layer_sizes(), weights)
 
     def _layer_sizes(self) -> tuple[int, ...]:
         """``(n_features, h1, ..., n_outputs)`` of the fitted linear model or MLP."""
         return (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
 
-    def _weights(self, device, shift=None) -> list[torch.Tensor]:
+    def _weights(self, device, shift=None, scale=None) -> list[torch.Tensor]:
         """``[W1, b1, ...]`` as new float32 tensors on ``device`` (the arrays
-        are copied); with ``shift``, for inputs ``X - shift`` (``b1 + shift
-        W1``)."""
+        are copied); with ``shift`` and ``scale``, for inputs ``(X - shift) /
+        scale`` (``scale W1`` and ``b1 + shift W1``)."""
         out = []
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
             if i == 0 and shift is not None:
                 b = np.asarray(b, np.float64) + shift @ W.astype(np.float64)
+            if i == 0 and scale is not None:
+                W = W.astype(np.float64) * scale[:, None]
             out += [_tensor(W, device), _tensor(b, device)]
         return out
 
@@ -160,9 +196,11 @@ class FittedNetwork:
             chunks = [X[i : i + _SPARSE_ROWS] for i in starts] or [X]
             return np.concatenate([self._module_outputs(c.toarray()) for c in chunks])
         device = _inference_device(self.device)
-        module = self.module_.to(device, torch.float64)
+        module = self._prediction_module(device)
         Xt = torch.as_tensor(np.ascontiguousarray(X, np.float64), device=device)
-        with torch.no_grad():
+        # In float64 whatever encloses the call (an autocast's lower precision
+        # would change the predictions).
+        with plain_arithmetic(device), torch.no_grad():
             out = module(Xt)
         return out.detach().cpu().numpy().astype(np.float64).reshape(len(X), -1)
 
@@ -181,6 +219,26 @@ def _inference_device(device) -> torch.device:
         return resolve_device(device)
     except ValueError:
         return torch.device("cpu")
+
+
+def _same_build(key: tuple, estimator, device: torch.device) -> bool:
+    """Whether a module built for ``key`` (fitted state, model, device) is
+    the one ``estimator`` predicts with on ``device``."""
+    state, model, built_on = key
+    same = state is estimator.module_state_ and model is estimator.model
+    return same and built_on == device
+
+
+def _without_drawing(factory, n_features: int, n_outputs: int) -> nn.Module:
+    """``factory(n_features, n_outputs)`` with the state of torch's global
+    generators put back afterwards: the CPU one, and CUDA's where CUDA is
+    initialised (the state of one that is not cannot be read without
+    initialising it). Another thread drawing from them meanwhile would see
+    its draws undone: prediction builds a module once per fitted estimator."""
+    cuda = torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        return factory(n_features, n_outputs)
 
 
 def _tensor(a: np.ndarray, device) -> torch.Tensor:

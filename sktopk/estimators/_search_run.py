@@ -15,7 +15,6 @@ from numbers import Number, Real
 import numpy as np
 from sklearn import config_context
 from sklearn.base import ClassifierMixin, clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import type_of_target
 
 from .._device import resolve_device
@@ -300,9 +299,10 @@ def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
             start = time.perf_counter()
             est = clone(batch.base).set_params(**params)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=ConvergenceWarning)
-                    est.fit(fold.X_train, fold.y_train, **fold.fit_params)
+                # Its warn=False path, not a warnings.catch_warnings block,
+                # which swaps the process's filters (threads can leave an
+                # "ignore" filter behind).
+                est._fit(fold.X_train, fold.y_train, **fold.fit_params, warn=False)
             except DivergenceError:
                 est = None
             except (ValueError, TypeError) as exc:  # refused: as GridSearchCV

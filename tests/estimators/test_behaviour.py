@@ -81,7 +81,7 @@ def test_stk_robust_to_flipped_labels_where_maximum_fails(seed):
         .score(Xte, yte)
         for agg in ("average", "maximum", "stk")
     }
-    assert scores["stk"] >= scores["maximum"] + 0.15
+    assert scores["stk"] >= scores["maximum"] + 0.1
     assert scores["stk"] >= scores["average"] - 0.02
 
 

@@ -14,22 +14,9 @@ EXPECTED_FAILURES = {
 }
 
 
-# Measured on the check's data (3 blobs, class_weight 1000 : 0.0001 : 0.0001):
-# the ATk of this MLP's multi-class hinge losses predicts class 0 for 82 % of
-# the test rows, where the check asks for more than 87 %; the linear model and
-# the average of the same losses give 100 %. A matter of where the
-# optimisation ends, not of the weights being ignored (without them, 38 %).
-_ATK_MLP_CLASS_WEIGHT = {
-    "check_class_weight_classifiers": "ATk of an MLP's multi-class hinge: 82 % "
-    "of class 0 predicted under class_weight 1000 : 0.0001, the check asks > 87 %"
-}
-
-
 def _expected_failures(estimator) -> dict:
     if isinstance(estimator, STkSearchCV):  # its fit takes **params: skipped
         return {}
-    if getattr(estimator, "aggregate", None) == "atk":
-        return EXPECTED_FAILURES | _ATK_MLP_CLASS_WEIGHT
     return EXPECTED_FAILURES
 
 
