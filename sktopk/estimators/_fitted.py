@@ -7,14 +7,12 @@ store the estimator with trusted types only, and a model fitted on CUDA
 predicts on a CPU-only machine. ``module_`` builds the torch module on demand.
 
 A callable model's module is built by the user's factory, whose
-initialisation draws from torch's global generator: prediction builds it with
-that generator's state put back afterwards, once per fitted estimator (kept
-outside the estimator, so never pickled; rebuilt after unpickling).
+initialisation draws from torch's global generator: prediction builds it,
+from the fitted state at each call, with that generator's state put back
+afterwards.
 """
 
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,11 +31,6 @@ _PREDICT_ROWS = 65536
 
 __all__ = ["FittedNetwork"]
 
-#: estimator -> (key, module): a callable model's module for prediction, built
-#: once per fit (see :meth:`FittedNetwork._prediction_module`). Weak keys: an
-#: entry goes with its estimator, and no estimator holds a torch object.
-_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 class FittedNetwork:
     """Mixin: store, rebuild and evaluate the fitted network."""
@@ -48,7 +41,6 @@ class FittedNetwork:
         scale`` and ``b - shift W / scale``, in float64)."""
         for name in ("coefs_", "intercepts_", "module_state_"):
             self.__dict__.pop(name, None)
-        _MODULES.pop(self, None)
         if isinstance(model, ModuleAdapter):
             state = model.module.state_dict()
             self.module_state_ = {
@@ -120,17 +112,6 @@ class FittedNetwork:
         )
         return module.eval()
 
-    def _prediction_module(self, device: torch.device) -> nn.Module:
-        """:meth:`_built_module` in float64 on ``device``, built once for the
-        fitted state, model and device (a refit, ``set_params(model=...)`` or
-        another device builds it anew)."""
-        cached = _MODULES.get(self)
-        if cached is not None and _same_build(cached[0], self, device):
-            return cached[1]
-        module = self._built_module().to(device, torch.float64)
-        _MODULES[self] = ((self.module_state_, self.model, device), module)
-        return module
-
     def _stacked_weights(self, device, shift=None, scale=None) -> StackedMLP:
         """The fitted linear model or MLP as a one-member stack on ``device``
         (warm start), for inputs ``(X - shift) / scale``."""
@@ -196,7 +177,7 @@ class FittedNetwork:
             chunks = [X[i : i + _SPARSE_ROWS] for i in starts] or [X]
             return np.concatenate([self._module_outputs(c.toarray()) for c in chunks])
         device = _inference_device(self.device)
-        module = self._prediction_module(device)
+        module = self._built_module().to(device, torch.float64)
         Xt = torch.as_tensor(np.ascontiguousarray(X, np.float64), device=device)
         # In float64 whatever encloses the call (an autocast's lower precision
         # would change the predictions).
@@ -219,14 +200,6 @@ def _inference_device(device) -> torch.device:
         return resolve_device(device)
     except ValueError:
         return torch.device("cpu")
-
-
-def _same_build(key: tuple, estimator, device: torch.device) -> bool:
-    """Whether a module built for ``key`` (fitted state, model, device) is
-    the one ``estimator`` predicts with on ``device``."""
-    state, model, built_on = key
-    same = state is estimator.module_state_ and model is estimator.model
-    return same and built_on == device
 
 
 def _without_drawing(factory, n_features: int, n_outputs: int) -> nn.Module:

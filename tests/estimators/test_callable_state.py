@@ -89,6 +89,20 @@ def test_prediction_module_is_rebuilt_for_a_refit():
     np.testing.assert_allclose(second, direct, rtol=1e-5, atol=1e-5)
 
 
+def test_predictions_follow_an_edited_fitted_state():
+    # Built from module_state_ at each call: no module cached beside it that
+    # an edit of the arrays would leave stale.
+    X, y = _data()
+    est = STkClassifier(model=lambda d, o: nn.Linear(d, o), max_epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert np.ptp(est.decision_function(X)) > 0
+    for value in est.module_state_.values():
+        value[...] = 0
+    np.testing.assert_array_equal(est.decision_function(X), 0.0)
+
+
 def test_search_scoring_does_not_change_later_fits():
     """Scoring the training folds too must not move the initial weights of
     the configurations fitted after."""
