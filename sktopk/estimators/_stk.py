@@ -97,8 +97,10 @@ _COMMON_DOC = """
         The smooth replacement of ReLU in STk; used by "stk" only.
     C : float, default=1000.0
         Inverse strength of the penalty on the weight matrices (not biases),
-        added to the mean-type aggregate: ``||W||^2 / (2 C)`` for "l2". ``C``
-        here is ``n_samples`` times scikit-learn's ``LogisticRegression`` C.
+        added to the mean-type aggregate: ``||W||^2 / (2 C)`` for "l2", ``W``
+        the weights of the standardised features (indicator columns only
+        centred; see the user guide). ``C`` here is ``n_samples`` times the C
+        of scikit-learn's ``LogisticRegression`` after a ``StandardScaler``.
     penalty : {"l2", "l1", "elasticnet"}, default="l2"
         The penalty, as in ``SGDClassifier``: "l1" is ``||W||_1 / C`` and
         "elasticnet" ``(1 - l1_ratio) ||W||^2 / (2 C) + l1_ratio ||W||_1 / C``.

@@ -238,6 +238,31 @@ def test_l2_logistic_matches_logistic_regression(standardised, C_sklearn):
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-4)
 
 
+def test_l2_logistic_on_raw_features_matches_a_scaled_logistic_regression(
+    standardised,
+):
+    # The penalty is on the weights of the standardised features: on raw
+    # features of any scales, the coefficients are those of
+    # LogisticRegression after a StandardScaler, in the raw features' units.
+    from sklearn.pipeline import make_pipeline
+
+    X, y, _, _ = standardised
+    s, m = np.array([1e-3, 1.0, 50.0, 1e4, 2.0]), np.array([0, 5, -1, 1e3, 0])
+    raw = X * s + m
+    ref = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.05, tol=1e-12, max_iter=10_000)
+    ).fit(raw, y)
+    ours = STkClassifier(
+        loss="logistic", C=0.05 * len(y), learning_rate=1.0,
+        batch_size=len(y), **CONVERGED,
+    ).fit(raw, y)  # fmt: skip
+    sc, lr = ref[0], ref[1]
+    np.testing.assert_allclose(ours.coef_ * sc.scale_, lr.coef_, atol=1e-4)
+    np.testing.assert_allclose(
+        ours.decision_function(raw), ref.decision_function(raw), atol=1e-3
+    )
+
+
 def test_l2_square_loss_matches_ridge_on_raw_targets(standardised):
     # Ours trains on z = (y - mean) / std: mean (z - Xw - b)^2 + ||w||^2 / (2 C)
     # is Ridge's ||z - Xw - b||^2 + alpha ||w||^2 over n with alpha = n / (2 C).
