@@ -133,7 +133,9 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         split = [(plan.train_idx, plan.val_idx)]
         data = make_data(plan.X, plan.target, split, plan.weight, device)
         model = self._make_model(plan, device, previous)
-        hyper = self._hyper(weight_units(plan))
+        units = weight_units(plan)
+        self._check_k_units(plan, units)
+        hyper = self._hyper(units)
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed])
         self._store(model, result, warn=warn)
         if warn:
@@ -175,6 +177,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         resume = Resume(state["lam"], state["optimizer"]) if state else None
         # An integer k counts the first call's rows; later chunks, of any
         # size, keep that fraction.
+        if not state:
+            self._check_k_units(plan, weight_units(plan))
         k_rows = state.get("k_rows", weight_units(plan))
         hyper = self._hyper(k_rows)
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed], resume)
@@ -267,6 +271,10 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         for param, key in self._member_params.items():
             hyper[key] = self._engine_value(param, n_train)
         return hyper
+
+    def _check_k_units(self, plan: FitPlan, units: int | float) -> None:
+        """Warn where an integer ``k`` counts weight units far from the rows
+        (overridden where the estimator has such a ``k``)."""
 
     def _engine_value(self, param: str, n_train: int) -> float:
         """The engine's value of member parameter ``param`` (overridden where

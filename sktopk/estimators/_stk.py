@@ -60,6 +60,33 @@ class _STkMixin:
             get_smoothing(self.smoothing, self.delta)  # leaky_relu: delta < 1
         return super()._engine_value(param, n_train)
 
+    def _check_k_units(self, plan, units) -> None:
+        """An integer ``k`` counts the training rows in units of their
+        smallest positive weight (the rule of the aggregates): with weights
+        that are not whole counts, a warning where those units are far from the
+        rows (one row of weight 0.001 among 300 of weight 1 turns k=150 into
+        150 of 299,001 units)."""
+        if (
+            not isinstance(self.k, Integral)
+            or "k" not in get_aggregate(self.aggregate).params
+        ):
+            return
+        w = plan.weight[plan.train_idx]
+        w = w[w > 0]
+        counts = np.all(w == np.round(w))  # repetitions: what k counts
+        rows = len(w)
+        if not counts and units > 2 * rows:
+            warnings.warn(
+                f"k={self.k} counts the training rows in units of their "
+                f"smallest positive weight ({w.min():.4g}): here "
+                f"{units:.6g} units for {rows} rows, so k is "
+                f"{self.k / units:.3g} of the weight. Give k as a fraction "
+                f"(e.g. k={min(1.0, self.k / rows):.3g}) to count a share of "
+                "the weight.",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def _k_fraction(self, n_train: int) -> float:
         try:
             return k_fraction(self.k, n_train, "k")
@@ -88,6 +115,10 @@ _COMMON_DOC = """
         ``k = n_train`` (or 1.0) ATk is the average; ``k = 1`` is the maximum.
         Mind the type: ``k=1`` is one sample, ``k=1.0`` all of them (a pandas
         column built from a grid holding both shows them as the same 1.0).
+        With ``sample_weight`` an int counts the samples in units of their
+        smallest positive weight (whole weights: repetitions); weights that
+        are not whole and make those units more than twice the samples get a
+        warning (a fraction counts a share of the weight).
         Ignored by "average" and "maximum".
     delta : float, default=0.01
         Smoothing of SReLU in STk (> 0); STk tends to MATk as delta -> 0.

@@ -474,3 +474,23 @@ def test_rows_of_weight_zero_do_not_move_the_scale():
     want = _base._input_standardisation(X[10:], "linear", np.ones(290))
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_an_integer_k_far_from_the_rows_in_weight_units_warns():
+    # k counts rows in units of the smallest positive weight: with weights
+    # that are not counts, one light row makes k=150 a tiny share (accuracy
+    # 0.80 against 0.90); counts (repetitions) are what k counts.
+    X, y = make_classification(300, 5, random_state=0)
+    light = np.ones(300)
+    light[0] = 1e-3
+    kw = dict(aggregate="atk", k=150, max_epochs=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(UserWarning, match=r"299001 units for 300 rows"):
+            STkClassifier(**kw).fit(X, y, sample_weight=light)
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a UserWarning too
+        counts = np.where(np.arange(300) % 2, 10.0, 1.0)
+        for w in (None, counts, light * 0 + 0.5):
+            STkClassifier(**kw).fit(X, y, sample_weight=w)
+        STkClassifier(**{**kw, "k": 0.5}).fit(X, y, sample_weight=light)
