@@ -194,11 +194,21 @@ def member_bytes(sizes: tuple[int, ...], n_rows: int, batch_size: int) -> int:
     return 4 * (8 * n_params + 6 * batch_size * width + 3 * n_rows * width)
 
 
+#: The least memory budget taken by default: at or below it, how members
+#: are cut into chunks (and so the results, to float rounding) does not
+#: depend on the memory free at the time. The estimates of
+#: :func:`member_bytes` are generous (about ten times an MLP's measured peak).
+BUDGET_FLOOR = 1 << 30
+
+
 def available_bytes(device: torch.device) -> int:
-    """Half of the memory available now on ``device``."""
+    """Half of the memory available now on ``device``, at least
+    :data:`BUDGET_FLOOR`."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0] // 2
-    return host_available() // 2
+        free = torch.cuda.mem_get_info(device)[0] // 2
+    else:
+        free = host_available() // 2
+    return max(free, BUDGET_FLOOR)
 
 
 def host_available(

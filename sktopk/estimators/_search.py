@@ -132,9 +132,13 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
     max_memory : int or str, default=None
         Memory budget for the members trained at once (bytes or e.g. "2GB"),
         shared by the ``n_jobs`` batches trained at the same time; by default
-        half of the memory available on the device. It counts the members'
-        weights and activations, not the copies of the data (each fold's
-        preprocessed training and test rows, a few times the data's size).
+        half of the memory available on the device, and never less than 1 GiB
+        (estimated) for each batch: a grid within that is cut into the same
+        chunks, so gives the same results, whatever memory is free and
+        whatever ``n_jobs``. It counts the members' weights and activations
+        (generously: about ten times an MLP's measured need), not the copies
+        of the data (each fold's preprocessed training and test rows, a few
+        times the data's size).
 
     Attributes
     ----------

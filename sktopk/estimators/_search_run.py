@@ -19,7 +19,12 @@ from sklearn.utils.multiclass import type_of_target
 
 from .._device import resolve_device
 from ..engine import DivergenceError
-from ..engine.grid import available_bytes, make_data, train_in_chunks
+from ..engine.grid import (
+    BUDGET_FLOOR,
+    available_bytes,
+    make_data,
+    train_in_chunks,
+)
 from ._search_plan import Batch, fit_failed_message, member_estimator
 
 try:  # the scorer of scoring=None: the estimator's own score method
@@ -74,11 +79,12 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     start = time.perf_counter()
     plans, device = batch.plans, resolve_device(batch.base.device)
     # The batches trained at the same time share the budget (the given one,
-    # else the memory available).
+    # else the memory available, at least BUDGET_FLOOR each).
     max_memory = options["max_memory"]
-    if options.get("jobs", 1) > 1:
-        total = available_bytes(device) if max_memory is None else max_memory
-        max_memory = total // options["jobs"]
+    if options.get("jobs", 1) > 1 and max_memory is not None:
+        max_memory //= options["jobs"]
+    elif options.get("jobs", 1) > 1:  # never below the floor: n_jobs cuts alike
+        max_memory = max(available_bytes(device) // options["jobs"], BUDGET_FLOOR)
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid

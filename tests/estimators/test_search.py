@@ -194,3 +194,22 @@ def test_verbose_prints_grid_search_first_line(clf_data, capsys, verbose):
     line = "Fitting 3 folds for each of 2 candidates, totalling 6 fits, as 1 batched"
     assert (line in out.out) == bool(verbose)
     assert ("batches" in out.err) == bool(verbose)  # the progress bar
+
+
+def test_results_do_not_depend_on_the_memory_free(clf_data, monkeypatch):
+    # The default budget is half the free memory but never below 1 GiB: a
+    # grid within it is cut into the same chunks (MLP scores differed by
+    # 0.01 between 72 and 6 members at once).
+    from sktopk.engine import grid as engine_grid
+
+    X, y = clf_data
+    est = STkClassifier(model="mlp", max_epochs=5, random_state=0)
+    grid = {"k": [0.1, 0.5, 0.9], "C": [10.0, 1000.0], "learning_rate": [0.05, 0.1]}
+    runs = []
+    for free in (2**20, 64 * 2**30):  # 1 MiB or 64 GiB available
+        monkeypatch.setattr(engine_grid, "host_available", lambda *a, f=free: f)
+        runs.append(STkSearchCV(est, grid, cv=3, refit=False).fit(X, y))
+    assert runs[0].members_per_batch_ == runs[1].members_per_batch_ == [36]
+    np.testing.assert_array_equal(
+        runs[0].cv_results_["mean_test_score"], runs[1].cv_results_["mean_test_score"]
+    )
