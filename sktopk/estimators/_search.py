@@ -134,11 +134,11 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         shared by the ``n_jobs`` batches trained at the same time; by default
         half of the memory available on the device, and never less than 1 GiB
         (estimated) for each batch: a grid within that is cut into the same
-        chunks, so gives the same results, whatever memory is free and
-        whatever ``n_jobs``. It counts the members' weights and activations
-        (generously: about ten times an MLP's measured need), not the copies
-        of the data (each fold's preprocessed training and test rows, a few
-        times the data's size).
+        chunks, so gives the same results, whatever memory is free. It
+        counts the members' weights and activations (generously: about ten
+        times an MLP's measured need), not the copies of the data (each
+        fold's preprocessed training and test rows, a few times the data's
+        size).
 
     Attributes
     ----------

@@ -83,7 +83,7 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     max_memory = options["max_memory"]
     if options.get("jobs", 1) > 1 and max_memory is not None:
         max_memory //= options["jobs"]
-    elif options.get("jobs", 1) > 1:  # never below the floor: n_jobs cuts alike
+    elif options.get("jobs", 1) > 1:  # never below the floor
         max_memory = max(available_bytes(device) // options["jobs"], BUDGET_FLOOR)
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
