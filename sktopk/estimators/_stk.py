@@ -129,9 +129,10 @@ _COMMON_DOC = """
     C : float, default=1000.0
         Inverse strength of the penalty on the weight matrices (not biases),
         added to the mean-type aggregate: ``||W||^2 / (2 C)`` for "l2", ``W``
-        the weights of the standardised features (indicator columns only
-        centred; see the user guide). ``C`` here is ``n_samples`` times the C
-        of scikit-learn's ``LogisticRegression`` after a ``StandardScaler``.
+        the weights of the features with columns of spread above 1 brought
+        to unit spread (see the user guide). ``C`` here is ``n_samples``
+        times scikit-learn's ``LogisticRegression`` C (after a
+        ``StandardScaler`` where the columns' spreads are 1 or more).
     penalty : {"l2", "l1", "elasticnet"}, default="l2"
         The penalty, as in ``SGDClassifier``: "l1" is ``||W||_1 / C`` and
         "elasticnet" ``(1 - l1_ratio) ||W||^2 / (2 C) + l1_ratio ||W||_1 / C``.
@@ -232,8 +233,8 @@ _ATTRIBUTES_DOC = """
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
         Bias vectors of each layer ("linear" and "mlp"); the first in float64
-        (the model trains on standardised features: the first layer's
-        weights and bias are folded back for ``X``).
+        (the model trains on rescaled features: the first layer's weights
+        and bias are folded back for ``X``, in float64).
     module_state_ : dict of ndarray
         The state dict of a callable model, as numpy arrays.
     n_outputs_ : int

@@ -64,8 +64,8 @@ device, random_state, verbose, warm_start, class_weight
         Weight matrices ``(n_in, n_out)`` of each layer ("linear" and "mlp").
     intercepts_ : list of ndarray
         Bias vectors of each layer ("linear" and "mlp"); the first in float64
-        (the model trains on standardised features: the first layer's
-        weights and bias are folded back for ``X``).
+        (the model trains on rescaled features: the first layer's weights
+        and bias are folded back for ``X``, in float64).
     module_state_ : dict of ndarray
         The state dict of a callable model, as numpy arrays.
     n_outputs_ : int

@@ -26,7 +26,7 @@ def _functorch_only() -> bool:
 
 
 def _traced() -> bool:
-    """Compile, export or jit tracing: routes by the size of a row only."""
+    """Compile, export or jit tracing: routes by ``k`` only."""
     return transformed() and not _functorch_only()
 
 

@@ -4,8 +4,8 @@ The public :func:`smooth_topk_svm` and :func:`topk_svm`, and the choice of the
 route that computes the smooth loss. Every route is exact (no switch to the
 hard loss, no truncation), and the route is chosen from the shapes and
 hyper-parameters only, never from values (:func:`_route`); under
-``torch.compile``, ``torch.export`` and ``jit.trace`` from the size of a row
-only, so that it does not depend on the batch size:
+``torch.compile``, ``torch.export`` and ``jit.trace`` from ``k`` only, so
+that it depends on neither the batch size nor the number of classes:
 
 * ``k = 1``: ``tau softplus(margin / tau + logsumexp_{j != y} (s_j - s_y) /
   tau)``, which is ``tau`` times the cross-entropy of ``(s - margin onehot_y) /
@@ -60,8 +60,8 @@ __all__ = ["smooth_topk_svm", "topk_svm"]
 _FAST_MAX_K = 10
 # Routes are chosen by size. In eager mode by the work of the whole batch: few
 # large operations cost less than many small ones only while tensors are small.
-# Under compile, export or tracing by the size of a row only, so that the route
-# does not depend on the batch size (one graph for every batch size).
+# Under compile, export or tracing by k only, so that the route depends on
+# neither the batch size nor the number of classes (one graph for all).
 # Enumerate the k-subsets while a row has at most this many, and in eager mode
 # while the batch has at most _SUBSET_TOTAL subsets (measured on CPU with the
 # closed-form gradient: 0.4-0.8x the fast route's time up to 16k subsets a
@@ -137,8 +137,8 @@ def smooth_topk_svm(
     Notes
     -----
     Computation (all routes exact): ``k = 1`` is a log-sum-exp of the
-    differences to the true score; when there are at most 256 k-subsets (and,
-    in eager mode, few in the whole batch), the definition is evaluated over
+    differences to the true score; in eager mode, when there are at most 256
+    k-subsets and few in the whole batch, the definition is evaluated over
     them; otherwise, for ``k <= 10``, the wrong
     classes are split at the k-th largest wrong score ``c``, which maps every
     value into ``[0, 1]``, the elementary symmetric polynomials come from power

