@@ -29,9 +29,7 @@ SVM loses less: 97.8 vs 95.8 % at 40 % noise and 94.2 vs 89.6 % at 60 %
 without noise): it was trained for top-5, and on 10 classes the order inside
 the top five is left free. With a network of 10 hidden units (``--hidden
 10``) the gain at 60 % noise is as large here (92.1 vs 86.0 %, 2
-repetitions); on larger data sets cross-entropy is often as good or better
-with a small network, so the top-k loss is most worth trying where a model
-can over-fit noisy labels.
+repetitions).
 
 Run ``python topk_label_noise.py --out DIR``; ``--fast`` (or the environment
 variable ``SKTOPK_EXAMPLES_FAST=1``) uses two noise levels, a narrower network
