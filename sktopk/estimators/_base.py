@@ -37,6 +37,7 @@ from ..engine.trainer import Resume, largest_training_loss
 from ..losses import get_aggregate
 from ._fitted import FittedNetwork
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
+from ._statistics import rms_deviation, row_blocks, weighted_mean
 
 _DTYPE = torch.float32
 
@@ -177,9 +178,11 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         resume = Resume(state["lam"], state["optimizer"]) if state else None
         # An integer k counts the first call's rows; later chunks, of any
         # size, keep that fraction.
-        if not state:
-            self._check_k_units(plan, weight_units(plan))
-        k_rows = state.get("k_rows", weight_units(plan))
+        if state:
+            k_rows = state["k_rows"]
+        else:
+            k_rows = weight_units(plan)
+            self._check_k_units(plan, k_rows)
         hyper = self._hyper(k_rows)
         model, result = train_grid(data, plan.spec, model, hyper, [plan.seed], resume)
         self._store(model, result, warn=False)
@@ -351,15 +354,13 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         except ValueError:  # a class too small to stratify
             warnings.warn(
                 "early_stopping: a class has too few samples to stratify the "
-                f"validation split (validation_fraction={self.validation_fraction}"
-                "); the split is drawn without stratification, so a small class "
-                "may be missing from training",
+                f"validation split (validation_fraction={fraction}); the split "
+                "is drawn without stratification, so a small class may be "
+                "missing from training",
                 UserWarning,
                 stacklevel=4,
             )
-            return train_test_split(
-                idx, test_size=self.validation_fraction, random_state=rng
-            )
+            return train_test_split(idx, test_size=fraction, random_state=rng)
 
     # -- the model ------------------------------------------------------------ #
     def _previous_fit(self) -> dict | None:
@@ -567,8 +568,8 @@ def _input_standardisation(
     divide it by while they train: the columns' means, and their standard
     deviations where above 1 (else 1), both weighted by ``sample_weight``
     times ``class_weight``, as the losses are (a row of weight 0 moves
-    neither). ``(None, None)`` for a callable model,
-    which trains on ``X`` as given.
+    neither). ``(None, None)`` for a callable model, which trains on ``X``
+    as given.
 
     The models are trained on the rescaled features and folded back into
     weights for ``X`` once trained (``W / scale`` and ``b - shift W /
@@ -584,60 +585,27 @@ def _input_standardisation(
     if callable(model):
         return None, None
     w = None if np.ptp(weight) == 0 else weight
-    if w is not None:  # rows of weight 0 count nowhere
-        X, w = X[w > 0], w[w > 0]
-    total = float(len(X)) if w is None else float(w.sum())
-    shift = _column_sums(X, w, lambda b: b) / total
-    top = np.zeros(X.shape[1])
-    for block, _ in _row_blocks(X, w):
-        np.maximum(top, np.abs(block - shift).max(axis=0), out=top)
-    safe = np.where(top > 0, top, 1.0)
-    mean_square = _column_sums(X, w, lambda b: np.square((b - shift) / safe)) / total
-    spread = top * np.sqrt(mean_square)
+    shift = weighted_mean(X, w)
+    spread = rms_deviation(X, shift, w)
     scale = np.where(np.isfinite(spread), np.maximum(spread, 1.0), 1.0)
     return shift, scale
-
-
-#: Values of X converted to float64 at once (a block of rows: 64 MiB).
-_BLOCK_VALUES = 1 << 23
-
-
-def _row_blocks(X: np.ndarray, w: np.ndarray | None):
-    """``(block, weights)`` for blocks of rows of ``X`` as C-ordered float64
-    copies (the same sums whatever X's memory order)."""
-    rows = max(1, _BLOCK_VALUES // max(1, X.shape[1]))
-    for lo in range(0, len(X), rows):
-        block = np.array(X[lo : lo + rows], dtype=np.float64, order="C")
-        yield block, None if w is None else w[lo : lo + rows]
-
-
-def _column_sums(X: np.ndarray, w: np.ndarray | None, f) -> np.ndarray:
-    """The (weighted) sums over the rows of ``f(block)``, block by block."""
-    out = np.zeros(X.shape[1])
-    for block, wb in _row_blocks(X, w):
-        values = f(block)
-        out += values.sum(axis=0) if wb is None else wb @ values
-    return out
 
 
 def _standardised(
     X: np.ndarray, shift: np.ndarray | None, scale: np.ndarray | None
 ) -> np.ndarray:
     """``(X - shift) / scale`` in float32 (the engine's dtype), computed in
-    float64 a block of rows at a time (one float64 block of about 64 MiB,
-    no copy of the whole of ``X``); ``X`` itself without a shift, with a
-    ValueError where a value is beyond float32's range, in which the
-    models train."""
+    float64 a block of rows at a time (no float64 copy of the whole of
+    ``X``); ``X`` itself without a shift, with a ValueError where a value is
+    beyond float32's range, in which the models train."""
     if shift is None:
         _check_float32_range(X)
         return X
     out = np.empty(X.shape, dtype=np.float32)
-    rows = max(1, _BLOCK_VALUES // max(1, X.shape[1]))
-    for lo in range(0, len(X), rows):
-        block = X[lo : lo + rows].astype(np.float64)
+    for lo, block in row_blocks(X):
         np.subtract(block, shift, out=block)
         np.divide(block, scale, out=block)
-        out[lo : lo + rows] = block
+        out[lo : lo + len(block)] = block
     return out
 
 
@@ -670,7 +638,7 @@ def _densified(X):
         warnings.warn(
             f"X is sparse ({X.nnz} stored values) and training needs it dense: "
             f"{size / 2**30:.1f} GiB for {X.shape[0]} x {X.shape[1]}, and about "
-            "as much again for its centred float32 copy. Reduce the "
+            "as much again for its rescaled float32 copy. Reduce the "
             "features first (e.g. TruncatedSVD or a feature selector in the "
             "pipeline). Prediction keeps X sparse.",
             UserWarning,

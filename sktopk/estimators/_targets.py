@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..losses import get_individual_loss
+from ._statistics import rms_deviation
 
 __all__ = ["loss_degree", "target_scale"]
 
@@ -57,7 +58,8 @@ def target_scale(
         weight = None
     if degree >= 2:
         centre = float(np.average(y, weights=weight))
-        spread = _standard_deviation(y - centre, weight)
+        deviation = rms_deviation(y[:, None], np.array([centre]), weight)
+        spread = float(deviation[0])
     else:
         centre = _median(y, weight)
         deviation = np.abs(y - centre)
@@ -73,16 +75,6 @@ def target_scale(
     if not spread > 1e-12 * abs(centre):
         spread = 1.0
     return centre, spread
-
-
-def _standard_deviation(d: np.ndarray, weight: np.ndarray | None) -> float:
-    """The (weighted) root mean square of the deviations ``d``, computed on
-    ``d`` over its largest magnitude: finite wherever that is (squares of
-    targets beyond 1e154 overflow)."""
-    top = float(np.abs(d).max()) if d.size else 0.0
-    if not 0.0 < top < math.inf:
-        return top
-    return top * math.sqrt(float(np.average((d / top) ** 2, weights=weight)))
 
 
 def _median(y: np.ndarray, weight: np.ndarray | None) -> float:

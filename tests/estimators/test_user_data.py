@@ -511,3 +511,12 @@ def test_an_integer_k_far_from_the_rows_in_weight_units_warns():
         for w in (None, counts, light * 0 + 0.5):
             STkClassifier(**kw).fit(X, y, sample_weight=w)
         STkClassifier(**{**kw, "k": 0.5}).fit(X, y, sample_weight=light)
+
+
+def test_rows_of_weight_zero_do_not_move_the_target_scale():
+    # The same statistics as the features': a masked target of 1e170 made
+    # the others' squares underflow, so y_scale_ fell back to 1.
+    y = np.r_[1e170, np.random.default_rng(0).normal(size=50)]
+    w = np.r_[0.0, np.ones(50)]
+    centre, scale = _targets.target_scale(y, 2.0, w)
+    np.testing.assert_allclose((centre, scale), (y[1:].mean(), y[1:].std()))
