@@ -314,13 +314,13 @@ def _route(n: int, n_classes: int, k: int) -> str:
     exported or traced, by ``k`` alone: the class count may be symbolic there
     (``dynamic=True``), which the subsets route cannot build its constants
     from, so it is not taken."""
-    if _traced():
-        return "k1" if k == 1 else "fast" if k <= _FAST_MAX_K else "large"
-    if k == 1 and n * n_classes <= _K1_TOTAL:
+    traced = _traced()
+    if k == 1 and (traced or n * n_classes <= _K1_TOTAL):
         return "k1"
-    subsets = math.comb(n_classes, k)
-    if subsets <= _SUBSET_MAX and n * subsets <= _SUBSET_TOTAL:
-        return "subsets"
+    if not traced:
+        subsets = math.comb(n_classes, k)
+        if subsets <= _SUBSET_MAX and n * subsets <= _SUBSET_TOTAL:
+            return "subsets"
     if k <= _FAST_MAX_K:
         return "fast"
     return "large"
