@@ -80,11 +80,11 @@ def run_batch(batch: Batch, scorers: dict, options: dict) -> BatchScores:
     plans, device = batch.plans, resolve_device(batch.base.device)
     # The batches trained at the same time share the budget (the given one,
     # else the memory available, at least BUDGET_FLOOR each).
-    max_memory = options["max_memory"]
-    if options.get("jobs", 1) > 1 and max_memory is not None:
-        max_memory //= options["jobs"]
-    elif options.get("jobs", 1) > 1:  # never below the floor
-        max_memory = max(available_bytes(device) // options["jobs"], BUDGET_FLOOR)
+    max_memory, jobs = options["max_memory"], options.get("jobs", 1)
+    if jobs > 1 and max_memory is not None:
+        max_memory //= jobs
+    elif jobs > 1:  # never below the floor
+        max_memory = max(available_bytes(device) // jobs, BUDGET_FLOOR)
     data = _stack(plans, device)
     sizes = batch.base._sizes(plans[0].X.shape[1], plans[0].n_out)
     grid = batch.grid
