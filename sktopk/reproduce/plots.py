@@ -11,7 +11,15 @@ import pandas as pd
 from ..losses import get_aggregate
 from .splits import METRIC_AXES
 
-__all__ = ["plot_datasets", "plot_name", "have_matplotlib"]
+__all__ = ["plot_datasets", "plot_name", "have_matplotlib", "NO_MATPLOTLIB"]
+
+
+#: Why plots are skipped without matplotlib, and how to get it (true from
+#: an index and from a clone alike).
+NO_MATPLOTLIB = (
+    "skipped: matplotlib is not installed (install matplotlib: pip install "
+    "matplotlib, or the [plot] extra, pip install -e '.[plot]' in a clone)"
+)
 
 
 def have_matplotlib() -> bool:

@@ -17,7 +17,7 @@ from ..datasets import dataset_info
 from .backends import run_cells
 from .experiment import members_at_once
 from .partial import PartialStore
-from .plots import have_matplotlib, plot_datasets, plot_name
+from .plots import NO_MATPLOTLIB, have_matplotlib, plot_datasets, plot_name
 from .protocol import TABLES, TARGET_SCALINGS, Cell, Protocol, table_cells
 from .reference import constant_summary, with_reference_rows
 from .report import compare, format_table, render_report, summarize
@@ -219,13 +219,8 @@ def _plots(comparison, folder: OutputFolder, table: int, wanted: bool):
     if comparison.empty:
         return [], "no complete cells"
     if not have_matplotlib():
-        message = (
-            "skipped: matplotlib is not installed (install matplotlib: "
-            "pip install matplotlib, or the [plot] extra, pip install -e '.[plot]' "
-            "in a clone)"
-        )
-        print(f"sktopk reproduce: plots {message}", file=sys.stderr)
-        return [], message
+        print(f"sktopk reproduce: plots {NO_MATPLOTLIB}", file=sys.stderr)
+        return [], NO_MATPLOTLIB
     return plot_datasets(comparison, folder.write, f"table{table}"), None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..plots import have_matplotlib
+from ..plots import NO_MATPLOTLIB, have_matplotlib
 from ..store import OutputFolder, check_seed, check_settings
 from .output import csv_bytes, file_names, png_bytes
 from .settings import JOBS
@@ -114,10 +114,5 @@ def _own_files(job: str) -> list[str]:
 def _can_plot() -> bool:
     if have_matplotlib():
         return True
-    print(
-        "sktopk reproduce: plot skipped: matplotlib is not installed (install "
-        "matplotlib: pip install matplotlib, or the [plot] extra, "
-        "pip install -e '.[plot]' in a clone)",
-        file=sys.stderr,
-    )
+    print(f"sktopk reproduce: plot {NO_MATPLOTLIB}", file=sys.stderr)
     return False
