@@ -56,16 +56,10 @@ def target_scale(
     """
     if weight is None or np.ptp(weight) == 0:  # the plain forms, to the last bit
         weight = None
-    if degree >= 2:
-        centre = float(np.average(y, weights=weight))
-        deviation = rms_deviation(y[:, None], np.array([centre]), weight)
-        spread = float(deviation[0])
-    else:
-        centre = _median(y, weight)
-        deviation = np.abs(y - centre)
-        spread = _median(deviation, weight)
-        if not spread > 0:  # more than half the targets at the median
-            spread = float(np.average(deviation, weights=weight))
+    # An overflow is reported below, as what it means (numpy's warnings of
+    # the same overflow would come first and say less).
+    with np.errstate(over="ignore", invalid="ignore"):
+        centre, spread = _centre_spread(y, degree, weight)
     if not (math.isfinite(centre) and math.isfinite(spread)):
         raise ValueError(
             f"y is too large to train on: its centre ({centre}) or spread "
@@ -74,6 +68,22 @@ def target_scale(
         )
     if not spread > 1e-12 * abs(centre):
         spread = 1.0
+    return centre, spread
+
+
+def _centre_spread(
+    y: np.ndarray, degree: float, weight: np.ndarray | None
+) -> tuple[float, float]:
+    """The centre and spread of :func:`target_scale`, not yet checked."""
+    if degree >= 2:
+        centre = float(np.average(y, weights=weight))
+        deviation = rms_deviation(y[:, None], np.array([centre]), weight)
+        return centre, float(deviation[0])
+    centre = _median(y, weight)
+    deviation = np.abs(y - centre)
+    spread = _median(deviation, weight)
+    if not spread > 0:  # more than half the targets at the median
+        spread = float(np.average(deviation, weights=weight))
     return centre, spread
 
 
