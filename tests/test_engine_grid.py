@@ -272,3 +272,19 @@ def test_a_shorter_groups_curve_is_its_single_runs(problem, aggregate):
             batched = torch.stack([c[g, m] for c in res.loss_curve])
             alone = torch.stack(r.loss_curve)
             torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_constant_on_a_groups_training_rows_start_and_stay_at_zero(problem):
+    X, y, _ = problem
+    X = X.copy()
+    w = np.ones(len(X), np.float32)
+    splits = [(np.arange(0, 150), None), (np.arange(150, 300), None)]
+    X[:150, 2] = 0.0  # constant (centred, as the estimators give it) on
+    X[150:, 3] = 0.0  # group 0's training rows, and on group 1's of weight > 0
+    X[150:157, 3], w[150:157] = 4.0, 0.0
+    spec = TrainSpec(loss="hinge", aggregate="average", task="binary", max_epochs=3)
+    data = make_data(X, y, splits, w)
+    model, _ = train_grid(data, spec, (4, 3, 1), GRID, seeds=[1, 2])
+    W1 = model.params[0]  # (groups, members, inputs, hidden)
+    assert not W1[0, :, 2].any() and W1[1, :, 2].abs().min() > 0
+    assert not W1[1, :, 3].any() and W1[0, :, 3].abs().min() > 0

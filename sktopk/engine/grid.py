@@ -31,6 +31,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "constant_columns",
     "make_data",
     "train_grid",
     "train_in_chunks",
@@ -115,8 +116,32 @@ def train_grid(
         # optimizer updates in place; replacing them with copies would freeze
         # the model.
         model = StackedMLP.initialize(model, gens, members, device=dev)
+        model.silence_inputs(constant_columns(data))
     hyper = Hyper.build(grid, tuple(model.lead), dev)
     return model, train(model, data, spec, hyper, seeds, resume)
+
+
+def constant_columns(data: TrainData) -> Tensor:
+    """``(G, d)`` booleans: the columns of ``data.X`` that are constant on
+    the training rows of positive weight of each group (all False for a
+    group without such rows). Read a block of rows at a time (no copy of a
+    group's rows)."""
+    out = torch.zeros(len(data.train_idx), data.X.shape[1], dtype=torch.bool)
+    block = max(1, _BLOCK_BYTES // (4 * max(1, data.X.shape[1])))
+    for g, rows in enumerate(data.train_idx):
+        rows = rows.to(data.w.device)
+        rows = rows[data.w[rows] > 0]
+        if not len(rows):
+            continue
+        first = data.X[rows[0]]
+        same = torch.ones_like(first, dtype=torch.bool)
+        for lo in range(0, len(rows), block):
+            same &= (data.X[rows[lo : lo + block]] == first).all(0)
+        out[g] = same.cpu()
+    return out
+
+
+_BLOCK_BYTES = 64 << 20  # rows read at once by constant_columns
 
 
 class SavedChunks(Protocol):

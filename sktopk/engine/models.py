@@ -163,6 +163,17 @@ class StackedMLP:
         cut = t * self._l1 if scales is None else t * self._l1 * scales[0]
         w.copy_(torch.sign(w) * torch.relu(w.abs() - cut))
 
+    def silence_inputs(self, constant: Tensor) -> None:
+        """Zero the first layer's weights of the inputs where ``constant``
+        (of shape ``(d,)``, or ``(G, d)`` for the groups of ``lead = (G,
+        M)``): an input constant on the rows a member trains on (0 once
+        centred, as the estimators give it) gets no gradient, so its random
+        initial weights would stay (shrunk by the penalty alone) and weigh
+        values it takes only at prediction time."""
+        W1 = self.params[0]  # lead + (d, h1)
+        mask = constant if constant.dim() == 1 else constant[:, None, :]
+        W1.masked_fill_(mask.to(W1.device)[..., None], 0.0)
+
     def member_state(self, index: tuple = ()) -> list[Tensor]:
         """The weights ``[W1, b1, ...]`` of one member, as CPU tensors."""
         return [p[index].detach().cpu().clone() for p in self.params]

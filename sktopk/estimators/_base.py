@@ -29,7 +29,7 @@ from ..engine import (
     StackedMLP,
     TrainSpec,
 )
-from ..engine.grid import make_data, train_grid
+from ..engine.grid import constant_columns, make_data, train_grid
 from ..engine.hyper import Hyper
 from ..engine.models import evaluating
 from ..engine.optim import OPTIMIZERS, make_optimizer
@@ -133,7 +133,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         device = resolve_device(self.device)
         split = [(plan.train_idx, plan.val_idx)]
         data = make_data(plan.X, plan.target, split, plan.weight, device)
-        model = self._make_model(plan, device, previous)
+        model = self._make_model(plan, data, previous)
         units = weight_units(plan)
         self._check_k_units(plan, units)
         hyper = self._hyper(units)
@@ -173,7 +173,7 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         data = make_data(
             plan.X, plan.target, [(plan.train_idx, None)], plan.weight, device
         )
-        model = self._make_model(plan, device, previous)
+        model = self._make_model(plan, data, previous)
         state = self.__dict__.get("_partial_state") or {}
         resume = Resume(state["lam"], state["optimizer"]) if state else None
         # An integer k counts the first call's rows; later chunks, of any
@@ -392,7 +392,8 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         if earlier is not None and self.validation_scores_ is not None:
             self.validation_scores_ = list(earlier) + self.validation_scores_
 
-    def _make_model(self, plan: FitPlan, device, previous: dict | None = None):
+    def _make_model(self, plan: FitPlan, data, previous: dict | None = None):
+        device = data.X.device
         n_features, n_out = plan.X.shape[1], plan.n_out
         if previous is not None:
             self._check_warm_start(previous, n_features, n_out)
@@ -405,7 +406,9 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             return ModuleAdapter(self._user_module(n_features, n_out, device))
         gen = torch.Generator().manual_seed(plan.seed)
         sizes = self._sizes(n_features, n_out)
-        return StackedMLP.initialize(sizes, [gen], 1, device=device, single=True)
+        model = StackedMLP.initialize(sizes, [gen], 1, device=device, single=True)
+        model.silence_inputs(constant_columns(data)[0])
+        return model
 
     def _user_module(self, n_features: int, n_out: int, device) -> nn.Module:
         """The callable model's module, checked to give ``n_out`` outputs.

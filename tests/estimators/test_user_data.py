@@ -520,3 +520,22 @@ def test_rows_of_weight_zero_do_not_move_the_target_scale():
     w = np.r_[0.0, np.ones(50)]
     centre, scale = _targets.target_scale(y, 2.0, w)
     np.testing.assert_allclose((centre, scale), (y[1:].mean(), y[1:].std()))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad"])
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_a_column_constant_in_training_is_ignored_at_prediction(optimizer, model):
+    # It gets no gradient: its random initial weights stayed (shrunk by the
+    # penalty alone, to -5e-4 under sgd) and weighed the values it takes
+    # only at prediction time.
+    X, y = make_classification(300, 5, random_state=0)
+    train = np.c_[X, np.full(300, 3.0)]
+    est = STkClassifier(optimizer=optimizer, model=model, random_state=0)
+    est.fit(train, y)
+    moved = train.copy()
+    moved[:, -1] = np.linspace(-1e3, 1e3, 300)
+    np.testing.assert_array_equal(
+        est.decision_function(moved), est.decision_function(train)
+    )
+    weights = est.coef_[:, -1] if model == "linear" else est.coefs_[0][-1]
+    assert not weights.any()
