@@ -109,6 +109,9 @@ def test_memory_sizes_that_are_not_positive_sizes_are_refused(text):
 def test_typed_contracts_refuse_unknown_names():
     with pytest.raises(ValueError, match="task must be one of"):
         TrainSpec(loss="hinge", aggregate="stk", task="classification")
+    with pytest.raises(ValueError, match="validation_error must be"):
+        TrainSpec(loss="square", aggregate="stk", task="regression",
+                  validation_error="median")  # fmt: skip
     with pytest.raises(ValueError, match="unknown: \\['k'\\]"):
         Hyper.build({"lr": 0.1, "C": 1.0, "k": 0.5}, (1, 2))
     with pytest.raises(ValueError, match="missing: \\['C'\\]"):

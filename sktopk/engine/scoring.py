@@ -28,14 +28,17 @@ def score(task: str, f: Tensor, y: Tensor, w: Tensor) -> Tensor:
 
 
 def _sums(
-    task: str, f: Tensor, y: Tensor, w: Tensor, top: int = 1
+    task: str, f: Tensor, y: Tensor, w: Tensor, top: int = 1, absolute: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Weighted sum of the per-row scores and the sum of the weights; for a
     multi-class ``task`` with ``top > 1``, top-``top`` accuracy (the true
-    class among the ``top`` highest scores: fewer than ``top`` above it)."""
+    class among the ``top`` highest scores: fewer than ``top`` above it);
+    for regression minus the squared error, or with ``absolute`` minus the
+    absolute error."""
     w = w.expand(f.shape[:-1])
     if task == "regression":
-        err = -((f[..., 0] - y) ** 2)
+        diff = f[..., 0] - y
+        err = -diff.abs() if absolute else -(diff**2)
     elif task == "binary":
         err = ((f[..., 0] > 0) == (y > 0)).to(f.dtype)
     elif top > 1:
@@ -68,15 +71,22 @@ def forward_rows(model, X: Tensor):
 
 
 def score_rows(
-    model, X: Tensor, y: Tensor, w: Tensor, task: str, top: int = 1
+    model,
+    X: Tensor,
+    y: Tensor,
+    w: Tensor,
+    task: str,
+    top: int = 1,
+    absolute: bool = False,
 ) -> Tensor:
     """:func:`score` of ``model`` on the rows of ``X``, forward pass by chunks
-    of rows (top-``top`` accuracy for a multi-class ``task``).
+    of rows (top-``top`` accuracy for a multi-class ``task``; minus the mean
+    absolute error for regression with ``absolute``).
 
     ``X`` has shape ``lead + (n, d)`` (or a broadcastable one), ``y`` and
     ``w`` shape ``lead + (n,)``; returns the score of every member."""
     total = weight = 0.0
     for lo, hi, f in forward_rows(model, X):
-        t, s = _sums(task, f, y[..., lo:hi], w[..., lo:hi], top)
+        t, s = _sums(task, f, y[..., lo:hi], w[..., lo:hi], top, absolute)
         total, weight = total + t, weight + s
     return total / weight.clamp_min(1e-12)

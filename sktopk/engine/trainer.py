@@ -89,9 +89,17 @@ class TrainSpec:
     loss_params: dict = field(default_factory=dict)
     verbose: int = 0
     compact: bool = True  # drop finished members from the batch
+    # Regression: the validation score is minus the mean squared error, or
+    # of the absolute error with "absolute" (what a robust fit stops on).
+    validation_error: str = "squared"
 
     def __post_init__(self) -> None:
         check_task(self.task)
+        if self.validation_error not in ("squared", "absolute"):
+            raise ValueError(
+                "validation_error must be 'squared' or 'absolute'; got "
+                f"{self.validation_error!r}"
+            )
 
 
 @dataclass
@@ -351,7 +359,8 @@ class _Loop:
         X, y, w = (self.lift(t[idx]) for t in (d.X, d.y, d.w))
         # The top-k SVM stops on its own criterion, top-k accuracy.
         top = int(self.spec.loss_params.get("k", 1))
-        return score_rows(self.model, X, y, w, self.spec.task, top)
+        absolute = self.spec.validation_error == "absolute"
+        return score_rows(self.model, X, y, w, self.spec.task, top, absolute)
 
     @torch.no_grad()
     def _init_lambda(self) -> Tensor:

@@ -330,7 +330,12 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
             tol=float(self.tol),
             loss_params=loss_params,
             verbose=int(self.verbose),
+            validation_error=self._validation_error(),
         )
+
+    def _validation_error(self) -> str:
+        """The regression error the early-stopping score measures."""
+        return "squared"
 
     def _split(self, n, y, task, rng):
         idx = np.arange(n)

@@ -54,6 +54,18 @@ class FittedNetwork:
         if shift is not None:
             W, b = self.coefs_[0].astype(np.float64), self.intercepts_[0]
             self.intercepts_[0] = b.astype(np.float64) - shift @ W
+        if self._output_affine() is not None:  # outputs in the targets' units
+            centre, spread = self._output_affine()
+            W, b = self.coefs_[-1], self.intercepts_[-1]
+            self.coefs_[-1] = W.astype(np.float64) * spread
+            self.intercepts_[-1] = b.astype(np.float64) * spread + centre
+
+    def _output_affine(self) -> tuple[float, float] | None:
+        """``(centre, scale)`` that the trained outputs are mapped through,
+        ``centre + scale * output``, into the user's units, or None (the
+        outputs are the decision). :meth:`_store_weights` folds it into the
+        last layer of a built-in model."""
+        return None
 
     @property
     def coef_(self) -> np.ndarray:
@@ -114,20 +126,29 @@ class FittedNetwork:
 
     def _stacked_weights(self, device, shift=None, scale=None) -> StackedMLP:
         """The fitted linear model or MLP as a one-member stack on ``device``
-        (warm start), for inputs ``(X - shift) / scale``."""
-        weights = self._weights(device, shift, scale)
+        (warm start), for inputs ``(X - shift) / scale`` and with the outputs
+        it was trained to give (before :meth:`_output_affine`)."""
+        weights = self._weights(device, shift, scale, trained_outputs=True)
         return StackedMLP.from_params(self._layer_sizes(), weights)
 
     def _layer_sizes(self) -> tuple[int, ...]:
         """``(n_features, h1, ..., n_outputs)`` of the fitted linear model or MLP."""
         return (self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_))
 
-    def _weights(self, device, shift=None, scale=None) -> list[torch.Tensor]:
+    def _weights(
+        self, device, shift=None, scale=None, trained_outputs: bool = False
+    ) -> list[torch.Tensor]:
         """``[W1, b1, ...]`` as new float32 tensors on ``device`` (the arrays
         are copied); with ``shift`` and ``scale``, for inputs ``(X - shift) /
-        scale`` (``scale W1`` and ``b1 + shift W1``)."""
+        scale`` (``scale W1`` and ``b1 + shift W1``); ``trained_outputs``:
+        with :meth:`_output_affine` taken out of the last layer."""
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if trained_outputs and self._output_affine() is not None:
+            centre, spread = self._output_affine()
+            coefs[-1] = coefs[-1].astype(np.float64) / spread
+            intercepts[-1] = (intercepts[-1].astype(np.float64) - centre) / spread
         out = []
-        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+        for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
             if i == 0 and shift is not None:
                 b = np.asarray(b, np.float64) + shift @ W.astype(np.float64)
             if i == 0 and scale is not None:

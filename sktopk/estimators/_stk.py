@@ -394,7 +394,15 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     ``a * y_hat + b``. The aggregate, ``delta`` and the penalty ``C`` act on
     the losses of the standardised targets, so their meaning does not depend
     on the units of ``y``; ``lambda_`` is reported in the user's units (the
-    threshold on the losses of ``y`` itself).
+    threshold on the losses of ``y`` itself). The built-in models' last
+    layer is folded back too: ``coef_``, ``coefs_``, ``intercepts_`` and
+    ``module_`` give ``y``'s units, as ``predict`` (a callable model's
+    ``module_`` gives the standardised output ``(predict(X) - y_center_) /
+    y_scale_``). ``loss_curve_`` and ``validation_scores_`` are computed on
+    the standardised targets; with ``early_stopping=True`` the validation
+    score is minus the mean squared error for the square loss and minus
+    the mean absolute error for the absolute loss (outliers in the
+    validation rows do not rule a robust fit).
 
     Parameters
     ----------
@@ -520,13 +528,22 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
             factor = np.float64(self.y_scale_) ** loss_degree(self.loss)
         return float(lam * factor) if lam else 0.0
 
+    def _validation_error(self) -> str:
+        # Early stopping measures the error the loss does: outliers in the
+        # validation rows would otherwise rule a robust fit.
+        return "absolute" if self.loss == "absolute" else "squared"
+
+    def _output_affine(self) -> tuple[float, float]:
+        # The network is trained on (y - y_center_) / y_scale_.
+        return self.y_center_, self.y_scale_
+
     def _affine_of_outputs(self, coef, intercept):
-        # predict = y_center_ + y_scale_ * output, as Ridge's 1-D coef_
-        return self.y_scale_ * coef[0], float(
-            self.y_center_ + self.y_scale_ * intercept[0]
-        )
+        # The last layer is in the units of y (folded): Ridge's 1-D coef_.
+        return coef[0], float(intercept[0])
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,), in the units of ``y``."""
         out = self._forward(X)[:, 0]
+        if "coefs_" in self.__dict__:  # the targets' units folded in
+            return out
         return self.y_center_ + self.y_scale_ * out

@@ -64,7 +64,7 @@ def test_regressor_l1_matches_sklearn_lasso(optimizer, lr):
     ).fit(X, y)  # fmt: skip
     z = (y - ours.y_center_) / ours.y_scale_
     ref = Lasso(alpha=1 / (2 * C), tol=1e-10, max_iter=100_000).fit(X, z)
-    got = ours.coefs_[0][:, 0]
+    got = ours.coefs_[0][:, 0] / ours.y_scale_  # coefs_ are in the units of y
     np.testing.assert_array_equal(got != 0, ref.coef_ != 0)
     np.testing.assert_allclose(got, ref.coef_, atol=0.02 * np.abs(ref.coef_).max())
 

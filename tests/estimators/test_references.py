@@ -34,8 +34,9 @@ FROZEN = dict(optimizer="sgd", learning_rate=1e-12, max_epochs=1, random_state=0
 def l2_penalty(est) -> float:
     """``||W||^2 / (2 C)`` over the weight matrices (not the biases), those of
     the standardised features the model trains on: the first layer's times
-    the features' scales."""
+    the features' scales (and a regressor's last layer over y's scale)."""
     weights = [est.coefs_[0] * est._x_scale[:, None], *est.coefs_[1:]]
+    weights[-1] = weights[-1] / getattr(est, "y_scale_", 1.0)
     return sum(float((W.astype(np.float64) ** 2).sum()) for W in weights) / (2 * est.C)
 
 
@@ -279,7 +280,9 @@ def test_l2_square_loss_matches_ridge_on_raw_targets(standardised):
     np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-4 * scale)
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-4 * scale)
     z_ref = Ridge(alpha=len(y) / (2 * C)).fit(X, (y - y.mean()) / y.std())
-    np.testing.assert_allclose(ours.coefs_[0][:, 0], z_ref.coef_, atol=1e-5)
+    # coefs_ are in the units of y, as coef_ (the network trains on z).
+    np.testing.assert_allclose(ours.coefs_[0][:, 0], ours.coef_, rtol=1e-12)
+    np.testing.assert_allclose(ours.coef_ / ours.y_scale_, z_ref.coef_, atol=1e-5)
 
 
 # --- predict_proba ------------------------------------------------------------ #
