@@ -8,7 +8,7 @@ prints the wall times, the speed-up and the agreement of the two searches.
   default; STkSearchCV splits its one batch of configurations between them);
 - ``--case pipeline``: a Pipeline (ColumnTransformer of OneHotEncoder and
   StandardScaler, then STkClassifier) on a mixed-type DataFrame of 5,000 rows,
-  60 configurations x 5 folds, at batch size 16 (the paper's) and "auto".
+  72 configurations x 5 folds, at batch size 16 (the paper's) and "auto".
 
     python benchmarks/bench_search.py [--case phoneme|pipeline]
         [--grid small|medium|large] [--folds 3] [--max-epochs 30] [--sample N]
@@ -139,7 +139,7 @@ def mixed_frame(n: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def pipeline_case(max_epochs: int) -> pd.DataFrame:
-    """The Pipeline on a mixed DataFrame, 60 configurations x 5 folds."""
+    """The Pipeline on a mixed DataFrame, 72 configurations x 5 folds."""
     X, y = mixed_frame()
     pre = ColumnTransformer(
         [

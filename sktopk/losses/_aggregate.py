@@ -577,21 +577,21 @@ def stk(
     MATk with the ReLU replaced by a smooth function: ``0 <= MATk - STk <
     delta / 2`` for every ``lam``, and STk -> MATk as ``delta -> 0``.
 
-    In eager mode the forward pass computes the value and the gradients at
-    once and the backward pass scales them: on CPU, forward + backward of a
-    float32 training batch take about 1.6 times as long as ``losses.mean()``
-    with numba installed (one compiled loop; the ``fast`` extra), about twice
-    without (a dozen tensor operations; see :ref:`performance`). From ``2**15``
-    losses on, forward and backward are streamed, saving only the inputs; on
-    CPU, from ``2**20`` losses on, through a kernel that ``torch.compile``
-    builds the first time it is needed (a few seconds, once per process; set
-    ``SKTOPK_COMPILE=0`` in the environment to use the uncompiled chunks).
-    Under ``torch.compile`` and ``torch.export`` it is the plain formula, for
-    the compiler to fuse; under ``torch.func`` transforms an
-    ``autograd.Function`` with a vmap rule and a ``jvp``. Gradients of every
-    order are exact (``create_graph=True``). A loss of ``-inf`` gives a finite
-    value (its term within ``delta/2`` of the limit ``-delta/2``) and a zero
-    gradient.
+    In eager mode the forward pass computes the value and the gradients at once
+    and the backward pass scales them: on CPU, forward + backward of a float32
+    training batch take about 1.6 to 2 times as long as ``losses.mean()``
+    (depending on the machine) with numba installed (one compiled loop; the
+    ``fast`` extra), about twice without (a dozen tensor operations; see
+    :ref:`performance`). From ``2**15`` losses on, forward and backward are
+    streamed, saving only the inputs; on CPU, from ``2**20`` losses on, through
+    a kernel that ``torch.compile`` builds the first time it is needed (a few
+    seconds, once per process; set ``SKTOPK_COMPILE=0`` in the environment to
+    use the uncompiled chunks). Under ``torch.compile`` and ``torch.export`` it
+    is the plain formula, for the compiler to fuse; under ``torch.func``
+    transforms an ``autograd.Function`` with a vmap rule and a ``jvp``.
+    Gradients of every order are exact (``create_graph=True``). A loss of
+    ``-inf`` gives a finite value (its term within ``delta/2`` of the limit
+    ``-delta/2``) and a zero gradient.
 
     Parameters
     ----------

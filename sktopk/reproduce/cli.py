@@ -82,9 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "(imbalanced Gaussian data)")  # fmt: skip
     rep.add_argument("--figure", help="3 (2-D boundaries) or 4 (accuracy against "
                      "the negative ratio)")  # fmt: skip
+    # What the synthetic jobs refuse (synthetic/command.py's _NOT_HERE).
+    real = rep.add_argument_group(
+        "Tables 3, 4 and 6 only",
+        "the synthetic jobs (Tables 1, 2, Figures 3, 4) run in this process on "
+        "their own data and refuse these options",
+    )
     rep.add_argument("--protocol", default="quick",
                      help=f"preset: {', '.join(PRESETS)} (default: quick)")  # fmt: skip
-    rep.add_argument("--datasets", help="comma-separated datasets (default: all of "
+    real.add_argument("--datasets", help="comma-separated datasets (default: all of "
                      "the table)")  # fmt: skip
     rep.add_argument("--runs", type=int, help="random splits per cell, or "
                      "repetitions of a synthetic job (default: the --protocol "
@@ -92,22 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--seed", type=int, default=0, help="global seed, an integer >= 0 (default 0)"
     )
-    rep.add_argument("--max-epochs", type=int, help="epoch limit (default: "
+    real.add_argument("--max-epochs", type=int, help="epoch limit (default: "
                      f"the preset's: {_defaults('max_epochs')})")  # fmt: skip
-    rep.add_argument(
+    real.add_argument(
         "--patience-unit",
         choices=STOPPING_UNITS,
         help="early stopping every 50 steps (the paper's) or per epoch",
     )
-    rep.add_argument("--patience", type=int, help="evaluations without "
+    real.add_argument("--patience", type=int, help="evaluations without "
                      f"improvement (default: the preset's: {_patience_defaults()}"
                      "; with the other --patience-unit: "
                      f"{_defaults_of(DEFAULT_PATIENCE)})")  # fmt: skip
-    rep.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or "
+    real.add_argument("--model", choices=MODELS, help="mlp (10 ReLU units) or "
                      f"linear (default: the preset's: {_defaults('model')})",
                      )  # fmt: skip
-    rep.add_argument("--scaling", choices=SCALINGS, help="feature scaling")
-    rep.add_argument(
+    real.add_argument("--scaling", choices=SCALINGS, help="feature scaling")
+    real.add_argument(
         "--target-scaling",
         choices=TARGET_SCALINGS,
         help="regression targets (table 6): paper (default) min-max scales to "
@@ -119,26 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
                      "sktopk-results/table<N>-<protocol>); one run at a time: "
                      "a second run on the same folder is refused with status 2 "
                      "before any work")  # fmt: skip
-    rep.add_argument(
+    real.add_argument(
         "--jobs",
         type=int,
         default=-1,
         help="local worker processes (default -1: one per core this process may use)",
     )
-    rep.add_argument(
+    real.add_argument(
         "--max-memory",
         help="memory budget of the members trained at once, e.g. 2GiB or 2GB "
         "(default 1GiB; KiB, MiB, GiB are powers of 1024, KB, MB, GB powers of "
         "1000); larger grids are trained in several batches",
     )
-    rep.add_argument(
+    real.add_argument(
         "--backend",
         default="local",
         choices=BACKENDS,
         help="where the cells run: local worker processes (default) or a Dask "
         "cluster (with --scheduler)",
     )
-    rep.add_argument("--scheduler", help="Dask scheduler address (--backend dask)")
+    real.add_argument("--scheduler", help="Dask scheduler address (--backend dask)")
     rep.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

@@ -397,3 +397,12 @@ def test_regression_tables_print_and_save_the_constant_rows(tmp_path, capsys):
     for name in ("constant (mean)", "constant (median)"):
         assert name in printed and name in set(saved["aggregate"])
         assert f"| {name} |" in report
+
+
+def test_help_groups_the_options_the_synthetic_jobs_refuse():
+    from sktopk.reproduce.cli import build_parser
+    from sktopk.reproduce.synthetic.command import _NOT_HERE
+
+    rep = build_parser()._subparsers._group_actions[0].choices["reproduce"]
+    (group,) = [g for g in rep._action_groups if g.title == "Tables 3, 4 and 6 only"]
+    assert {a.dest for a in group._group_actions} == set(_NOT_HERE)
