@@ -66,7 +66,7 @@ CASES = [
         ValueError,
         "learning_rate",
     ),
-    ("C inf", _fit(STkClassifier(C=math.inf)), ValueError, "'C' parameter"),
+    ("C nan", _fit(STkClassifier(C=math.nan)), ValueError, "'C' parameter"),
     ("batch 0", _fit(STkClassifier(batch_size=0)), ValueError, "batch_size"),
     (
         "unknown optimizer",

@@ -42,7 +42,7 @@ from ._statistics import rms_deviation, row_blocks, weighted_mean
 _DTYPE = torch.float32
 
 TRAINING_PARAMETER_CONSTRAINTS: dict = {
-    "C": [Interval(Real, 0, None, closed="neither")],
+    "C": [Interval(Real, 0, None, closed="right")],
     "penalty": [StrOptions({"l2", "l1", "elasticnet"})],
     "l1_ratio": [Interval(Real, 0, 1, closed="both")],
     "model": [StrOptions({"linear", "mlp"}), callable],

@@ -603,14 +603,7 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         score : float
         """
-        if not self.refit:
-            raise AttributeError(
-                f"This {type(self).__name__} instance was initialized with "
-                "`refit=False`. score is available only after refitting on the "
-                "best parameters. You can refit an estimator manually using the "
-                "`best_params_` attribute"
-            )
-        check_is_fitted(self, "best_estimator_")
+        self._check_refitted("score")
         _raise_for_params(params, self, "score")
         if _routing_enabled():
             params = process_routing(self, "score", **params).scorer["score"]
@@ -625,14 +618,26 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             score = score[self.refit]
         return score
 
+    def _check_refitted(self, name: str) -> None:
+        """GridSearchCV's AttributeError for ``name`` under ``refit=False``,
+        else NotFittedError before ``fit``."""
+        if not self.refit:
+            raise AttributeError(
+                f"This {type(self).__name__} instance was initialized with "
+                f"`refit=False`. {name} is available only after refitting on the "
+                "best parameters. You can refit an estimator manually using the "
+                "`best_params_` attribute"
+            )
+        check_is_fitted(self, "best_estimator_")
+
     @property
     def classes_(self):
-        check_is_fitted(self, "best_estimator_")
+        self._check_refitted("classes_")
         return self.best_estimator_.classes_
 
     @property
     def n_features_in_(self):
-        check_is_fitted(self, "best_estimator_")
+        self._check_refitted("n_features_in_")
         return self.best_estimator_.n_features_in_
 
 

@@ -116,7 +116,9 @@ _COMMON_DOC = """
         Mind the type: ``k=1`` is one sample, ``k=1.0`` all of them (a pandas
         column built from a grid holding both shows them as the same 1.0).
         With ``sample_weight`` an int counts the samples in units of their
-        smallest positive weight (whole weights: repetitions); weights that
+        smallest positive weight (weights 1 and 2 count as one and two
+        repetitions; weights 2 and 4 as well, as every weight times a
+        constant gives the same fit); weights that
         are not whole and make those units more than twice the samples get a
         warning (a fraction counts a share of the weight).
         Ignored by "average" and "maximum".
@@ -132,7 +134,10 @@ _COMMON_DOC = """
         the weights of the features with columns of spread above 1 brought
         to unit spread (see the user guide). ``C`` here is ``n_samples``
         times scikit-learn's ``LogisticRegression`` C (after a
-        ``StandardScaler`` where the columns' spreads are 1 or more).
+        ``StandardScaler`` where the columns' spreads are 1 or more); with
+        ``sample_weight``, ``sum(sample_weight)`` times it, as the losses
+        are averaged with the weights: multiplying every weight by a
+        constant changes nothing. ``np.inf``: no penalty.
     penalty : {"l2", "l1", "elasticnet"}, default="l2"
         The penalty, as in ``SGDClassifier``: "l1" is ``||W||_1 / C`` and
         "elasticnet" ``(1 - l1_ratio) ||W||^2 / (2 C) + l1_ratio ||W||_1 / C``.
@@ -505,7 +510,7 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         return self
 
     def _task_spec(self, y, keep: bool = False, weight=None):
-        if np.asarray(y).dtype.kind in "OUSb":
+        if np.asarray(y).dtype.kind in "OUS":
             raise ValueError(
                 f"y must be numbers for a regressor; got dtype "
                 f"{np.asarray(y).dtype} (convert it, e.g. y.astype(float))"

@@ -177,7 +177,7 @@ def test_diverged_regression_member_is_not_scored():
         ({"learning_rate": [0, -0.1]}, "'learning_rate' parameter"),
         ({"learning_rate": [-0.1]}, "'learning_rate' parameter"),
         ({"C": [-1.0]}, "'C' parameter"),
-        ({"C": [np.inf]}, "'C' parameter"),
+        ({"C": [0.0]}, "'C' parameter"),
         ({"aggregate": ["foo"]}, "'aggregate' parameter"),
         ({"batch_size": [0]}, "'batch_size' parameter"),
         ({"hidden_layer_sizes": [(4,)]}, "hidden_layer_sizes"),
@@ -752,3 +752,18 @@ def test_an_empty_cv_raises_as_grid_search(small):
     for cls in (STkSearchCV, GridSearchCV):
         with pytest.raises(ValueError, match="No fits were performed"):
             cls(_small_est(), {"k": [0.5]}, cv=[]).fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["classes_", "score"])
+def test_refit_false_names_the_missing_refit_as_grid_search(name):
+    # classes_ said "not fitted yet" after a successful fit.
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    est = STkClassifier(max_epochs=2, random_state=0)
+    grid = {"k": [0.5, 1.0]}
+    ours = STkSearchCV(est, grid, cv=2, refit=False).fit(X, y)
+    ref = GridSearchCV(est, grid, cv=2, refit=False).fit(X, y)
+    for search in (ours, ref):
+        with pytest.raises(AttributeError, match=f"refit=False`. {name} is"):
+            attr = getattr(search, name)
+            attr(X, y)
+    assert not hasattr(ours, "n_features_in_") and not hasattr(ref, "n_features_in_")

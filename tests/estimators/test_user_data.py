@@ -581,3 +581,20 @@ def test_early_stopping_of_the_absolute_loss_measures_absolute_errors():
         reg = STkRegressor(early_stopping=early_stopping, **kw).fit(X, y)
         errors.append(np.abs(reg.predict(X_test) - X_test @ w).mean())
     assert errors[0] < 0.05 and errors[1] < 2 * errors[0], errors
+
+
+def test_no_penalty_with_an_infinite_c_as_logistic_regression():
+    X, y = make_classification(200, 5, random_state=0)
+    kw = dict(max_epochs=10, random_state=0)
+    for penalty in ("l2", "l1", "elasticnet"):
+        none = STkClassifier(C=np.inf, penalty=penalty, **kw).fit(X, y)
+        tiny = STkClassifier(C=1e38, penalty=penalty, **kw).fit(X, y)
+        np.testing.assert_array_equal(none.coef_, tiny.coef_)
+
+
+def test_regressor_takes_boolean_targets_as_ridge():
+    X, y = make_classification(100, 4, random_state=0)
+    kw = dict(max_epochs=5, random_state=0)
+    as_bool = STkRegressor(**kw).fit(X, y.astype(bool))
+    as_float = STkRegressor(**kw).fit(X, y.astype(float))
+    np.testing.assert_array_equal(as_bool.predict(X), as_float.predict(X))
