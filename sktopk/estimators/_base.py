@@ -37,7 +37,7 @@ from ..engine.trainer import Resume, largest_training_loss
 from ..losses import get_aggregate
 from ._fitted import FittedNetwork
 from ._sklearn_compat import Interval, RegistryOptions, StrOptions
-from ._statistics import rms_deviation, row_blocks, weighted_mean
+from ._statistics import constant_values, rms_deviation, row_blocks, weighted_mean
 
 _DTYPE = torch.float32
 
@@ -256,14 +256,18 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         target, task, n_out, loss, loss_params = task_spec
         if getattr(self, "class_weight", None) is not None:
             weight = weight * _class_weights(self.class_weight, y, self.classes_)
-        if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
-            # Weighted as the losses are (class weights are sample weights).
-            self._x_shift, self._x_scale = _input_standardisation(X, self.model, weight)
-        X = _standardised(X, self._x_shift, self._x_scale)
-        self.n_outputs_ = n_out
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, val_idx = self._split(len(X), y, task, rng)
+        if reset or "_x_shift" not in self.__dict__:  # later partial_fit: kept
+            # Weighted as the losses are (class weights are sample weights),
+            # on the training rows (the validation rows weigh 0 here).
+            counted = weight if val_idx is None else _without(weight, val_idx)
+            self._x_shift, self._x_scale = _input_standardisation(
+                X, self.model, counted
+            )
+        X = _standardised(X, self._x_shift, self._x_scale)
+        self.n_outputs_ = n_out
         spec = self._train_spec(loss, task, loss_params, len(train_idx))
         return FitPlan(X, target, weight, task, n_out, spec, seed, train_idx, val_idx)
 
@@ -593,10 +597,20 @@ def _input_standardisation(
     if callable(model):
         return None, None
     w = None if np.ptp(weight) == 0 else weight
-    shift = weighted_mean(X, w)
+    # A constant column is centred to exactly 0 (its mean can round off the
+    # constant), so that it gives its weights no gradient at all.
+    constant, value = constant_values(X, w)
+    shift = np.where(constant, value, weighted_mean(X, w))
     spread = rms_deviation(X, shift, w)
     scale = np.where(np.isfinite(spread), np.maximum(spread, 1.0), 1.0)
     return shift, scale
+
+
+def _without(weight: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``weight`` with the ``rows`` set to 0 (a copy)."""
+    out = weight.copy()
+    out[rows] = 0.0
+    return out
 
 
 def _standardised(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["row_blocks", "weighted_mean", "rms_deviation"]
+__all__ = ["row_blocks", "weighted_mean", "rms_deviation", "constant_values"]
 
 #: Values of X converted to float64 at once (a block of rows: 64 MiB).
 _BLOCK_VALUES = 1 << 23
@@ -68,3 +68,22 @@ def rms_deviation(
     safe = np.where(top > 0, top, 1.0)
     squares = _column_sums(X, w, lambda b: np.square((b - centre) / safe))
     return top * np.sqrt(squares / _total(X, w))
+
+
+def constant_values(
+    X: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(constant, value)``: whether each column of ``X`` takes one value on
+    the rows that count, and that value (0 where not constant, and where no
+    row counts)."""
+    constant = np.zeros(X.shape[1], dtype=bool)
+    value = None
+    for block, _ in _counted_blocks(X, w):
+        if not len(block):
+            continue
+        if value is None:
+            value, constant = block[0].copy(), np.ones(X.shape[1], dtype=bool)
+        constant &= (block == value).all(axis=0)
+    if value is None:
+        return constant, np.zeros(X.shape[1])
+    return constant, np.where(constant, value, 0.0)

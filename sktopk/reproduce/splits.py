@@ -184,8 +184,13 @@ def encode_target(y: np.ndarray, task: str, *, scale: bool = True) -> np.ndarray
 def _scale(X: np.ndarray, train: np.ndarray, scaling: str) -> np.ndarray:
     if scaling == "none":
         return X
-    mean = X[train].mean(axis=0)
-    std = X[train].std(axis=0)
+    rows = X[train]
+    # A column constant on the training rows is centred to exactly 0 (its
+    # mean and deviation can round off the constant and 0), so that its
+    # weights, which start at 0, get no gradient.
+    constant = (rows == rows[:1]).all(axis=0)
+    mean = np.where(constant, rows[0], rows.mean(axis=0))
+    std = np.where(constant, 1.0, rows.std(axis=0))
     return (X - mean) / np.where(std > 0, std, 1.0)
 
 

@@ -528,8 +528,11 @@ def test_a_column_constant_in_training_is_ignored_at_prediction(optimizer, model
     # It gets no gradient: its random initial weights stayed (shrunk by the
     # penalty alone, to -5e-4 under sgd) and weighed the values it takes
     # only at prediction time.
+    # A constant whose mean rounds off it (centred to -3e-8, which adam and
+    # adagrad's steps scale up) and, under early stopping, a column constant
+    # on the training rows only (the validation rows moved its mean).
     X, y = make_classification(300, 5, random_state=0)
-    train = np.c_[X, np.full(300, 3.0)]
+    train = np.c_[X, np.full(300, 1e7 + 0.3)]
     est = STkClassifier(optimizer=optimizer, model=model, random_state=0)
     est.fit(train, y)
     moved = train.copy()
@@ -598,3 +601,17 @@ def test_regressor_takes_boolean_targets_as_ridge():
     as_bool = STkRegressor(**kw).fit(X, y.astype(bool))
     as_float = STkRegressor(**kw).fit(X, y.astype(float))
     np.testing.assert_array_equal(as_bool.predict(X), as_float.predict(X))
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_a_column_constant_on_the_training_rows_but_not_the_validation_rows(model):
+    X, y = make_regression(200, 3, noise=1.0, random_state=0)
+    est = STkRegressor(model=model, early_stopping=True, random_state=0)
+    rng = np.random.RandomState(0)
+    rng.randint(np.iinfo(np.int32).max)  # the seed, drawn before the split
+    _, val = est._split(200, y, "regression", rng)
+    column = np.zeros(200)
+    column[val] = 5.0
+    est.fit(np.c_[X, column], y)
+    weights = est.coef_[-1] if model == "linear" else est.coefs_[0][-1]
+    assert not np.any(weights)

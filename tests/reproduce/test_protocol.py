@@ -127,3 +127,13 @@ def test_numbers_in_other_units_than_the_papers_are_not_compared():
     assert outliers(out).empty
     scaled = compare(_summary([row[:4] + ["rmse_target_scaled_0_1"] + row[5:]]))
     assert scaled["diff_std"].item() == pytest.approx((0.21 - 0.1446) / 0.0070)
+
+
+def test_a_column_constant_on_the_training_rows_is_centred_to_zero():
+    from sktopk.reproduce.splits import _scale
+
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    X[:40, 1] = 0.1  # its mean over 40 rows is not exactly 0.1
+    out = _scale(X, np.arange(40), "standard")
+    assert not out[:40, 1].any()
+    np.testing.assert_allclose(out[40:, 1], X[40:, 1] - 0.1)
