@@ -67,6 +67,12 @@ CASES = [
         "learning_rate",
     ),
     ("C nan", _fit(STkClassifier(C=math.nan)), ValueError, "'C' parameter"),
+    (
+        "momentum of 1 or more",
+        _fit(STkClassifier(optimizer="sgd", optimizer_params={"momentum": 1.5})),
+        ValueError,
+        r"momentum must be a number in \[0, 1\)",
+    ),
     ("batch 0", _fit(STkClassifier(batch_size=0)), ValueError, "batch_size"),
     (
         "unknown optimizer",

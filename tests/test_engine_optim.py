@@ -281,7 +281,7 @@ def test_lead_defaults_to_one_member():
         ("adam", {"betas": (1.0, 0.9)}, r"betas\[0\] must be a number in \[0, 1\)"),
         ("adam", {"betas": (0.9, -0.1)}, r"betas\[1\]"),
         ("adam", {"betas": 0.9}, "betas must be a pair"),
-        ("sgd", {"momentum": -0.5}, "momentum must be a number >= 0"),
+        ("sgd", {"momentum": -0.5}, r"momentum must be a number in \[0, 1\)"),
         ("sgd", {"dampening": 2.0}, r"dampening must be a number in \[0, 1\]"),
         ("sgd", {"nesterov": True}, "nesterov=True needs momentum > 0"),
         ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}, "nesterov"),

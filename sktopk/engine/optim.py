@@ -424,7 +424,7 @@ class _SGD(_Optimizer):
     ) -> None:
         super().__init__(params, lead)
         self.momentum = _number(
-            self._name, "momentum", momentum, ">= 0", lambda x: x >= 0
+            self._name, "momentum", momentum, "in [0, 1)", lambda x: 0 <= x < 1
         )
         self.dampening = _number(
             self._name, "dampening", dampening, "in [0, 1]", lambda x: 0 <= x <= 1

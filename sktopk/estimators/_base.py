@@ -480,19 +480,23 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
     def _store(self, model, result, index: tuple = (), warn: bool = True) -> None:
         """Keep member ``index`` of a trained ``model`` as this estimator's
         fitted state; DivergenceError if it diverged."""
+        curve = [float(v[index]) for v in result.loss_curve]
         if bool(result.diverged[index]):
             raise DivergenceError(
                 "Training diverged: the loss became NaN or infinite at epoch "
                 f"{int(result.n_epochs[index])} with "
-                f"learning_rate={self.learning_rate} and C={self.C}. Try a "
-                "smaller learning_rate (for a callable model, standardised "
-                "features too); with optimizer='sgd', keep learning_rate / C "
-                "well below 1 (a small C is a strong penalty, whose steps can "
-                "overshoot)."
+                f"learning_rate={self.learning_rate}. {self._divergence_advice()}"
+            )
+        low, high = _blow_up(curve)
+        if high is not None:
+            raise DivergenceError(
+                f"Training diverged: the training objective grew from {low:.4g} "
+                f"to {high:.4g} with learning_rate={self.learning_rate}. "
+                f"{self._divergence_advice()}"
             )
         self._store_weights(model, index, self._x_shift, self._x_scale)
         self.n_iter_ = int(result.n_epochs[index])
-        self.loss_curve_ = [float(v[index]) for v in result.loss_curve]
+        self.loss_curve_ = curve
         self.best_epoch_ = self._best_epoch(result, index)
         self.validation_scores_ = (
             [float(v[index]) for v in result.validation_scores]
@@ -506,10 +510,27 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
         if warn and not bool(result.converged[index]):
             warnings.warn(
                 f"{type(self).__name__} reached max_epochs={self.max_epochs} before "
-                "converging; increase max_epochs or tol.",
+                "converging (the training objective still moved by more than "
+                "tol); increase max_epochs or tol, or, where loss_curve_ "
+                "oscillates, lower learning_rate.",
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    def _divergence_advice(self) -> str:
+        """What to change after a divergence."""
+        advice = (
+            "Try a smaller learning_rate (for a callable model, standardised "
+            "features too)."
+        )
+        ratio = self.learning_rate / self.C
+        if self.optimizer == "sgd" and ratio >= 0.5:
+            advice += (
+                f" With optimizer='sgd' the penalty's own step, learning_rate / C "
+                f"= {ratio:.3g}, overshoots from 1 on: a larger C or a smaller "
+                "learning_rate."
+            )
+        return advice
 
     def _warn_if_stalled(self, model, data, plan, result, hyper) -> None:
         """Warn when the threshold ended above every training loss (by more
@@ -524,10 +545,10 @@ class _TopKEstimatorBase(FittedNetwork, BaseEstimator):
                 f"{type(self).__name__}: the threshold lambda_ ended above every "
                 f"training loss ({self._user_lambda(lam):.4g} > "
                 f"{self._user_lambda(top):.4g}): the gradient of "
-                f"aggregate={self._aggregate_name!r} vanished and training stopped "
-                "learning. Raise learning_rate or max_epochs, or use "
-                "aggregate='atk' (the same average of the k largest losses, "
-                "without a threshold).",
+                f"aggregate={self._aggregate_name!r} vanished there and training "
+                "stalled. Use aggregate='atk' (the same average of the k largest "
+                "losses, without a threshold), or let training run longer (a "
+                "smaller tol, a larger n_iter_no_change).",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -604,6 +625,23 @@ def _input_standardisation(
     spread = rms_deviation(X, shift, w)
     scale = np.where(np.isfinite(spread), np.maximum(spread, 1.0), 1.0)
     return shift, scale
+
+
+#: A training objective this many times above its lowest value (or above 1,
+#: if higher), after that value, has diverged.
+_BLOW_UP = 1e4
+
+
+def _blow_up(curve: list[float]) -> tuple[float, float | None]:
+    """``(lowest, highest after it)`` of the training objective per epoch,
+    the second None unless it is :data:`_BLOW_UP` times above the first
+    (and above 1): steps that overshoot (measured: 5e3 to 1e32 in eleven
+    epochs of sgd on the maximum, R^2 -1.8e32, reported as converged)."""
+    if not curve:
+        return 0.0, None
+    at = int(np.argmin(curve))
+    low, high = curve[at], max(curve[at:])
+    return low, (high if high > _BLOW_UP * max(low, 1.0) else None)
 
 
 def _without(weight: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -399,15 +399,18 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     ``a * y_hat + b``. The aggregate, ``delta`` and the penalty ``C`` act on
     the losses of the standardised targets, so their meaning does not depend
     on the units of ``y``; ``lambda_`` is reported in the user's units (the
-    threshold on the losses of ``y`` itself). The built-in models' last
-    layer is folded back too: ``coef_``, ``coefs_``, ``intercepts_`` and
-    ``module_`` give ``y``'s units, as ``predict`` (a callable model's
+    threshold on the losses of ``y`` itself). The built-in models' last layer
+    is folded back too: ``coef_``, ``coefs_``, ``intercepts_`` and ``module_``
+    give ``y``'s units, as ``predict`` (``module_`` computes in float32, where
+    targets far from zero relative to their spread, such as ``1e8 + noise``,
+    lose digits that ``predict``, in float64, keeps; a callable model's
     ``module_`` gives the standardised output ``(predict(X) - y_center_) /
-    y_scale_``). ``loss_curve_`` and ``validation_scores_`` are computed on
-    the standardised targets; with ``early_stopping=True`` the validation
-    score is minus the mean squared error for the square loss and minus
-    the mean absolute error for the absolute loss (outliers in the
-    validation rows do not rule a robust fit).
+    y_scale_``, and a warm start of it keeps the first fit's ``y_center_`` and
+    ``y_scale_``). ``loss_curve_`` and ``validation_scores_`` are computed on
+    the standardised targets; with ``early_stopping=True`` the validation score
+    is minus the mean squared error for the square loss and minus the mean
+    absolute error for the absolute loss (outliers in the validation rows do
+    not rule a robust fit).
 
     Parameters
     ----------
@@ -518,7 +521,11 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite; it contains NaN or inf")
-        if not keep:  # partial_fit keeps the first call's centre and scale
+        # partial_fit keeps the first call's centre and scale, and so does a
+        # warm start of a callable model (its outputs, unlike the built-in
+        # models' last layer, cannot be refolded for another scale).
+        warm_callable = self.warm_start and "module_state_" in self.__dict__
+        if not (keep or warm_callable):
             self.y_center_, self.y_scale_ = target_scale(
                 y, loss_degree(self.loss), weight
             )

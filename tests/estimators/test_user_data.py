@@ -615,3 +615,31 @@ def test_a_column_constant_on_the_training_rows_but_not_the_validation_rows(mode
     est.fit(np.c_[X, column], y)
     weights = est.coef_[-1] if model == "linear" else est.coefs_[0][-1]
     assert not np.any(weights)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_an_objective_that_blows_up_is_a_divergence(early_stopping):
+    # It grew from 5e3 to 1e32 in eleven epochs (R^2 -1.8e32) and was kept
+    # as converged, without a warning.
+    from sktopk.engine import DivergenceError
+
+    X, y = make_regression(500, 10, noise=1.0, random_state=0)
+    reg = STkRegressor(
+        aggregate="maximum", optimizer="sgd", early_stopping=early_stopping,
+        random_state=0,
+    )  # fmt: skip
+    with pytest.raises(DivergenceError, match="objective grew from .* to .*e\\+3"):
+        reg.fit(X, y)
+
+
+def test_a_warm_start_of_a_callable_model_keeps_the_target_scale():
+    X, y = make_regression(200, 5, noise=1.0, random_state=0)
+    reg = STkRegressor(
+        model=lambda d, o: torch.nn.Linear(d, o), warm_start=True, max_epochs=30,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    before, scale = reg.predict(X), reg.y_scale_
+    reg.set_params(optimizer="sgd", learning_rate=1e-12, max_epochs=1)
+    reg.fit(X, 3 * y - 7)
+    assert reg.y_scale_ == scale
+    np.testing.assert_allclose(reg.predict(X), before, rtol=1e-5, atol=1e-5 * y.std())
