@@ -217,6 +217,7 @@ class _Loop:
         self.loss = get_individual_loss(spec.loss)
         self.aggregate = get_aggregate(spec.aggregate)
         self.uses_lam = self.aggregate.uses_threshold
+        self.batch_weight = _batch_weighing(data, spec, sizes, self.single)
         lam0 = self._init_lambda() if self.uses_lam else None
         if resume is not None and self.uses_lam and resume.lam is not None:
             lam0 = torch.tensor(resume.lam, dtype=lam0.dtype, device=self.dev)
@@ -242,6 +243,8 @@ class _Loop:
         obj, g_l, g_lam = self.aggregate.loss_gradient(
             losses, wb, self.lam, h.kappa, h.delta, spec.smoothing
         )
+        if self.batch_weight is not None:
+            obj, g_l, g_lam = self._reweighed(obj, g_l, g_lam, wb, s)
         grads = self.model.backward(g_l.unsqueeze(-1) * dl_df, g_lam)
         # One member stops by leaving the loop; a batch freezes stopped members
         # (they never step again, so their optimizer state does not matter).
@@ -263,6 +266,22 @@ class _Loop:
             # dual forms give kappa * lam, not 0)
             obj = torch.where(mask > 0, obj, 0.0)
         return obj
+
+    def _reweighed(self, obj, g_l, g_lam, wb: Tensor, s: int):
+        """The aggregate's value and gradients with the minibatch's rows
+        weighed against their group's mean weight, not their own total:
+        ``sum_i w_i phi_i / (B mean(w))`` estimates the training rows'
+        weighted mean without bias (each minibatch normalised by its own total
+        cancels the weights of a one-row minibatch). The threshold term
+        ``kappa lam`` of the dual forms is kept as it is."""
+        mean_w, rows = self.batch_weight
+        f = wb.sum(-1) / (mean_w * rows[s])
+        if not self.uses_lam:
+            return obj * f, g_l * f.unsqueeze(-1), g_lam
+        k_lam = self.h.kappa * self.lam.detach()
+        kappa = self.h.kappa
+        obj = f * (obj - k_lam) + k_lam
+        return obj, g_l * f.unsqueeze(-1), f * (g_lam - kappa) + kappa
 
     # -- the loop --------------------------------------------------------- #
     def run(self) -> TrainResult:
@@ -469,6 +488,29 @@ def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:
     for g, t in enumerate(idx_list):
         out[g, : len(t)] = t.cpu()
     return out.to(dev)
+
+
+#: The aggregates whose minibatch weights :meth:`_Loop._reweighed` sets
+#: against the group's mean weight (the others, among them the maximum, which
+#: reads weights as a mask, keep each minibatch's own normalisation).
+REWEIGHED = ("average", "atk", "matk", "stk")
+
+
+def _batch_weighing(data: TrainData, spec: TrainSpec, sizes, single: bool):
+    """``(mean weight, rows)`` for :meth:`_Loop._reweighed` where sample
+    weights differ: each group's mean weight over its training rows (shape
+    ``(G, 1)``, a number for one member) and the real rows of each step's
+    minibatch (``(S, G, 1)``, ``(S,)``; at least 1); else None."""
+    if spec.aggregate not in REWEIGHED or _equal_positive(data.w):
+        return None
+    B = spec.batch_size
+    mean_w = torch.stack([data.w[t.to(data.w.device)].mean() for t in data.train_idx])
+    S = math.ceil(max(sizes) / B)
+    steps = torch.arange(S).unsqueeze(-1) * B
+    rows = (torch.tensor(sizes).unsqueeze(0) - steps).clamp(1, B).to(data.w)
+    if single:
+        return float(mean_w[0]), rows[:, 0].tolist()
+    return mean_w.unsqueeze(-1), rows.unsqueeze(-1)
 
 
 def _step_mask(sizes, B, S, dev) -> Tensor | None:

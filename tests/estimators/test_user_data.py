@@ -643,3 +643,22 @@ def test_a_warm_start_of_a_callable_model_keeps_the_target_scale():
     reg.fit(X, 3 * y - 7)
     assert reg.y_scale_ == scale
     np.testing.assert_allclose(reg.predict(X), before, rtol=1e-5, atol=1e-5 * y.std())
+
+
+@pytest.mark.parametrize("aggregate", ["average", "stk", "atk"])
+def test_weights_count_whatever_the_batch_size(aggregate):
+    # Each minibatch was normalised by its own total weight: at batch_size=1
+    # the weights cancelled (a weight of 1000 against 0.001 changed nothing),
+    # and small batches weakened them (balanced minority recall 0.36 at 1,
+    # 0.56 at 4, 0.68 at 64).
+    X, y = make_classification(
+        1000, weights=[0.9], flip_y=0.05, class_sep=0.5, random_state=0
+    )
+    recall = []
+    for batch_size in (1, 64):
+        clf = STkClassifier(
+            aggregate=aggregate, batch_size=batch_size, max_epochs=10,
+            class_weight="balanced", random_state=0,
+        ).fit(X, y)  # fmt: skip
+        recall.append(clf.predict(X)[y == 1].mean())
+    assert min(recall) > 0.6 and abs(recall[0] - recall[1]) < 0.05, recall
