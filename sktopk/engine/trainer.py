@@ -275,7 +275,12 @@ class _Loop:
         cancels the weights of a one-row minibatch). The threshold term
         ``kappa lam`` of the dual forms is kept as it is."""
         mean_w, rows = self.batch_weight
-        f = wb.sum(-1) / (mean_w * rows[s])
+        # Divided first: weights near float32's largest do not overflow a sum.
+        if isinstance(mean_w, float):
+            f = (wb / mean_w).sum(-1) / rows[s]
+        else:  # groups of equal weights (mean inf) keep a factor of 1
+            f = (wb / mean_w.unsqueeze(-1)).sum(-1) / rows[s]
+            f = torch.where(torch.isinf(mean_w), 1.0, f)
         if not self.uses_lam:
             return obj * f, g_l * f.unsqueeze(-1), g_lam
         k_lam = self.h.kappa * self.lam.detach()
@@ -497,19 +502,29 @@ REWEIGHED = ("average", "atk", "matk", "stk")
 
 
 def _batch_weighing(data: TrainData, spec: TrainSpec, sizes, single: bool):
-    """``(mean weight, rows)`` for :meth:`_Loop._reweighed` where sample
-    weights differ: each group's mean weight over its training rows (shape
-    ``(G, 1)``, a number for one member) and the real rows of each step's
-    minibatch (``(S, G, 1)``, ``(S,)``; at least 1); else None."""
-    if spec.aggregate not in REWEIGHED or _equal_positive(data.w):
+    """``(mean weight, rows)`` for :meth:`_Loop._reweighed` where the
+    positive weights of a group's training rows differ: each group's mean
+    weight over its training rows (shape ``(G, 1)``, a number for one
+    member; ``inf`` for a group whose positive weights are all equal, which
+    keeps each minibatch's own normalisation: a factor of 1) and the real
+    rows of each step's minibatch (``(S, G, 1)``, ``(S,)``; at least 1);
+    None where no group's weights differ. A group's rows outside its
+    training rows (validation rows, other folds) play no part."""
+    if spec.aggregate not in REWEIGHED:
+        return None
+    means = []
+    for t in data.train_idx:
+        w = data.w[t.to(data.w.device)].double()
+        means.append(math.inf if _equal_positive(w) else float(w.mean()))
+    if all(math.isinf(m) for m in means):
         return None
     B = spec.batch_size
-    mean_w = torch.stack([data.w[t.to(data.w.device)].mean() for t in data.train_idx])
     S = math.ceil(max(sizes) / B)
     steps = torch.arange(S).unsqueeze(-1) * B
     rows = (torch.tensor(sizes).unsqueeze(0) - steps).clamp(1, B).to(data.w)
     if single:
-        return float(mean_w[0]), rows[:, 0].tolist()
+        return means[0], rows[:, 0].tolist()
+    mean_w = torch.tensor(means, dtype=data.w.dtype, device=data.w.device)
     return mean_w.unsqueeze(-1), rows.unsqueeze(-1)
 
 

@@ -273,11 +273,15 @@ class STkSearchCV(MetaEstimatorMixin, BaseEstimator):
             batches = self._plan(
                 candidates, valid, X, y, folds, fit_params, score_params
             )
-        if not batches:
-            raise all_failed_error(len(candidates) * len(folds), failures)
-        n, m = len(candidates), len(folds)
-        header = f"Fitting {m} folds for each of {n} candidates, totalling {n * m} fits"
-        results = self._run(batches, scorers, header)
+            if not batches:
+                raise all_failed_error(len(candidates) * len(folds), failures)
+            n, m = len(candidates), len(folds)
+            header = (
+                f"Fitting {m} folds for each of {n} candidates, totalling {n * m} fits"
+            )
+            results = self._run(batches, scorers, header)
+            if not any(r.fitted.any() for r in results):  # all diverged, say
+                raise all_failed_error(n * m, failures)
         self._store_results(candidates, results, scorers, len(folds))
         self.n_splits_ = len(folds)
         if self.refit:

@@ -59,6 +59,8 @@ class BatchScores:
     # The FitFailedWarnings of the batch (refused or diverged members), for
     # the caller's process to warn (a joblib worker's warnings never reach it).
     failures: list[str] = field(default_factory=list)
+    # Whether each member's fit succeeded (its scores were computed).
+    fitted: np.ndarray | None = None
 
     def put(self, table: dict, name: str, index: tuple, value: float) -> None:
         """``table[name][index] = value``, making the array if needed."""
@@ -145,6 +147,7 @@ def _empty(batch: Batch, options: dict) -> BatchScores:
     shape = (len(batch.configs), len(batch.folds))
     out = BatchScores(batch.configs, [f.index for f in batch.folds])
     out.score_time = np.zeros(shape)
+    out.fitted = np.zeros(shape, dtype=bool)
     out.fill = error_fill(options["error_score"])
     return out
 
@@ -155,22 +158,24 @@ def error_fill(error_score) -> float:
 
 
 def _member(batch: Batch, g: int, m: int, model, result, index: tuple):
-    """Member ``index`` of the trained model as a fitted estimator (None if it
-    diverged), with the fold's fitted attributes (classes_, y_center_, ...)."""
+    """Member ``index`` of the trained model as a fitted estimator (its
+    DivergenceError if it diverged), with the fold's fitted attributes
+    (classes_, y_center_, ...)."""
     est = member_estimator(batch.plans[g].estimator, batch.member_params[m])
     try:
         est._store(model, result, index=index, warn=False)
-    except DivergenceError:
-        return None
+    except DivergenceError as exc:
+        return exc
     est.device_ = str(model.flat.device)
     return est
 
 
 def _score_member(out, est, batch, g, m, scorers, options) -> None:
     fold = batch.folds[g]
-    if est is None:
-        out.failures.append(_diverged(batch, g, m, options["error_score"]))
+    if isinstance(est, DivergenceError):
+        out.failures.append(_diverged(batch, g, m, options["error_score"], est))
         return
+    out.fitted[m, g] = True
     start = time.perf_counter()
     sides = [("test", out.test, fold.X_test, fold.y_test, fold.score_test)]
     if options["return_train_score"]:
@@ -279,20 +284,14 @@ def refused(batch: Batch, g: int, m: int, error_score, exc: Exception) -> str:
     return fit_failed_message(what, batch.folds[g].index, error_score, exc)
 
 
-def _diverged(batch: Batch, g: int, m: int, error_score) -> str:
+def _diverged(batch: Batch, g: int, m: int, error_score, exc: DivergenceError) -> str:
     """Raise, or the FitFailedWarning message: the member's scores stay
     ``error_score``."""
     params = batch.member_params[m]
-    message = (
-        f"Training diverged (the loss became NaN or infinite) for the "
-        f"configuration {params} on fold {batch.folds[g].index}"
-    )
+    message = f"For the configuration {params} on fold {batch.folds[g].index}: {exc}"
     if error_score == "raise":
-        raise DivergenceError(
-            message + "; try a smaller learning_rate (with sgd, learning_rate / C "
-            "well below 1)."
-        )
-    return f"{message}; its scores are set to error_score={error_score}."
+        raise DivergenceError(message) from exc
+    return f"{message} Its scores are set to error_score={error_score}."
 
 
 def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
@@ -309,8 +308,8 @@ def fit_one_by_one(batch: Batch, scorers: dict, options: dict) -> BatchScores:
                 # which swaps the process's filters (threads can leave an
                 # "ignore" filter behind).
                 est._fit(fold.X_train, fold.y_train, **fold.fit_params, warn=False)
-            except DivergenceError:
-                est = None
+            except DivergenceError as exc:
+                est = exc
             except (ValueError, TypeError) as exc:  # refused: as GridSearchCV
                 if options["error_score"] == "raise":
                     raise

@@ -405,12 +405,12 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
     targets far from zero relative to their spread, such as ``1e8 + noise``,
     lose digits that ``predict``, in float64, keeps; a callable model's
     ``module_`` gives the standardised output ``(predict(X) - y_center_) /
-    y_scale_``, and a warm start of it keeps the first fit's ``y_center_`` and
-    ``y_scale_``). ``loss_curve_`` and ``validation_scores_`` are computed on
-    the standardised targets; with ``early_stopping=True`` the validation score
-    is minus the mean squared error for the square loss and minus the mean
-    absolute error for the absolute loss (outliers in the validation rows do
-    not rule a robust fit).
+    y_scale_``, so that a warm start on targets of another centre or scale
+    starts from outputs in the new units). ``loss_curve_`` and
+    ``validation_scores_`` are computed on the standardised targets; with
+    ``early_stopping=True`` the validation score is minus the mean squared
+    error for the square loss and minus the mean absolute error for the
+    absolute loss (outliers in the validation rows do not rule a robust fit).
 
     Parameters
     ----------
@@ -521,11 +521,7 @@ class STkRegressor(_STkMixin, RegressorMixin, _TopKEstimatorBase):
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite; it contains NaN or inf")
-        # partial_fit keeps the first call's centre and scale, and so does a
-        # warm start of a callable model (its outputs, unlike the built-in
-        # models' last layer, cannot be refolded for another scale).
-        warm_callable = self.warm_start and "module_state_" in self.__dict__
-        if not (keep or warm_callable):
+        if not keep:  # partial_fit keeps the first call's centre and scale
             self.y_center_, self.y_scale_ = target_scale(
                 y, loss_degree(self.loss), weight
             )

@@ -767,3 +767,12 @@ def test_refit_false_names_the_missing_refit_as_grid_search(name):
             attr = getattr(search, name)
             attr(X, y)
     assert not hasattr(ours, "n_features_in_") and not hasattr(ref, "n_features_in_")
+
+
+def test_every_member_diverging_is_an_error_as_in_grid_search():
+    # The search went on to refit the best of its NaN scores.
+    X, y = make_regression(n_samples=500, n_features=10, noise=1.0, random_state=0)
+    est = STkRegressor(aggregate="maximum", optimizer="sgd", random_state=0)
+    for search in (STkSearchCV, GridSearchCV):
+        with pytest.raises(ValueError, match="All the 4 fits failed"):
+            search(est, {"C": [1000.0, 1e4]}, cv=2).fit(X, y)

@@ -632,19 +632,6 @@ def test_an_objective_that_blows_up_is_a_divergence(early_stopping):
         reg.fit(X, y)
 
 
-def test_a_warm_start_of_a_callable_model_keeps_the_target_scale():
-    X, y = make_regression(200, 5, noise=1.0, random_state=0)
-    reg = STkRegressor(
-        model=lambda d, o: torch.nn.Linear(d, o), warm_start=True, max_epochs=30,
-        random_state=0,
-    ).fit(X, y)  # fmt: skip
-    before, scale = reg.predict(X), reg.y_scale_
-    reg.set_params(optimizer="sgd", learning_rate=1e-12, max_epochs=1)
-    reg.fit(X, 3 * y - 7)
-    assert reg.y_scale_ == scale
-    np.testing.assert_allclose(reg.predict(X), before, rtol=1e-5, atol=1e-5 * y.std())
-
-
 @pytest.mark.parametrize("aggregate", ["average", "stk", "atk"])
 def test_weights_count_whatever_the_batch_size(aggregate):
     # Each minibatch was normalised by its own total weight: at batch_size=1
@@ -662,3 +649,31 @@ def test_weights_count_whatever_the_batch_size(aggregate):
         ).fit(X, y)  # fmt: skip
         recall.append(clf.predict(X)[y == 1].mean())
     assert min(recall) > 0.6 and abs(recall[0] - recall[1]) < 0.05, recall
+
+
+def test_weights_of_any_size_give_the_same_fit():
+    # The mean weight was summed in float32: weights of 1e36 over 600 rows
+    # overflowed it, every step was scaled by 0 and the fit kept its zero
+    # weights, reported as converged.
+    X, y = make_classification(600, 5, random_state=0)
+    w = np.random.default_rng(0).choice([1.0, 2.0], 600)
+    fits = [
+        STkClassifier(max_epochs=5, random_state=0).fit(X, y, sample_weight=w * s)
+        for s in (1.0, 1e36)
+    ]
+    np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-5, atol=1e-7)
+
+
+def test_validation_weights_do_not_change_how_training_rows_are_weighed():
+    X, y = make_classification(300, 5, random_state=0)
+    est = STkClassifier(early_stopping=True, max_epochs=3, random_state=0)
+    rng = np.random.RandomState(0)
+    rng.randint(np.iinfo(np.int32).max)  # the seed, drawn before the split
+    _, val = est._split(300, y, "binary", rng)
+    w = np.where(np.arange(300) % 3 == 0, 0.0, 1.0)  # equal positive weights
+    curves = []
+    for val_weight in (1.0, 2.0):
+        wv = w.copy()
+        wv[val] = np.where(w[val] > 0, val_weight, 0.0)
+        curves.append(est.fit(X, y, sample_weight=wv).loss_curve_)
+    np.testing.assert_array_equal(curves[0], curves[1])
