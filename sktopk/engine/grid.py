@@ -137,6 +137,8 @@ def constant_columns(data: TrainData) -> Tensor:
         same = torch.ones_like(first, dtype=torch.bool)
         for lo in range(0, len(rows), block):
             same &= (data.X[rows[lo : lo + block]] == first).all(0)
+            if not same.any():  # usually after the first block
+                break
         out[g] = same.cpu()
     return out
 

@@ -217,7 +217,7 @@ class _Loop:
         self.loss = get_individual_loss(spec.loss)
         self.aggregate = get_aggregate(spec.aggregate)
         self.uses_lam = self.aggregate.uses_threshold
-        self.batch_weight = _batch_weighing(data, spec, sizes, self.single)
+        self.batch_weight = _batch_weighing(data, spec, sizes, self.S, self.single)
         lam0 = self._init_lambda() if self.uses_lam else None
         if resume is not None and self.uses_lam and resume.lam is not None:
             lam0 = torch.tensor(resume.lam, dtype=lam0.dtype, device=self.dev)
@@ -501,13 +501,14 @@ def padded_rows(idx_list: list[Tensor], pad: int, dev) -> Tensor:
 REWEIGHED = ("average", "atk", "matk", "stk")
 
 
-def _batch_weighing(data: TrainData, spec: TrainSpec, sizes, single: bool):
+def _batch_weighing(data: TrainData, spec: TrainSpec, sizes, S: int, single: bool):
     """``(mean weight, rows)`` for :meth:`_Loop._reweighed` where the
     positive weights of a group's training rows differ: each group's mean
     weight over its training rows (shape ``(G, 1)``, a number for one
     member; ``inf`` for a group whose positive weights are all equal, which
     keeps each minibatch's own normalisation: a factor of 1) and the real
-    rows of each step's minibatch (``(S, G, 1)``, ``(S,)``; at least 1);
+    rows of each of the ``S`` steps' minibatches (``(S, G, 1)``, ``(S,)``;
+    at least 1);
     None where no group's weights differ. A group's rows outside its
     training rows (validation rows, other folds) play no part."""
     if spec.aggregate not in REWEIGHED:
@@ -519,7 +520,6 @@ def _batch_weighing(data: TrainData, spec: TrainSpec, sizes, single: bool):
     if all(math.isinf(m) for m in means):
         return None
     B = spec.batch_size
-    S = math.ceil(max(sizes) / B)
     steps = torch.arange(S).unsqueeze(-1) * B
     rows = (torch.tensor(sizes).unsqueeze(0) - steps).clamp(1, B).to(data.w)
     if single:

@@ -54,8 +54,9 @@ class FittedNetwork:
         if shift is not None:
             W, b = self.coefs_[0].astype(np.float64), self.intercepts_[0]
             self.intercepts_[0] = b.astype(np.float64) - shift @ W
-        if self._output_affine() is not None:  # outputs in the targets' units
-            centre, spread = self._output_affine()
+        affine = self._output_affine()
+        if affine is not None:  # outputs in the targets' units
+            centre, spread = affine
             W, b = self.coefs_[-1], self.intercepts_[-1]
             self.coefs_[-1] = W.astype(np.float64) * spread
             self.intercepts_[-1] = b.astype(np.float64) * spread + centre
@@ -143,8 +144,9 @@ class FittedNetwork:
         scale`` (``scale W1`` and ``b1 + shift W1``); ``trained_outputs``:
         with :meth:`_output_affine` taken out of the last layer."""
         coefs, intercepts = list(self.coefs_), list(self.intercepts_)
-        if trained_outputs and self._output_affine() is not None:
-            centre, spread = self._output_affine()
+        affine = self._output_affine() if trained_outputs else None
+        if affine is not None:
+            centre, spread = affine
             coefs[-1] = coefs[-1].astype(np.float64) / spread
             intercepts[-1] = (intercepts[-1].astype(np.float64) - centre) / spread
         out = []

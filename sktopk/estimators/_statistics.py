@@ -84,6 +84,8 @@ def constant_values(
         if value is None:
             value, constant = block[0].copy(), np.ones(X.shape[1], dtype=bool)
         constant &= (block == value).all(axis=0)
+        if not constant.any():  # usually after the first block
+            break
     if value is None:
         return constant, np.zeros(X.shape[1])
     return constant, np.where(constant, value, 0.0)
