@@ -127,6 +127,73 @@ def test_both_selections_give_the_top_k_in_order(n_classes, k):
                 assert values.tolist() == row[want].tolist()
 
 
+LANE_CLASSES = [kernel._LANES_FROM, 40, 100, kernel._LANES_BELOW - 1]
+
+
+@pytest.mark.parametrize("n_classes", LANE_CLASSES)
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_lanes_give_the_top_k_in_order(n_classes, k):
+    # Two blocks of rows, every kind of ties among them, the true class first,
+    # last or anywhere: the same top k, in the same order, as a sort.
+    rng = np.random.default_rng(7 * n_classes + k)
+    kinds = list(_rows_with_ties(n_classes, rng))
+    rows = np.stack([kinds[i % len(kinds)] for i in range(2 * kernel._LANES)])
+    rows = rows.astype(np.float32)
+    labels = rng.integers(0, n_classes, len(rows))
+    labels[:3] = [0, n_classes - 1, 0]
+    values, classes = kernel.top_k_lanes(rows, labels, k)
+    for row, yi, got_values, got in zip(rows, labels, values, classes, strict=True):
+        wrong = [j for j in range(n_classes) if j != yi]
+        want = sorted(wrong, key=lambda j: (-row[j], j))[:k]  # first first
+        assert got.tolist() == want, (row, yi)
+        assert got_values.tolist() == row[want].tolist()
+
+
+@pytest.mark.parametrize("n_classes", LANE_CLASSES)
+@pytest.mark.parametrize(
+    "k, margin, tau", [(1, 1.0, 1.0), (3, 0.5, 0.05), (5, 1.0, 1.0)]
+)
+def test_kernel_in_blocks_of_rows_matches_the_tensor_routes(
+    n_classes, k, margin, tau, calls, monkeypatch
+):
+    # Two full blocks of rows take the lanes' selection, the last rows the
+    # row's own: every row as the tensor routes give it.
+    n = 2 * kernel._LANES + 11
+    scores, labels = _problem(n, n_classes, seed=n_classes + k)
+    scores[0, :] = 1.5  # ties everywhere
+    scores[5, labels[5]] += 50.0  # a tiny loss
+    scores[40, :] = torch.arange(n_classes) % 3.0  # ties, in another block
+    args = (labels, k, margin, tau, "none")
+    got = _loss_and_grad(scores, *args)
+    assert calls == [k]
+    with monkeypatch.context() as patch:
+        _tensor_routes(patch)
+        want = _loss_and_grad(scores.double(), *args)
+    torch.testing.assert_close(got[0].double(), want[0], rtol=2e-6, atol=1e-7 * tau)
+    torch.testing.assert_close(got[1].double(), want[1], rtol=1e-5, atol=1e-7)
+
+
+def test_softplus_of_the_ratio_is_exact_at_every_scale():
+    # tau softplus(log ratio + w_tau / tau) and its sigmoid, against float64
+    # formulas taken where each is exact, on both sides of z = 0 and where
+    # w_tau / tau overflows.
+    def want(ratio, w_tau, tau):
+        z = math.log(ratio) + w_tau / tau
+        if z > 0:
+            return tau * z + tau * math.log1p(math.exp(-z)), 1 / (1 + math.exp(-z))
+        return tau * math.log1p(math.exp(z)), math.exp(z) / (1 + math.exp(z))
+
+    for ratio in (1e-6, 0.3, 1.0, 1.7, 40.0):
+        for w_tau in (-800.0, -30.0, -1.2, -1e-9, 0.0, 1e-9, 0.4, 25.0, 900.0):
+            for tau in (0.01, 1.0, 30.0):
+                got = kernel.softplus(ratio, w_tau, tau)
+                np.testing.assert_allclose(got, want(ratio, w_tau, tau), rtol=1e-13)
+    loss, sigma = kernel.softplus(2.0, 3.0, 1e-300)  # w overflows: z = inf
+    assert loss == 3.0 + 1e-300 * math.log(2.0) and sigma == 1.0
+    loss, sigma = kernel.softplus(2.0, -3.0, 1e-300)
+    assert loss == 0.0 and sigma == 0.0
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_scores_are_refused(bad):
     scores, labels = _problem(3, 8)
@@ -387,22 +454,24 @@ def test_engine_step_takes_the_kernel(n_classes, k, margin, tau, calls):
     torch.testing.assert_close(grad.double(), want_grad, rtol=1e-5, atol=1e-8)
 
 
-def test_engine_step_gives_nan_in_the_rows_of_bad_values_only(calls):
+@pytest.mark.parametrize("n_rows, n_classes", [(4, 6), (kernel._LANES, 40)])
+def test_engine_step_gives_nan_in_the_rows_of_bad_values_only(n_rows, n_classes, calls):
     # The engine does not check values: it stops a member whose loss is not
     # finite. The kernel gives NaN in that member's rows and the other rows
     # their own values (one diverged member does not send the grid's every
-    # step to the tensor routes).
+    # step to the tensor routes), also among rows selected together.
     from sktopk.losses._svm_registry import smooth_topk_svm_loss_gradient
 
-    scores, labels = _problem(3 * 4, 6)
-    scores = scores.reshape(3, 4, 6)
+    scores, labels = _problem(3 * n_rows, n_classes)
+    scores = scores.reshape(3, n_rows, n_classes)
+    labels = labels[:n_rows]
     params = dict(k=2, margin=1.0, tau=1.0)
-    want, want_grad = smooth_topk_svm_loss_gradient(scores, labels[:4], **params)
+    want, want_grad = smooth_topk_svm_loss_gradient(scores, labels, **params)
     scores[1, 2, 3] = math.nan
     scores[2, 0, 0] = math.inf
-    loss, grad = smooth_topk_svm_loss_gradient(scores, labels[:4], **params)
+    loss, grad = smooth_topk_svm_loss_gradient(scores, labels, **params)
     assert calls == [2, 2]
-    bad = torch.zeros(3, 4, dtype=torch.bool)
+    bad = torch.zeros(3, n_rows, dtype=torch.bool)
     bad[1, 2] = bad[2, 0] = True
     assert loss[bad].isnan().all() and grad[bad].isnan().all()
     assert torch.equal(loss[~bad], want[~bad])
