@@ -77,12 +77,13 @@ def _clamped(v, c, alpha, floor):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _reduce(values, c, alpha, floor, bits, rest):  # pragma: no cover - compiled
+def _reduce(values, count, c, alpha, floor, bits, rest):  # pragma: no cover
     """The first pass of :func:`_exp_into`: of every ``t = alpha (v - c)``
-    (held in ``[floor, 0]``), ``2^-m`` (``m = round(-t / ln 2)``) written as
-    the bits of a float64 (``bits``, an int64 view of the output) and the rest
-    ``r = t + m ln 2``, in ``[-ln 2 / 2, ln 2 / 2]``."""
-    for j in range(values.shape[0]):
+    (held in ``[floor, 0]``) of the first ``count`` values, ``2^-m`` (``m =
+    round(-t / ln 2)``) written as the bits of a float64 (``bits``, an int64
+    view of the output) and the rest ``r = t + m ln 2``, in ``[-ln 2 / 2,
+    ln 2 / 2]``."""
+    for j in range(count):
         t = _clamped(values[j], c, alpha, floor)
         m = np.int64(0.5 - t * _LOG2E)  # t <= 0: truncation rounds
         bits[j] = (1023 - m) << 52
@@ -124,19 +125,21 @@ def _exp_scaled(r, scale):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _exp_into(values, c, alpha, floor, out, bits, rest):  # pragma: no cover
+def _exp_into(values, count, c, alpha, floor, out, bits, rest):  # pragma: no cover
     """``out_j = exp(t_j)``, ``t_j = alpha (values_j - c)`` held in ``[floor,
-    0]``: two vectorised passes (no gather, no call to the C library);
-    ``rest`` is scratch space of the size of ``values``."""
-    _reduce(values, c, alpha, floor, bits, rest)
-    for j in range(values.shape[0]):
+    0]``, for the first ``count`` values: two vectorised passes (no gather, no
+    call to the C library; unrolled where ``count`` is a constant); ``rest``
+    is scratch space of the size of ``values``."""
+    _reduce(values, count, c, alpha, floor, bits, rest)
+    for j in range(count):
         out[j] = _exp_scaled(rest[j], out[j])
 
 
 @jit
 def exp_into(values, c, alpha, floor, out):  # pragma: no cover - compiled
     """:func:`_exp_into` (for the tests)."""
-    _exp_into(values, c, alpha, floor, out, out.view(np.int64), np.empty_like(out))
+    bits, rest = out.view(np.int64), np.empty_like(out)
+    _exp_into(values, values.shape[0], c, alpha, floor, out, bits, rest)
 
 
 @jit
@@ -406,7 +409,7 @@ def _exp_sums(row, c, alpha, floor, k, x, bits, rest, p):  # pragma: no cover - 
     1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``: one
     vectorised pass for the powers up to 1 or 5, a second one for 6 to 10."""
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = 0.0
-    _reduce(row, c, alpha, floor, bits, rest)
+    _reduce(row, row.shape[0], c, alpha, floor, bits, rest)
     if k == 1:
         for j in range(row.shape[0]):
             v = _exp_scaled(rest[j], x[j])
@@ -501,7 +504,7 @@ def _row_at(
         x[topi[t]] = 0.0
     for t in range(k, size):
         topv[t] = c
-    _exp_into(topv[:size], c, -alpha, floor, u, u_bits, u_rest)  # exp(alpha (c - s_t))
+    _exp_into(topv, size, c, -alpha, floor, u, u_bits, u_rest)  # exp(alpha (c - s_t))
     for t in range(k, size):
         u[t] = 0.0
     _newton(p, size, b)
