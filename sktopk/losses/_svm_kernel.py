@@ -65,6 +65,10 @@ _BOUNDED_PER_K = 400
 _LANES = 32
 _LANES_FROM = 24
 _LANES_BELOW = 256
+# Rows are computed in blocks of up to _LANES, the algebra of a block's rows
+# at once (a row per lane), while their exponentials fit in _BLOCK_VALUES
+# float64 (in cache; one row at a time from 8192 classes on).
+_BLOCK_VALUES = 8192
 
 # What svm_rows returns for bad values (the total loss is >= 0).
 OK, BAD_LABEL, NOT_FINITE = 0.0, -1.0, -2.0
@@ -84,11 +88,16 @@ def _reduce(values, count, c, alpha, floor, bits, rest):  # pragma: no cover
     view of the output) and the rest ``r = t + m ln 2``, in ``[-ln 2 / 2,
     ln 2 / 2]``."""
     for j in range(count):
-        t = _clamped(values[j], c, alpha, floor)
-        m = np.int64(0.5 - t * _LOG2E)  # t <= 0: truncation rounds
-        bits[j] = (1023 - m) << 52
-        mf = np.float64(m)
-        rest[j] = t + mf * _LN2_HI + mf * _LN2_LO
+        bits[j], rest[j] = _reduced(values[j], c, alpha, floor)
+
+
+@jit(inline=True)
+def _reduced(v, c, alpha, floor):  # pragma: no cover - compiled
+    """:func:`_reduce` of one value: the bits of ``2^-m`` and ``r``."""
+    t = _clamped(v, c, alpha, floor)
+    m = np.int64(0.5 - t * _LOG2E)  # t <= 0: truncation rounds
+    mf = np.float64(m)
+    return (1023 - m) << 52, t + mf * _LN2_HI + mf * _LN2_LO
 
 
 # exp(r) on [-ln 2 / 2, ln 2 / 2]: the degree-10 polynomial through its
@@ -340,17 +349,19 @@ def _lane_step(top, cls, r, v, j):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _select_lanes(s, y, i0, size, lanes):  # pragma: no cover - compiled
-    """The ``size`` largest wrong scores of rows ``i0`` to ``i0 + _LANES - 1``
-    of ``s``, in decreasing order (the first of equal scores first), in
-    ``top[m, r]`` and their classes in ``cls[m, r]`` for the row ``i0 + r``.
-    The rows are copied into the lanes of ``tr`` (a class per row of it), the
-    true class held at -inf; each class then goes through ``size`` slots
-    without branches, a vectorised pass over the lanes."""
+def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compiled
+    """The ``size`` largest wrong scores of rows ``i0`` to ``i0 + n_lanes - 1``
+    of ``s`` (at most ``_LANES``; their true classes ``yb[:n_lanes]``), in
+    decreasing order (the first of equal scores first), in ``top[m, r]`` and
+    their classes in ``cls[m, r]`` for the row ``i0 + r``. The rows are copied
+    into the lanes of ``tr`` (a class per row of it), the true class held at
+    -inf; each class then goes through ``size`` slots without branches, a
+    vectorised pass over the lanes (a trip count that LLVM vectorises, where
+    it unrolls a constant one)."""
     top, cls, yl, tr = lanes
-    n_classes, n_lanes = s.shape[1], yl.shape[0]  # (a trip count that LLVM
-    for r in range(n_lanes):  # vectorises, where it unrolls a constant one)
-        yl[r] = np.int32(y[i0 + r])
+    n_classes = s.shape[1]
+    for r in range(n_lanes):
+        yl[r] = np.int32(yb[r])
         for j in range(n_classes):
             tr[j, r] = s[i0 + r, j]
     top[:] = -np.inf
@@ -371,8 +382,7 @@ def _select_lanes(s, y, i0, size, lanes):  # pragma: no cover - compiled
 
 
 def top_k_lanes(s, y, k):
-    """The top k of each row by :func:`_select_lanes` (for the tests; rows in
-    full blocks of ``_LANES``)."""
+    """The top k of each row by :func:`_select_lanes` (for the tests)."""
     return _top_k_lanes(s, y, k, _size(k))
 
 
@@ -380,10 +390,11 @@ def top_k_lanes(s, y, k):
 def _top_k_lanes(s, y, k, size):  # pragma: no cover - compiled
     n = s.shape[0]
     values, classes = np.empty((n, k), np.float32), np.empty((n, k), np.int64)
-    lanes = _lane_work(s.shape[1])
-    for i0 in range(0, n - _LANES + 1, _LANES):
-        _select_lanes(s, y, i0, size, lanes)
-        for r in range(_LANES):
+    lanes = _lane_work(s.shape[1], size)
+    for i0 in range(0, n, _LANES):
+        n_lanes = min(_LANES, n - i0)
+        _select_lanes(s, y[i0:], i0, n_lanes, size, lanes)
+        for r in range(n_lanes):
             for m in range(k):
                 values[i0 + r, m] = lanes[0][m, r]
                 classes[i0 + r, m] = lanes[1][m, r]
@@ -391,10 +402,10 @@ def _top_k_lanes(s, y, k, size):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _lane_work(n_classes):  # pragma: no cover - compiled
+def _lane_work(n_classes, size):  # pragma: no cover - compiled
     """Work arrays of :func:`_select_lanes` (the copy of the rows only where
     rows of ``n_classes`` take it)."""
-    copies = n_classes if _LANES_FROM <= n_classes < _LANES_BELOW else 0
+    copies = n_classes if _lanes_apply(n_classes, size) else 0
     return (
         np.empty((5, _LANES), np.float32),
         np.empty((5, _LANES), np.int32),
@@ -443,102 +454,213 @@ def _exp_sums(row, c, alpha, floor, k, x, bits, rest, p):  # pragma: no cover - 
 
 
 @jit(inline=True)
-def _remove(xy, k, size, p):  # pragma: no cover - compiled
-    """Take the true class (``xy``) and the top k (each 1) out of the power
-    sums ``p_1..p_size`` (never below 0)."""
-    pw = xy
-    for m in range(1, size + 1):
-        p[m] = max(p[m] - (pw + k), 0.0)
-        pw *= xy
+def _block(
+    s, sbits, y, i0, n_lanes, k, size, params, loss, grad, flags, work
+):  # pragma: no cover - compiled
+    """The rows ``i0`` to ``i0 + n_lanes - 1``: each row's top k and
+    exponentials, then the algebra of all of them at once, a row per lane
+    (:func:`_algebra`), then each row's gradient. Returns their total loss.
+    With ``nan_rows``, a row with a bad label or score is computed with the
+    label 0 (no index out of range) and given NaN."""
+    with_grad, nan_rows = flags
+    blk, xs, q = work[2], work[4], work[5]
+    yb, good, ti = blk[0], blk[1], blk[3]
+    n_classes = s.shape[1]
+    for r in range(n_lanes):
+        i = i0 + r
+        good[r] = not nan_rows or (_label_ok(y[i], n_classes) and _finite(s[i]))
+        yb[r] = y[i] if good[r] else 0
+    _select_block(s, sbits, i0, n_lanes, k, size, work)
+    _block_exps(s, i0, n_lanes, k, size, params[1], work)
+    _algebra(n_lanes, k, size, params, with_grad, blk, work[3])
+    ls, gv, coef, top_grad = blk[7], blk[8], work[3][5], work[3][6]
+    total = 0.0
+    for r in range(n_lanes):
+        i = i0 + r
+        grow = grad[i] if with_grad else grad[0]
+        loss[i] = ls[r] if good[r] else np.nan
+        total += loss[i]
+        if not with_grad:
+            continue
+        if not good[r]:
+            grow[:] = np.nan
+            continue
+        for m in range(size):
+            q[m] = coef[m, r]
+        _horner(xs[0][r], q, size, grow)
+        for t in range(k):
+            grow[ti[t, r]] = top_grad[t, r]
+        grow[yb[r]] = -gv[r]
+    return total
 
 
 @jit(inline=True)
-def _newton(p, k, e):  # pragma: no cover - compiled
-    """``e_0..e_k`` from the power sums ``p_1..p_k`` (Newton's identities)."""
-    e[0] = 1.0
-    for m in range(1, k + 1):
-        acc = 0.0
-        sign = 1.0
-        for i in range(1, m + 1):
-            acc += sign * e[m - i] * p[i]
-            sign = -sign
-        e[m] = acc * _INVERSE[m]
+def _select_block(s, sbits, i0, n_lanes, k, size, work):  # pragma: no cover
+    """The top k of the block's rows, values in ``tv[t, r]`` (float64) and
+    classes in ``ti[t, r]``: together (:func:`_select_lanes`) where rows of
+    this size take it, else row by row (:func:`_select`)."""
+    topv, topi, pick, lanes = work[0][0], work[0][1], work[0][2], work[1]
+    yb, tv, ti = work[2][0], work[2][2], work[2][3]
+    if _lanes_apply(s.shape[1], size):
+        _select_lanes(s, yb, i0, n_lanes, size, lanes)
+        top, cls = lanes[0], lanes[1]
+        for t in range(k):
+            for r in range(n_lanes):
+                tv[t, r] = top[t, r]
+                ti[t, r] = cls[t, r]
+        return
+    for r in range(n_lanes):
+        i = i0 + r
+        _select(s[i], sbits[i], yb[r], k, size, topv, topi, pick)
+        for t in range(k):
+            tv[t, r] = topv[t]
+            ti[t, r] = topi[t]
 
 
 @jit(inline=True)
-def _esp(u, k, e):  # pragma: no cover - compiled
-    """``e_0..e_{k+1}`` of ``u_0..u_{k-1}`` by the product recurrence (no
-    subtraction)."""
-    e[0] = 1.0
-    for m in range(1, k + 2):
-        e[m] = 0.0
-    for t in range(k):
-        for m in range(k, 0, -1):
-            e[m] += u[t] * e[m - 1]
-
-
-@jit(inline=True)
-def _row_at(
-    row, sbits, yi, k, size, alpha, tau, margin, gscale, work, grow, with_grad, top
-):  # pragma: no cover
-    """The loss of one row; ``with_grad``: ``gscale`` times its gradient
-    written into ``grow``. The algebra runs at ``size >= k`` (1, 5 or 10, a
-    constant once inlined: unrolled loops, no trip counts to test); the top is
-    padded with ``u = 0``, which leaves ``e(u)`` (then 0 beyond degree k),
-    ``A``, ``B`` and the weights ``w`` exactly as at size k. ``top``: the top
-    k is already in the work arrays (:func:`_select_lanes`)."""
-    topv, topi, u, u_bits, u_rest, a, b, am, p, q, x, bits, rest, pick, _ = work
-    if top:
-        c = topv[k - 1]
-    else:
-        c = _select(row, sbits, yi, k, size, topv, topi, pick)
+def _block_exps(s, i0, n_lanes, k, size, tau, work):  # pragma: no cover
+    """Each row's ``x_j = exp(alpha (s_j - c))`` (in ``xs[r]``) and power
+    sums (in ``ps[m, r]``), the true class's ``x`` and score kept apart and
+    the true class and the top set to 0 in ``x``."""
+    yb, tv, ti, cv, xy, sy = work[2][0], work[2][2], work[2][3], *work[2][4:7]
+    x_rows, x_bits, rest, p = work[4]
+    ps = work[3][0]
+    alpha = 1.0 / (k * tau)
     # Held at e^(-700 / k), so that products of k of them stay normal floats
     # (no slow subnormal arithmetic), as in the fast route.
     floor = _EXP_FLOOR / k
-    _exp_sums(row, c, alpha, floor, size, x, bits, rest, p)
-    # The sums ran over every class: take the true class and the top out (a
-    # top class has x = 1 exactly).
-    _remove(x[yi], float(k), size, p)
-    x[yi] = 0.0
+    for r in range(n_lanes):
+        c = tv[k - 1, r]
+        cv[r] = c
+        x = x_rows[r]
+        _exp_sums(s[i0 + r], c, alpha, floor, size, x, x_bits[r], rest, p)
+        for m in range(1, size + 1):
+            ps[m, r] = p[m]
+        yi = yb[r]
+        xy[r] = x[yi]
+        sy[r] = s[i0 + r, yi]
+        x[yi] = 0.0
+        for t in range(k):
+            x[ti[t, r]] = 0.0
+
+
+@jit(inline=True)
+def _algebra(n_lanes, k, size, params, with_grad, blk, alg):  # pragma: no cover
+    """The algebra of the block's rows, a row per lane: every loop runs over
+    the lanes (vectorised), at the constant ``size`` (1, 5 or 10) over the
+    degrees. The top is padded with ``u = 0``, which leaves ``e(u)`` (then 0
+    beyond degree k), ``A``, ``B`` and the weights ``w`` exactly as at size
+    k. Writes the losses and ``g = gscale sigma / k``, and with ``with_grad``
+    Horner's coefficients and the top k's gradients."""
+    margin, tau, gscale = params
+    tv, cv, xy, sy, ls, gv = blk[2], blk[4], blk[5], blk[6], blk[7], blk[8]
+    ps, u, a, b, ratio, inv_a, inv_b = alg[:4] + alg[7:10]
+    alpha = 1.0 / (k * tau)
+    _remove_lanes(n_lanes, k, size, xy, ps, alg[10])
+    _newton_lanes(n_lanes, size, ps, b)
+    _top_exps(n_lanes, k, size, alpha, _EXP_FLOOR / k, tv, cv, u, alg[11])
+    _esp_lanes(n_lanes, size, u, a)
+    for r in range(n_lanes):
+        big_a = 0.0
+        for m in range(size + 1):
+            big_a += a[m, r] * b[m, r]
+        big_b = 0.0
+        for m in range(size):
+            big_b += a[m + 1, r] * b[m, r]
+        inv_a[r], inv_b[r] = 1.0 / big_a, 1.0 / big_b
+        ratio[r] = big_a * inv_b[r]
+    for r in range(n_lanes):  # the C library's log and exp: not vectorised
+        ls[r], sigma = _softplus(ratio[r], (cv[r] - sy[r]) / k + margin, tau)
+        gv[r] = gscale * sigma / k
+    if with_grad:
+        _gradient_lanes(n_lanes, k, size, gv, alg)
+
+
+@jit(inline=True)
+def _remove_lanes(n_lanes, k, size, xy, ps, pw):  # pragma: no cover - compiled
+    """Take the true class (``xy``) and the top k (each 1: a top class has x
+    = 1 exactly) out of the power sums ``ps[1..size]`` (never below 0)."""
+    for r in range(n_lanes):
+        pw[r] = xy[r]
+    for m in range(1, size + 1):
+        for r in range(n_lanes):
+            ps[m, r] = max(ps[m, r] - (pw[r] + k), 0.0)
+            pw[r] *= xy[r]
+
+
+@jit(inline=True)
+def _newton_lanes(n_lanes, size, ps, e):  # pragma: no cover - compiled
+    """``e_0..e_size`` from the power sums (Newton's identities)."""
+    for r in range(n_lanes):
+        e[0, r] = 1.0
+    for m in range(1, size + 1):
+        for r in range(n_lanes):
+            e[m, r] = 0.0
+        sign = 1.0
+        for i in range(1, m + 1):
+            for r in range(n_lanes):
+                e[m, r] += sign * e[m - i, r] * ps[i, r]
+            sign = -sign
+        for r in range(n_lanes):
+            e[m, r] *= _INVERSE[m]
+
+
+@jit(inline=True)
+def _top_exps(n_lanes, k, size, alpha, floor, tv, cv, u, rest):  # pragma: no cover
+    """``u_t = exp(alpha (c - s_t))`` for the top k (held in ``[e^floor, 1]``),
+    0 for the padding: :func:`_exp_into`'s two passes over the lanes."""
+    bits = u.view(np.int64)
     for t in range(k):
-        x[topi[t]] = 0.0
+        for r in range(n_lanes):
+            bits[t, r], rest[t, r] = _reduced(cv[r], tv[t, r], alpha, floor)
+        for r in range(n_lanes):
+            u[t, r] = _exp_scaled(rest[t, r], u[t, r])
     for t in range(k, size):
-        topv[t] = c
-    _exp_into(topv, size, c, -alpha, floor, u, u_bits, u_rest)  # exp(alpha (c - s_t))
-    for t in range(k, size):
-        u[t] = 0.0
-    _newton(p, size, b)
-    _esp(u, size, a)
-    big_a = 0.0
-    big_b = 0.0
-    for m in range(size + 1):
-        big_a += a[m] * b[m]
+        for r in range(n_lanes):
+            u[t, r] = 0.0
+
+
+@jit(inline=True)
+def _esp_lanes(n_lanes, size, u, e):  # pragma: no cover - compiled
+    """``e_0..e_{size+1}`` of ``u_0..u_{size-1}`` by the product recurrence
+    (no subtraction)."""
+    for r in range(n_lanes):
+        e[0, r] = 1.0
+    for m in range(1, size + 2):
+        for r in range(n_lanes):
+            e[m, r] = 0.0
+    for t in range(size):
+        for m in range(size, 0, -1):
+            for r in range(n_lanes):
+                e[m, r] += u[t, r] * e[m - 1, r]
+
+
+@jit(inline=True)
+def _gradient_lanes(n_lanes, k, size, gv, alg):  # pragma: no cover - compiled
+    """Horner's coefficients ``q_i`` of the rest's gradient, ``sum_l w_l
+    e_l(x without j) = sum_i q_i (-x_j)^i`` with ``w_m = g (a_{m+1} / A -
+    a_{m+2} / B)``, and the top k's gradients, from ``e_m(u without u_t)``
+    by division (``e_m = a_m - u_t e_{m-1}``)."""
+    u, a, b, w, q, top_grad, inv_a, inv_b = alg[1:7] + alg[8:10]
     for m in range(size):
-        big_b += a[m + 1] * b[m]
-    inv_a, inv_b = 1.0 / big_a, 1.0 / big_b
-    loss, sigma = _softplus(big_a * inv_b, (c - row[yi]) / k + margin, tau)
-    if not with_grad:
-        return loss
-    g = gscale * sigma / k
-    for m in range(size):  # w_m, in am (free until the top's gradients)
-        am[m] = g * (a[m + 1] * inv_a - a[m + 2] * inv_b)
-    for i in range(size):  # sum_l w_l e_l(x without j) = sum_i q_i (-x_j)^i
-        acc = 0.0
+        for r in range(n_lanes):
+            w[m, r] = gv[r] * (a[m + 1, r] * inv_a[r] - a[m + 2, r] * inv_b[r])
+    for i in range(size):
+        for r in range(n_lanes):
+            q[i, r] = 0.0
         for m in range(i, size):
-            acc += am[m] * b[m - i]
-        q[i] = acc
-    _horner(x, q, size, grow)
-    for t in range(k):  # e_m(u without u_t) by division: e_m = a_m - u_t e_{m-1}
-        e_m = 1.0
-        num_a = b[1]
-        num_b = b[0]
-        for m in range(1, size):
-            e_m = (a[m] - u[t] * e_m) if m < k else 0.0  # 0 beyond degree k - 1
-            num_a += b[m + 1] * e_m
-            num_b += b[m] * e_m
-        grow[topi[t]] = -g * u[t] * (num_a * inv_a - num_b * inv_b)
-    grow[yi] = -g
-    return loss
+            for r in range(n_lanes):
+                q[i, r] += w[m, r] * b[m - i, r]
+    for t in range(k):
+        for r in range(n_lanes):
+            e_m = 1.0
+            num_a = b[1, r]
+            num_b = b[0, r]
+            for m in range(1, size):
+                e_m = (a[m, r] - u[t, r] * e_m) if m < k else 0.0  # 0 beyond k - 1
+                num_a += b[m + 1, r] * e_m
+                num_b += b[m, r] * e_m
+            top_grad[t, r] = -gv[r] * u[t, r] * (num_a * inv_a[r] - num_b * inv_b[r])
 
 
 @jit(inline=True)
@@ -657,72 +779,76 @@ _KERNELS = {1: _svm_rows_1, 5: _svm_rows_5, 10: _svm_rows_10}
 @jit(inline=True)
 def _entry(s, y, k, params, loss, grad, flags, rows):  # pragma: no cover - compiled
     """The status of the values (unchecked with ``nan_rows``, the second
-    flag), else the work arrays of a row made and ``rows`` run in them."""
+    flag), else the work arrays made and ``rows`` run in them."""
     status = OK if flags[1] else _check(s, y)
     if status != OK:
         return status
-    n_classes = s.shape[1]
-    u = np.empty(_MAX_SIZE)
-    x = np.empty(n_classes)
+    n, n_classes = s.shape
+    lanes = min(n, _block_rows(n_classes))
+    size = _size_of(k)
+    x_rows = np.empty((lanes, n_classes))
+    f = np.empty((103, lanes))  # every float of a block (two allocations
+    ints = np.empty((_MAX_SIZE + 2, lanes), np.int64)  # cost less than twenty)
     work = (
-        np.empty(_MAX_SIZE),  # the top k wrong scores, decreasing
-        np.empty(_MAX_SIZE, np.int64),  # and their classes
-        u,
-        u.view(np.int64),
-        np.empty(_MAX_SIZE),
-        np.empty(_MAX_SIZE + 2),  # a = e(u)
-        np.empty(_MAX_SIZE + 1),  # b = e(x)
-        np.empty(_MAX_SIZE + 2),
-        np.empty(_MAX_SIZE + 1),  # power sums
-        np.zeros(_MAX_SIZE),  # Horner's coefficients
-        x,
-        x.view(np.int64),
-        np.empty(n_classes),  # the exponentials' reduced arguments
-        _picking(n_classes),
-        _lane_work(n_classes),
+        (  # a row's selection: the top, its classes, the bounded one's arrays
+            np.empty(_MAX_SIZE),
+            np.empty(_MAX_SIZE, np.int64),
+            _picking(n_classes),
+        ),
+        _lane_work(n_classes, size),
+        (  # per row of a block
+            ints[0],  # the labels (0 for a bad row)
+            ints[1],  # 1 where the row's values are good
+            f[:10],  # the top k wrong scores
+            ints[2:],  # and their classes
+            f[10],  # c, the k-th
+            f[11],  # the true class's x
+            f[12],  # and score
+            f[13],  # the losses
+            f[14],  # g = gscale sigma / k
+        ),
+        (  # the algebra, per degree and row
+            f[15:26],  # power sums
+            f[26:36],  # u, the top's exponentials
+            f[36:48],  # a = e(u)
+            f[48:59],  # b = e(x)
+            f[59:69],  # w
+            f[69:79],  # Horner's coefficients
+            f[79:89],  # the top's gradients
+            f[89],  # A / B
+            f[90],  # 1 / A
+            f[91],  # 1 / B
+            f[92],  # powers of the true class's x
+            f[93:103],  # reduced arguments of u
+        ),
+        (x_rows, x_rows.view(np.int64), np.empty(n_classes), np.empty(_MAX_SIZE + 1)),
+        np.zeros(_MAX_SIZE),  # a row's Horner's coefficients
     )
     return rows(s, s.view(np.int32), y, k, params, loss, grad, flags, work)
 
 
 @jit(inline=True)
+def _size_of(k):  # pragma: no cover - compiled
+    """:func:`_size`, compiled."""
+    return 1 if k == 1 else 5 if k <= 5 else 10
+
+
+@jit(inline=True)
+def _block_rows(n_classes):  # pragma: no cover - compiled
+    """Rows per block: up to ``_LANES``, their exponentials within
+    ``_BLOCK_VALUES`` float64 (in cache)."""
+    return max(1, min(_LANES, _BLOCK_VALUES // n_classes))
+
+
+@jit(inline=True)
 def _rows(s, sbits, y, k, size, params, loss, grad, flags, work):  # pragma: no cover
-    """The loop over the rows, the row algebra at ``size`` (a constant)."""
-    margin, tau, gscale = params
-    with_grad, nan_rows = flags
-    n, n_classes = s.shape
-    alpha = 1.0 / (k * tau)
+    """The loop over the blocks of rows, the algebra at ``size`` (a constant)."""
+    n = s.shape[0]
+    lanes = work[2][0].shape[0]
     total = 0.0
-    topv, topi, lanes = work[0], work[1], work[-1]
-    lanes_apply = _lanes_apply(n_classes, size)
-    for i in range(n):
-        grow = grad[i] if with_grad else grad[0]
-        r = i % _LANES
-        top = lanes_apply and i - r + _LANES <= n  # a full block of rows
-        if top:
-            if r == 0:
-                _select_lanes(s, y, i, size, lanes)
-            for m in range(k):
-                topv[m] = lanes[0][m, r]
-                topi[m] = lanes[1][m, r]
-        if nan_rows and not (_label_ok(y[i], n_classes) and _finite(s[i])):
-            loss[i] = np.nan
-            if with_grad:
-                grow[:] = np.nan
-        else:
-            loss[i] = _row_at(
-                s[i],
-                sbits[i],
-                y[i],
-                k,
-                size,
-                alpha,
-                tau,
-                margin,
-                gscale,
-                work,
-                grow,
-                with_grad,
-                top,
-            )
-        total += loss[i]
+    for i0 in range(0, n, lanes):
+        n_lanes = min(lanes, n - i0)
+        total += _block(
+            s, sbits, y, i0, n_lanes, k, size, params, loss, grad, flags, work
+        )
     return total

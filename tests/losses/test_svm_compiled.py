@@ -231,6 +231,29 @@ def test_status_is_returned_before_anything_is_written():
     assert (loss == 7.0).all() and (grad == 7.0).all()
 
 
+@pytest.mark.parametrize("n_classes", [6, 30, 300])
+def test_nan_rows_mark_bad_labels_and_scores_in_every_block(n_classes):
+    # Bad labels (out of range: no index is taken from them) and non-finite
+    # scores give NaN in their own rows only, whether the rows are computed
+    # together or one by one; the other rows are as in a clean call.
+    scores, labels = _problem(2 * kernel._LANES + 5, n_classes, seed=3)
+    s, y = scores.numpy(), labels.numpy().copy()
+    n = len(y)
+    want_loss, want_grad = np.empty(n), np.empty((n, n_classes), np.float32)
+    kernel.svm_rows(s, y, 3, 1.0, 1.0, 1.0, want_loss, want_grad, True)
+    bad = [1, 33, 40, n - 1]
+    y[1], y[33] = n_classes, -1
+    s = s.copy()
+    s[40, 2], s[n - 1, 0] = np.nan, -np.inf
+    loss, grad = np.empty(n), np.empty((n, n_classes), np.float32)
+    total = kernel.svm_rows(s, y, 3, 1.0, 1.0, 1.0, loss, grad, True, nan_rows=True)
+    assert math.isnan(total)
+    good = np.setdiff1d(np.arange(n), bad)
+    assert np.isnan(loss[bad]).all() and np.isnan(grad[bad]).all()
+    np.testing.assert_array_equal(loss[good], want_loss[good])
+    np.testing.assert_array_equal(grad[good], want_grad[good])
+
+
 def test_exp_is_accurate_over_its_range():
     t = -np.linspace(0.0, 700.0, 200001)
     out = np.empty_like(t)
