@@ -1,6 +1,6 @@
 """The smooth top-k SVM loss and its gradient in one compiled pass (numba).
 
-The same maths as the fast route (:mod:`._svm_fast`), row by row: with ``c``
+The same maths as the fast route (:mod:`._svm_fast`), for each row: with ``c``
 the k-th largest wrong score and ``alpha = 1 / (k tau)``, the top k wrong
 classes give ``u_t = exp(alpha (c - s_t))`` and the rest ``x_j = exp(alpha
 (s_j - c))``, all in ``[0, 1]``; ``a = e(u)`` (a product recurrence over k
@@ -22,10 +22,13 @@ Everything is computed in float64 from float32 scores; each pass over a row
 vectorises. The exponential is evaluated in the loop itself
 (:func:`_exp_into`: a reduction by ``ln 2`` and a degree-10 polynomial,
 within about 1e-13 of ``math.exp``), because numba's calls to the C library's
-``exp`` do not vectorise. Full blocks of rows of a few hundred classes at
-most select their top k together, a row in each lane of a vectorised pass
-(:func:`_select_lanes`); the loss and its sigmoid take one exponential and
-one logarithm per row (:func:`_softplus`).
+``exp`` do not vectorise. Rows go in blocks of up to 32 (:func:`_block`):
+with a few hundred classes at most, a block selects its rows' top k
+together, a row in each lane of a vectorised pass (:func:`_select_lanes`);
+each row's exponentials and power sums follow; then the algebra of all the
+block's rows at once, a row per lane of vectorised loops over the rows
+(:func:`_algebra`; the loss and its sigmoid from one exponential and one
+logarithm, :func:`_softplus`); then each row's gradient.
 """
 
 from __future__ import annotations
@@ -57,17 +60,18 @@ _BLOCKS_FROM = 512
 _BOUNDED_FROM = 80
 _BOUNDED_PER_K = 400
 
-# Full blocks of _LANES rows with _LANES_FROM to _LANES_BELOW classes and a
-# row algebra of size 1 or 5 select their top k together, the rows in the
-# lanes of one vectorised, branch-free insertion (:func:`_select_lanes`;
-# measured, the whole kernel at 256 x 100, k = 5: 0.79x the time of the other
-# selections; no gain from 256 classes on, nor at size 10).
+# Rows are computed in blocks of up to _LANES, the algebra of a block's rows
+# at once (a row per lane; measured at 256 x 100, k = 5: 0.81x the kernel's
+# time row by row), while their exponentials fit in _BLOCK_VALUES float64 (in
+# cache; one row at a time from 8192 classes on). Blocks of rows with
+# _LANES_FROM to _LANES_BELOW classes and an algebra of size 1 or 5 select
+# their top k together, the rows in the lanes of one vectorised, branch-free
+# insertion (:func:`_select_lanes`; measured, the whole kernel at 256 x 100,
+# k = 5: 0.79x its time with the other selections; no gain from 256 classes
+# on, nor at size 10).
 _LANES = 32
 _LANES_FROM = 24
 _LANES_BELOW = 256
-# Rows are computed in blocks of up to _LANES, the algebra of a block's rows
-# at once (a row per lane), while their exponentials fit in _BLOCK_VALUES
-# float64 (in cache; one row at a time from 8192 classes on).
 _BLOCK_VALUES = 8192
 
 # What svm_rows returns for bad values (the total loss is >= 0).
@@ -692,7 +696,7 @@ def softplus(ratio, w_tau, tau):  # pragma: no cover - compiled
 @jit(inline=True)
 def _horner(x, q, k, out):  # pragma: no cover - compiled
     """``out_j = x_j sum_i q_i (-x_j)^i`` (``q`` zero beyond ``k - 1``; ``k``
-    is the row algebra's size, 1, 5 or 10): one vectorised pass."""
+    is the algebra's size, 1, 5 or 10): one vectorised pass."""
     if k == 1:
         for j in range(x.shape[0]):
             out[j] = x[j] * q[0]
@@ -728,7 +732,7 @@ def svm_rows(
     loss and gradient instead (the other rows theirs), and the total is
     NaN.
 
-    The row algebra's size (1, 5 or 10) picks one of three compiled kernels,
+    The algebra's size (1, 5 or 10) picks one of three compiled kernels,
     each compiled the first time it is needed: a user of one k compiles one
     third of the code."""
     kernel = _KERNELS[_size(k)]
@@ -736,13 +740,16 @@ def svm_rows(
 
 
 def _size(k: int) -> int:
-    """The size of the row algebra for ``k`` (1 to 10): 1, 5 or 10."""
+    """The size of the algebra for ``k`` (1 to 10): 1, 5 or 10."""
     return 1 if k == 1 else 5 if k <= 5 else 10
 
 
+_size_of = jit(_size, inline=True)  # the same, in compiled code
+
+
 # One kernel per size: an entry that checks the values and makes the work
-# arrays, then the loop over the rows, without reference counts (a row takes
-# views of a dozen arrays).
+# arrays, then the loop over the blocks of rows, without reference counts (a
+# block takes views of a few dozen arrays).
 @jit
 def _svm_rows_1(s, y, k, params, loss, grad, flags):  # pragma: no cover - compiled
     return _entry(s, y, k, params, loss, grad, flags, _rows_1)
@@ -825,12 +832,6 @@ def _entry(s, y, k, params, loss, grad, flags, rows):  # pragma: no cover - comp
         np.zeros(_MAX_SIZE),  # a row's Horner's coefficients
     )
     return rows(s, s.view(np.int32), y, k, params, loss, grad, flags, work)
-
-
-@jit(inline=True)
-def _size_of(k):  # pragma: no cover - compiled
-    """:func:`_size`, compiled."""
-    return 1 if k == 1 else 5 if k <= 5 else 10
 
 
 @jit(inline=True)
