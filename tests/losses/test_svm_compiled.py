@@ -73,18 +73,22 @@ CASES = [  # n_classes, k, margin, tau
 
 @pytest.mark.parametrize("n_classes, k, margin, tau", CASES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_kernel_matches_the_tensor_routes(
-    n_classes, k, margin, tau, reduction, calls, monkeypatch
-):
+def test_kernel_matches_the_tensor_routes(n_classes, k, margin, tau, reduction, calls):
     scores, labels = _problem(9, n_classes, seed=n_classes + k)
     scores[0, :] = 1.5  # ties everywhere
     scores[1, labels[1]] += 50.0  # a tiny loss
-    args = (labels, k, margin, tau, reduction)
+    _matches_the_tensor_routes(scores, (labels, k, margin, tau, reduction), calls)
+
+
+def _matches_the_tensor_routes(scores, args, calls):
+    """The kernel's loss and gradient (one call) within float32 rounding of
+    the tensor routes' in float64."""
     got = _loss_and_grad(scores, *args)
-    assert calls == [k]
-    with monkeypatch.context() as patch:
+    assert calls == [args[1]]
+    with pytest.MonkeyPatch.context() as patch:
         _tensor_routes(patch)
         want = _loss_and_grad(scores.double(), *args)
+    tau = args[3]
     torch.testing.assert_close(got[0].double(), want[0], rtol=2e-6, atol=1e-7 * tau)
     torch.testing.assert_close(got[1].double(), want[1], rtol=1e-5, atol=1e-7)
 
@@ -154,23 +158,16 @@ def test_lanes_give_the_top_k_in_order(n_classes, k):
     "k, margin, tau", [(1, 1.0, 1.0), (3, 0.5, 0.05), (5, 1.0, 1.0)]
 )
 def test_kernel_in_blocks_of_rows_matches_the_tensor_routes(
-    n_classes, k, margin, tau, calls, monkeypatch
+    n_classes, k, margin, tau, calls
 ):
-    # Two full blocks of rows take the lanes' selection, the last rows the
-    # row's own: every row as the tensor routes give it.
+    # Two full blocks of rows and a part of one, each selecting its top k in
+    # lanes: every row as the tensor routes give it.
     n = 2 * kernel._LANES + 11
     scores, labels = _problem(n, n_classes, seed=n_classes + k)
     scores[0, :] = 1.5  # ties everywhere
     scores[5, labels[5]] += 50.0  # a tiny loss
     scores[40, :] = torch.arange(n_classes) % 3.0  # ties, in another block
-    args = (labels, k, margin, tau, "none")
-    got = _loss_and_grad(scores, *args)
-    assert calls == [k]
-    with monkeypatch.context() as patch:
-        _tensor_routes(patch)
-        want = _loss_and_grad(scores.double(), *args)
-    torch.testing.assert_close(got[0].double(), want[0], rtol=2e-6, atol=1e-7 * tau)
-    torch.testing.assert_close(got[1].double(), want[1], rtol=1e-5, atol=1e-7)
+    _matches_the_tensor_routes(scores, (labels, k, margin, tau, "none"), calls)
 
 
 def test_softplus_of_the_ratio_is_exact_at_every_scale():
