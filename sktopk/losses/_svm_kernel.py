@@ -386,7 +386,10 @@ def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compil
 
 
 def top_k_lanes(s, y, k):
-    """The top k of each row by :func:`_select_lanes` (for the tests)."""
+    """The top k of each row by :func:`_select_lanes` (for the tests), where
+    the kernel takes it (else a ValueError: its buffers are not made for it)."""
+    if not (k <= 5 and _LANES_FROM <= s.shape[1] < _LANES_BELOW):
+        raise ValueError(f"no lanes' selection for k = {k} of {s.shape[1]} classes")
     return _top_k_lanes(s, y, k, _size(k))
 
 
@@ -791,7 +794,7 @@ def _entry(s, y, k, params, loss, grad, flags, rows):  # pragma: no cover - comp
     if status != OK:
         return status
     n, n_classes = s.shape
-    lanes = min(n, _block_rows(n_classes))
+    lanes = max(1, min(n, _block_rows(n_classes)))  # (n = 0: no block)
     size = _size_of(k)
     x_rows = np.empty((lanes, n_classes))
     f = np.empty((103, lanes))  # every float of a block (two allocations

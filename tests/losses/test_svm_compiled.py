@@ -153,6 +153,20 @@ def test_lanes_give_the_top_k_in_order(n_classes, k):
         assert got_values.tolist() == row[want].tolist()
 
 
+@pytest.mark.parametrize("n_classes, k", [(300, 2), (100, 7), (10, 3)])
+def test_lanes_helper_refuses_what_the_kernel_never_selects_in_lanes(n_classes, k):
+    scores, labels = _problem(4, n_classes)
+    with pytest.raises(ValueError, match="no lanes' selection"):
+        kernel.top_k_lanes(scores.numpy(), labels.numpy(), k)
+
+
+@pytest.mark.parametrize("n_classes", [6, 100, 20000])
+def test_no_rows_give_a_total_of_zero(n_classes):
+    s, y = np.zeros((0, n_classes), np.float32), np.zeros(0, np.int64)
+    grad = np.empty((0, n_classes), np.float32)
+    assert kernel.svm_rows(s, y, 3, 1.0, 1.0, 1.0, np.empty(0), grad, True) == 0.0
+
+
 @pytest.mark.parametrize("n_classes", LANE_CLASSES)
 @pytest.mark.parametrize(
     "k, margin, tau", [(1, 1.0, 1.0), (3, 0.5, 0.05), (5, 1.0, 1.0)]
