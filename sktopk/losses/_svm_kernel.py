@@ -85,13 +85,12 @@ def _clamped(v, c, alpha, floor):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _reduce(values, count, c, alpha, floor, bits, rest):  # pragma: no cover
+def _reduce(values, c, alpha, floor, bits, rest):  # pragma: no cover - compiled
     """The first pass of :func:`_exp_into`: of every ``t = alpha (v - c)``
-    (held in ``[floor, 0]``) of the first ``count`` values, ``2^-m`` (``m =
-    round(-t / ln 2)``) written as the bits of a float64 (``bits``, an int64
-    view of the output) and the rest ``r = t + m ln 2``, in ``[-ln 2 / 2,
-    ln 2 / 2]``."""
-    for j in range(count):
+    (held in ``[floor, 0]``), ``2^-m`` (``m = round(-t / ln 2)``) written as
+    the bits of a float64 (``bits``, an int64 view of the output) and the rest
+    ``r = t + m ln 2``, in ``[-ln 2 / 2, ln 2 / 2]``."""
+    for j in range(values.shape[0]):
         bits[j], rest[j] = _reduced(values[j], c, alpha, floor)
 
 
@@ -138,21 +137,19 @@ def _exp_scaled(r, scale):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _exp_into(values, count, c, alpha, floor, out, bits, rest):  # pragma: no cover
+def _exp_into(values, c, alpha, floor, out, bits, rest):  # pragma: no cover
     """``out_j = exp(t_j)``, ``t_j = alpha (values_j - c)`` held in ``[floor,
-    0]``, for the first ``count`` values: two vectorised passes (no gather, no
-    call to the C library; unrolled where ``count`` is a constant); ``rest``
-    is scratch space of the size of ``values``."""
-    _reduce(values, count, c, alpha, floor, bits, rest)
-    for j in range(count):
+    0]``: two vectorised passes (no gather, no call to the C library);
+    ``rest`` is scratch space of the size of ``values``."""
+    _reduce(values, c, alpha, floor, bits, rest)
+    for j in range(values.shape[0]):
         out[j] = _exp_scaled(rest[j], out[j])
 
 
 @jit
 def exp_into(values, c, alpha, floor, out):  # pragma: no cover - compiled
     """:func:`_exp_into` (for the tests)."""
-    bits, rest = out.view(np.int64), np.empty_like(out)
-    _exp_into(values, values.shape[0], c, alpha, floor, out, bits, rest)
+    _exp_into(values, c, alpha, floor, out, out.view(np.int64), np.empty_like(out))
 
 
 @jit
@@ -388,7 +385,7 @@ def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compil
 def top_k_lanes(s, y, k):
     """The top k of each row by :func:`_select_lanes` (for the tests), where
     the kernel takes it (else a ValueError: its buffers are not made for it)."""
-    if not (k <= 5 and _LANES_FROM <= s.shape[1] < _LANES_BELOW):
+    if not _lanes_apply(s.shape[1], _size(k)):
         raise ValueError(f"no lanes' selection for k = {k} of {s.shape[1]} classes")
     return _top_k_lanes(s, y, k, _size(k))
 
@@ -427,7 +424,7 @@ def _exp_sums(row, c, alpha, floor, k, x, bits, rest, p):  # pragma: no cover - 
     1]``) and their power sums ``p[m] = sum_j x_j^m``, ``m = 1..k``: one
     vectorised pass for the powers up to 1 or 5, a second one for 6 to 10."""
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = 0.0
-    _reduce(row, row.shape[0], c, alpha, floor, bits, rest)
+    _reduce(row, c, alpha, floor, bits, rest)
     if k == 1:
         for j in range(row.shape[0]):
             v = _exp_scaled(rest[j], x[j])
@@ -477,9 +474,12 @@ def _block(
         i = i0 + r
         good[r] = not nan_rows or (_label_ok(y[i], n_classes) and _finite(s[i]))
         yb[r] = y[i] if good[r] else 0
+    # Held at e^(-700 / k), so that products of k of them stay normal floats
+    # (no slow subnormal arithmetic), as in the fast route.
+    scale = (1.0 / (k * params[1]), _EXP_FLOOR / k)  # alpha and the floor
     _select_block(s, sbits, i0, n_lanes, k, size, work)
-    _block_exps(s, i0, n_lanes, k, size, params[1], work)
-    _algebra(n_lanes, k, size, params, with_grad, blk, work[3])
+    _block_exps(s, i0, n_lanes, k, size, scale, work)
+    _algebra(n_lanes, k, size, params, scale, with_grad, blk, work[3])
     ls, gv, coef, top_grad = blk[7], blk[8], work[3][5], work[3][6]
     total = 0.0
     for r in range(n_lanes):
@@ -525,17 +525,14 @@ def _select_block(s, sbits, i0, n_lanes, k, size, work):  # pragma: no cover
 
 
 @jit(inline=True)
-def _block_exps(s, i0, n_lanes, k, size, tau, work):  # pragma: no cover
+def _block_exps(s, i0, n_lanes, k, size, scale, work):  # pragma: no cover
     """Each row's ``x_j = exp(alpha (s_j - c))`` (in ``xs[r]``) and power
     sums (in ``ps[m, r]``), the true class's ``x`` and score kept apart and
     the true class and the top set to 0 in ``x``."""
     yb, tv, ti, cv, xy, sy = work[2][0], work[2][2], work[2][3], *work[2][4:7]
     x_rows, x_bits, rest, p = work[4]
     ps = work[3][0]
-    alpha = 1.0 / (k * tau)
-    # Held at e^(-700 / k), so that products of k of them stay normal floats
-    # (no slow subnormal arithmetic), as in the fast route.
-    floor = _EXP_FLOOR / k
+    alpha, floor = scale
     for r in range(n_lanes):
         c = tv[k - 1, r]
         cv[r] = c
@@ -552,20 +549,21 @@ def _block_exps(s, i0, n_lanes, k, size, tau, work):  # pragma: no cover
 
 
 @jit(inline=True)
-def _algebra(n_lanes, k, size, params, with_grad, blk, alg):  # pragma: no cover
+def _algebra(n_lanes, k, size, params, scale, with_grad, blk, alg):  # pragma: no cover
     """The algebra of the block's rows, a row per lane: every loop runs over
     the lanes (vectorised), at the constant ``size`` (1, 5 or 10) over the
     degrees. The top is padded with ``u = 0``, which leaves ``e(u)`` (then 0
     beyond degree k), ``A``, ``B`` and the weights ``w`` exactly as at size
     k. Writes the losses and ``g = gscale sigma / k``, and with ``with_grad``
-    Horner's coefficients and the top k's gradients."""
+    Horner's coefficients and the top k's gradients (``scale``: ``alpha`` and
+    the exponentials' floor, as in :func:`_block`)."""
     margin, tau, gscale = params
+    alpha, floor = scale
     tv, cv, xy, sy, ls, gv = blk[2], blk[4], blk[5], blk[6], blk[7], blk[8]
     ps, u, a, b, ratio, inv_a, inv_b = alg[:4] + alg[7:10]
-    alpha = 1.0 / (k * tau)
     _remove_lanes(n_lanes, k, size, xy, ps, alg[10])
     _newton_lanes(n_lanes, size, ps, b)
-    _top_exps(n_lanes, k, size, alpha, _EXP_FLOOR / k, tv, cv, u, alg[11])
+    _top_exps(n_lanes, k, size, alpha, floor, tv, cv, u, alg[11])
     _esp_lanes(n_lanes, size, u, a)
     for r in range(n_lanes):
         big_a = 0.0
