@@ -62,29 +62,41 @@ def _smooth_subsets(
     """The definition, over all k-subsets: for small ``C(n_classes, k)``.
 
     In float64, ``(s - max s) @ S`` holds the subset means over ``tau``; the
-    offsets restrict the first log-sum-exp to the subsets without ``y`` (plus
-    ``margin / tau``) and the second to those with ``y``, so that the loss is
-    ``tau softplus(lse_1 - lse_2)``, non-negative and accurate when tiny.
+    offsets restrict the first log-sum-exp to the subsets without ``y`` and
+    the second to those with ``y``, so that the loss is ``tau softplus(lse_0 -
+    lse_1 + margin / tau)``, non-negative and accurate when tiny. The
+    difference of the two log-sum-exps is taken as their largest terms'
+    difference plus the rest (:func:`_gap`): the terms can be huge (a small
+    ``tau``) where the loss is not.
     """
     subsets, offsets, _, _ = constants(
-        _subset_constants, scores.shape[1], k, margin, tau, _F64, like=scores
+        _subset_constants, scores.shape[1], k, tau, _F64, like=scores
     )
-    shifted = (scores - scores.detach().amax(1, keepdim=True)).to(_F64)
+    work = scores.to(_F64)
+    shifted = work - work.detach().amax(1, keepdim=True)
     terms = (shifted @ subsets)[:, None, :] + offsets.index_select(0, labels)
     # Each log-sum-exp relative to its own largest term: its backward,
     # exp(term - result), is then exact even where 1 / tau makes terms huge.
     top = terms.detach().amax(2, keepdim=True)
-    both = torch.logsumexp(terms - top, 2) + top[:, :, 0]
-    slack = torch.mv(both, torch.tensor([tau, -tau], dtype=_F64, device=both.device))
-    return F.softplus(slack, beta=1.0 / tau, threshold=40.0)
+    rest = torch.logsumexp(terms - top, 2)
+    gap = _gap(top[:, :, 0], rest, margin / tau)
+    return F.softplus(gap, threshold=40.0) * tau
 
 
-def _lse_from_softmax(terms: Tensor, p: Tensor, dim: int) -> Tensor:
-    """``logsumexp(terms, dim)`` from their softmax ``p``: the largest term
-    minus the log of its probability (at least ``1 / n``, so exact to
-    rounding). Cheaper than ``torch.logsumexp`` beside ``softmax``, and free
-    of ``exp``'s slow path on CPU for ``-inf`` or underflowing arguments."""
-    return terms.amax(dim).sub_(p.amax(dim).log_())
+def _gap(top: Tensor, rest: Tensor, margin: float) -> Tensor:
+    """``lse_0 - lse_1 + margin`` from ``lse_j = top_j + rest_j`` (columns
+    ``j`` of ``(n, 2)`` tensors): the tops are subtracted first, so that the
+    rests and the margin are not lost beside huge tops."""
+    return (top[:, 0] - top[:, 1]) + (rest[:, 0] - rest[:, 1]) + margin
+
+
+def _lse_rest(p: Tensor, dim: int) -> Tensor:
+    """``logsumexp(terms, dim) - terms.amax(dim)`` from the terms' softmax
+    ``p``: minus the log of the largest probability (at least ``1 / n``, so
+    exact to rounding). Cheaper than ``torch.logsumexp`` beside ``softmax``,
+    and free of ``exp``'s slow path on CPU for ``-inf`` or underflowing
+    arguments."""
+    return p.amax(dim).log_().neg_()
 
 
 def _subsets_loss_gradient(
@@ -105,20 +117,22 @@ def _subsets_loss_gradient(
     softplus(lse_0 - lse_1)`` and its gradient ``tau sigmoid(lse_0 - lse_1)
     (p_0 - p_1) @ S^T``, ``p_j`` the softmax of the terms of ``lse_j``: a
     dozen operations, against about fifty for autograd of the formula. The
-    log-sum-exps come from the softmaxes (:func:`_lse_from_softmax`).
+    log-sum-exps come from the softmaxes (:func:`_lse_rest`), their
+    difference as in :func:`_smooth_subsets`.
     """
     _, offsets, twice, signed = constants(
-        _subset_constants, scores.shape[1], k, margin, tau, dtype, like=scores
+        _subset_constants, scores.shape[1], k, tau, dtype, like=scores
     )
     n = scores.shape[0]
-    # Both halves' terms in one product: offsets + s @ [S, S]; the gradient
-    # (p_0 - p_1) @ S^T as one product with [S^T; -S^T].
+    # Both halves' terms in one product: offsets + (s - max s) @ [S, S]; the
+    # gradient (p_0 - p_1) @ S^T as one product with [S^T; -S^T].
     width = twice.shape[1]
+    work = scores.to(dtype)
+    work = work - work.amax(1, keepdim=True)
     terms = offsets.index_select(0, labels).view(n, width)
-    terms = terms.addmm_(scores.to(dtype), twice).view(n, 2, width // 2)
+    terms = terms.addmm_(work, twice).view(n, 2, width // 2)
     p = torch.softmax(terms, 2)  # p_0 and p_1; exact where terms are -inf
-    lse = _lse_from_softmax(terms, p, 2)  # (n, 2)
-    gap = lse[:, 0] - lse[:, 1]
+    gap = _gap(terms.amax(2), _lse_rest(p, 2), margin / tau)
     loss = F.softplus(gap, threshold=40.0)
     grad = (p.view(n, width) @ signed).mul_(torch.sigmoid(gap)[:, None])
     if tau != 1.0:
@@ -227,7 +241,6 @@ def closed_form_route(
 def _subset_constants(
     n_classes: int,
     k: int,
-    margin: float,
     tau: float,
     dtype: torch.dtype,
     device: torch.device,
@@ -238,7 +251,7 @@ def _subset_constants(
     subsets = list(itertools.combinations(range(n_classes), k))
     rows = [[float(j in subset) for subset in subsets] for j in range(n_classes)]
     member = torch.tensor(rows, dtype=_F64, device=device)
-    without = torch.log(1.0 - member) + margin / tau  # -inf where y is in
+    without = torch.log(1.0 - member)  # -inf where y is in
     scaled = member / (k * tau)
     offsets = torch.stack([without, torch.log(member)], 1)
     twice = torch.cat([scaled, scaled], 1)
