@@ -112,10 +112,11 @@ def _subsets_loss_gradient(
     scores' own precision in the training engine, which trains in float32
     throughout (a quarter less time a step there).
 
-    With ``T = s @ S`` the subset means over ``tau`` and ``lse_0``, ``lse_1``
-    the log-sum-exps of the subsets without and with ``y``, the loss is ``tau
-    softplus(lse_0 - lse_1)`` and its gradient ``tau sigmoid(lse_0 - lse_1)
-    (p_0 - p_1) @ S^T``, ``p_j`` the softmax of the terms of ``lse_j``: a
+    With ``T = (s - max s) @ S`` the subset means over ``tau``, ``lse_0``,
+    ``lse_1`` the log-sum-exps of the subsets without and with ``y`` and ``z =
+    lse_0 - lse_1 + margin / tau``, the loss is ``tau softplus(z)`` and its
+    gradient ``tau sigmoid(z) (p_0 - p_1) @ S^T``, ``p_j`` the softmax of the
+    terms of ``lse_j``: a
     dozen operations, against about fifty for autograd of the formula. The
     log-sum-exps come from the softmaxes (:func:`_lse_rest`), their
     difference as in :func:`_smooth_subsets`.
