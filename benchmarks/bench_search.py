@@ -105,13 +105,17 @@ def main(argv=None) -> pd.DataFrame:
 
 
 def _import_sktopk() -> int:
-    import sktopk  # noqa: F401
+    # The estimators and the engine (with torch): `import sktopk` alone does
+    # not import them (they load on first use).
+    import sktopk.engine  # noqa: F401
+    import sktopk.estimators  # noqa: F401
 
     return 0
 
 
 def _start_workers(n_jobs: int) -> None:
-    """Start joblib's worker processes and import sktopk in them, untimed."""
+    """Start joblib's worker processes and import sktopk's estimators and
+    engine in them, untimed."""
     if n_jobs > 1:
         Parallel(n_jobs=n_jobs)(delayed(_import_sktopk)() for _ in range(4 * n_jobs))
 
