@@ -119,13 +119,10 @@ def _apply_fast(scores: Tensor, labels: Tensor, k: int, margin: float, tau: floa
     return _direct_apply(*args)[0]
 
 
-def _fast_constants(k: int, tau: float, margin: float, device: torch.device):
-    """Float64 ``alpha [1..k]``, the slack weights and ``margin / tau``."""
+def _fast_constants(k: int, tau: float, device: torch.device):
+    """Float64 ``alpha [1..k]`` (``alpha = 1 / (k tau)``)."""
     alpha = 1.0 / (k * tau)
-    f64 = dict(dtype=_F64, device=device)
-    powers = alpha * torch.arange(1, k + 1, **f64)
-    weights = torch.tensor([1.0, -1.0, alpha], **f64)  # log A, log B, c - s_y
-    return powers, weights, torch.tensor(margin / tau, **f64)
+    return alpha * torch.arange(1, k + 1, dtype=_F64, device=device)
 
 
 def _fast_forward(
@@ -147,9 +144,7 @@ def _fast_forward(
     gradient numerators ``(n, 4 k)``, ``sigmoid(slack / tau)`` ``(n,)``, and the
     powers: ``(n, k + C, k)``, or ``(n, k, k)`` for ``u`` and ``x`` ``(n, C)``.
     """
-    powers, weights, margin_tau = constants(
-        _fast_constants, k, tau, margin, like=scores
-    )
+    powers = constants(_fast_constants, k, tau, like=scores)
     y = labels[:, None]
     top, top_idx = _wrong_topk(scores, y, k)
     if graph:
@@ -173,8 +168,10 @@ def _fast_forward(
         saved = (u_pow, x)
     lags = split_esp_lags(sums)
     ab = lags[:, :2]
-    gap = torch.cat([ab.log(), c - scores.gather(1, y)], 1)  # promoted to float64
-    z = torch.addmv(margin_tau.expand(gap.shape[0]), gap, weights)  # slack / tau
+    # The slack's hinge, (c - s_y) / k + margin, in the scores' units before
+    # the division by tau: a tie of the two stays exact at any tau.
+    hinge = (c.to(_F64) - scores.gather(1, y).to(_F64))[:, 0] / k + margin
+    z = hinge / tau + (ab[:, 0].log() - ab[:, 1].log())  # slack / tau
     loss = F.softplus(z, threshold=40.0)  # exact to float64 rounding
     if tau != 1.0:
         loss = loss * tau

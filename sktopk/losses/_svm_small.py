@@ -61,42 +61,45 @@ def _smooth_subsets(
 ) -> Tensor:
     """The definition, over all k-subsets: for small ``C(n_classes, k)``.
 
-    In float64, ``(s - max s) @ S`` holds the subset means over ``tau``; the
-    offsets restrict the first log-sum-exp to the subsets without ``y`` and
-    the second to those with ``y``, so that the loss is ``tau softplus(lse_0 -
-    lse_1 + margin / tau)``, non-negative and accurate when tiny. The
-    difference of the two log-sum-exps is taken as their largest terms'
-    difference plus the rest (:func:`_gap`): the terms can be huge (a small
-    ``tau``) where the loss is not.
+    In float64, ``(s - m) @ S`` holds the subset means (``m`` the middle of
+    the row's range, :func:`_centred`); the offsets restrict the first
+    log-sum-exp to the subsets without ``y`` and the second to those with
+    ``y``. The loss is ``tau softplus(z)``, ``z = (t_0 - t_1 + margin) / tau +
+    r_0 - r_1``, with ``t_j`` the largest mean of each log-sum-exp and ``r_j``
+    the log of its sum relative to that one (:func:`_split`): the largest
+    means and the margin meet in the scores' units, before the division by
+    ``tau``, so that a tie between them stays exact at any ``tau``, and the
+    loss is non-negative and accurate when tiny.
     """
     subsets, offsets, _, _ = constants(
-        _subset_constants, scores.shape[1], k, tau, _F64, like=scores
+        _subset_constants, scores.shape[1], k, _F64, like=scores
     )
-    work = scores.to(_F64)
-    shifted = work - work.detach().amax(1, keepdim=True)
-    terms = (shifted @ subsets)[:, None, :] + offsets.index_select(0, labels)
-    # Each log-sum-exp relative to its own largest term: its backward,
-    # exp(term - result), is then exact even where 1 / tau makes terms huge.
-    top = terms.detach().amax(2, keepdim=True)
-    rest = torch.logsumexp(terms - top, 2)
-    gap = _gap(top[:, :, 0], rest, margin / tau)
-    return F.softplus(gap, threshold=40.0) * tau
+    means = _centred(scores.to(_F64)) @ subsets
+    terms = means[:, None, :] + offsets.index_select(0, labels)
+    # Relative to each log-sum-exp's largest term (held constant: lse(t) =
+    # lse(t - c) + c for any c), so that its backward, exp(term - result), is
+    # exact even where 1 / tau makes the terms huge.
+    top = terms.detach().amax(2)
+    rest = torch.logsumexp((terms - top[:, :, None]) / tau, 2)
+    hinge = top[:, 0] - top[:, 1] + margin
+    return F.softplus(_split(hinge, rest, tau), threshold=40.0) * tau
 
 
-def _gap(top: Tensor, rest: Tensor, margin: float) -> Tensor:
-    """``lse_0 - lse_1 + margin`` from ``lse_j = top_j + rest_j`` (columns
-    ``j`` of ``(n, 2)`` tensors): the tops are subtracted first, so that the
-    rests and the margin are not lost beside huge tops."""
-    return (top[:, 0] - top[:, 1]) + (rest[:, 0] - rest[:, 1]) + margin
+def _centred(scores: Tensor) -> Tensor:
+    """``scores`` minus the middle of each row's range (as a constant): every
+    result is at most half the range, finite wherever the scores are (their
+    largest minus their smallest may not be, in float32), and a common
+    offset of the row is gone."""
+    low, high = torch.aminmax(scores.detach(), dim=1, keepdim=True)
+    return scores - high.mul_(0.5).add_(low, alpha=0.5)
 
 
-def _lse_rest(p: Tensor, dim: int) -> Tensor:
-    """``logsumexp(terms, dim) - terms.amax(dim)`` from the terms' softmax
-    ``p``: minus the log of the largest probability (at least ``1 / n``, so
-    exact to rounding). Cheaper than ``torch.logsumexp`` beside ``softmax``,
-    and free of ``exp``'s slow path on CPU for ``-inf`` or underflowing
-    arguments."""
-    return p.amax(dim).log_().neg_()
+def _split(hinge: Tensor, rest: Tensor, tau: float) -> Tensor:
+    """``z = lse_0 - lse_1 + margin / tau`` from ``lse_j = top_j / tau +
+    rest_j`` (columns ``j`` of the ``(n, 2)`` ``rest``) and ``hinge = top_0 -
+    top_1 + margin``, formed first, in the scores' units; then the division
+    by ``tau``, then the rests."""
+    return hinge / tau + (rest[:, 0] - rest[:, 1])
 
 
 def _subsets_loss_gradient(
@@ -112,33 +115,46 @@ def _subsets_loss_gradient(
     scores' own precision in the training engine, which trains in float32
     throughout (a quarter less time a step there).
 
-    With ``T = (s - max s) @ S`` the subset means over ``tau``, ``lse_0``,
-    ``lse_1`` the log-sum-exps of the subsets without and with ``y`` and ``z =
-    lse_0 - lse_1 + margin / tau``, the loss is ``tau softplus(z)`` and its
-    gradient ``tau sigmoid(z) (p_0 - p_1) @ S^T``, ``p_j`` the softmax of the
-    terms of ``lse_j``: a
-    dozen operations, against about fifty for autograd of the formula. The
-    log-sum-exps come from the softmaxes (:func:`_lse_rest`), their
-    difference as in :func:`_smooth_subsets`.
+    With ``T = (s - m) @ S`` the subset means, ``p_0`` and ``p_1`` the
+    softmaxes of ``T / tau`` over the subsets without and with ``y`` and ``z``
+    as in :func:`_smooth_subsets`, the loss is ``tau softplus(z)`` and its
+    gradient ``sigmoid(z) (p_0 - p_1) @ S^T``: a dozen operations, against
+    about fifty for autograd of the formula. The log-sum-exps' rests come
+    from the softmaxes: minus the log of the largest probability (at least
+    ``1 / n``, so exact to rounding; cheaper than ``torch.logsumexp`` beside
+    ``softmax``, and free of ``exp``'s slow path on CPU for ``-inf`` or
+    underflowing arguments).
     """
     _, offsets, twice, signed = constants(
-        _subset_constants, scores.shape[1], k, tau, dtype, like=scores
+        _subset_constants, scores.shape[1], k, dtype, like=scores
     )
     n = scores.shape[0]
-    # Both halves' terms in one product: offsets + (s - max s) @ [S, S]; the
+    # Both halves' terms in one product: offsets + (s - m) @ [S, S]; the
     # gradient (p_0 - p_1) @ S^T as one product with [S^T; -S^T].
     width = twice.shape[1]
-    work = scores.to(dtype)
-    work = work - work.amax(1, keepdim=True)
     terms = offsets.index_select(0, labels).view(n, width)
-    terms = terms.addmm_(work, twice).view(n, 2, width // 2)
+    terms = terms.addmm_(_centred(scores.to(dtype)), twice).view(n, 2, width // 2)
+    top = terms.amax(2)  # (n, 2), in the scores' units
+    terms = terms.sub_(top[:, :, None]).div_(tau)  # <= 0, the largest 0
     p = torch.softmax(terms, 2)  # p_0 and p_1; exact where terms are -inf
-    gap = _gap(terms.amax(2), _lse_rest(p, 2), margin / tau)
-    loss = F.softplus(gap, threshold=40.0)
-    grad = (p.view(n, width) @ signed).mul_(torch.sigmoid(gap)[:, None])
+    rest, hinge = p.amax(2).log_().neg_(), top[:, 0] - top[:, 1] + margin
+    z = _split(hinge, rest, tau)
+    grad = (p.view(n, width) @ signed).mul_(torch.sigmoid(z)[:, None])
+    return _scaled_softplus(z, hinge, rest, tau), grad
+
+
+def _scaled_softplus(z: Tensor, hinge: Tensor, rest: Tensor, tau: float) -> Tensor:
+    """``tau softplus(z)`` for ``z = hinge / tau + rest_0 - rest_1``; in
+    float32, where ``z > 0``, as ``hinge + tau (rest_0 - rest_1 +
+    softplus(-z))``: finite wherever the loss is, even where ``z`` overflows
+    (float64 holds ``z`` for any float32 scores)."""
+    small = F.softplus(z, threshold=40.0)
+    if z.dtype == torch.float64:
+        return small.mul_(tau) if tau != 1.0 else small
+    large = (rest[:, 0] - rest[:, 1]).add_(F.softplus(-z, threshold=40.0))
     if tau != 1.0:
-        return loss.mul_(tau), grad.mul_(tau)
-    return loss, grad
+        small, large = small.mul_(tau), large.mul_(tau)
+    return torch.where(z > 0, large.add_(hinge), small)
 
 
 def _k1_loss_gradient(
@@ -242,19 +258,17 @@ def closed_form_route(
 def _subset_constants(
     n_classes: int,
     k: int,
-    tau: float,
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """In ``dtype``: the subset matrix ``S = (C, n_subsets) / (k tau)``, the
-    offsets ``(C, 2, n_subsets)`` of the two log-sum-exps, ``[S, S]`` and
-    ``[S^T; -S^T]`` (contiguous)."""
+    """In ``dtype``: the subset matrix ``S = (C, n_subsets) / k`` (the means),
+    the offsets ``(C, 2, n_subsets)`` of the two log-sum-exps (0 or -inf),
+    ``[S, S]`` and ``[S^T; -S^T]`` (contiguous)."""
     subsets = list(itertools.combinations(range(n_classes), k))
     rows = [[float(j in subset) for subset in subsets] for j in range(n_classes)]
     member = torch.tensor(rows, dtype=_F64, device=device)
-    without = torch.log(1.0 - member)  # -inf where y is in
-    scaled = member / (k * tau)
-    offsets = torch.stack([without, torch.log(member)], 1)
+    scaled = member / k
+    offsets = torch.stack([torch.log(1.0 - member), torch.log(member)], 1)
     twice = torch.cat([scaled, scaled], 1)
     signed = torch.cat([scaled.T, -scaled.T], 0).contiguous()
     return tuple(t.to(dtype) for t in (scaled, offsets, twice, signed))
