@@ -92,6 +92,7 @@ CASES = {
     # The best subsets with and without y tie once the margin is added.
     "hinge tie, tau 1e-15": ([0.0, 1.0, 2.0, 3.0, 4.0], 4, 2, 1.0, 1e-15),
     "hinge tie, tau 1e-20": ([0.0, 0.0, -2.0, 2.0], 3, 2, 1.0, 1e-20),
+    "hinge tie, k 3": ([0.0, 3.0, 6.0, 9.0, 12.0, 1.0], 4, 3, 3.0, 1e-15),
 }
 
 
