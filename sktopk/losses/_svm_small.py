@@ -81,8 +81,8 @@ def _smooth_subsets(
     # exact even where 1 / tau makes the terms huge.
     top = terms.detach().amax(2)
     rest = torch.logsumexp((terms - top[:, :, None]) / tau, 2)
-    hinge = top[:, 0] - top[:, 1] + margin
-    return F.softplus(_split(hinge, rest, tau), threshold=40.0) * tau
+    z = _split(top[:, 0] - top[:, 1] + margin, rest[:, 0] - rest[:, 1], tau)
+    return F.softplus(z, threshold=40.0) * tau
 
 
 def _centred(scores: Tensor) -> Tensor:
@@ -96,10 +96,10 @@ def _centred(scores: Tensor) -> Tensor:
 
 def _split(hinge: Tensor, rest: Tensor, tau: float) -> Tensor:
     """``z = lse_0 - lse_1 + margin / tau`` from ``lse_j = top_j / tau +
-    rest_j`` (columns ``j`` of the ``(n, 2)`` ``rest``) and ``hinge = top_0 -
-    top_1 + margin``, formed first, in the scores' units; then the division
-    by ``tau``, then the rests."""
-    return hinge / tau + (rest[:, 0] - rest[:, 1])
+    rest_j``, given ``hinge = top_0 - top_1 + margin`` (formed first, in the
+    scores' units) and ``rest = rest_0 - rest_1``: the hinge divided by
+    ``tau``, then the rests."""
+    return hinge / tau + rest
 
 
 def _subsets_loss_gradient(
@@ -135,23 +135,26 @@ def _subsets_loss_gradient(
     terms = offsets.index_select(0, labels).view(n, width)
     terms = terms.addmm_(_centred(scores.to(dtype)), twice).view(n, 2, width // 2)
     top = terms.amax(2)  # (n, 2), in the scores' units
-    terms = terms.sub_(top[:, :, None]).div_(tau)  # <= 0, the largest 0
+    terms = terms.sub_(top[:, :, None])  # <= 0, the largest 0
+    if tau != 1.0:
+        terms = terms.div_(tau)
     p = torch.softmax(terms, 2)  # p_0 and p_1; exact where terms are -inf
-    rest, hinge = p.amax(2).log_().neg_(), top[:, 0] - top[:, 1] + margin
+    logs = p.amax(2).log_()  # minus the rests
+    hinge, rest = top[:, 0] - top[:, 1] + margin, logs[:, 1] - logs[:, 0]
     z = _split(hinge, rest, tau)
     grad = (p.view(n, width) @ signed).mul_(torch.sigmoid(z)[:, None])
     return _scaled_softplus(z, hinge, rest, tau), grad
 
 
 def _scaled_softplus(z: Tensor, hinge: Tensor, rest: Tensor, tau: float) -> Tensor:
-    """``tau softplus(z)`` for ``z = hinge / tau + rest_0 - rest_1``; in
-    float32, where ``z > 0``, as ``hinge + tau (rest_0 - rest_1 +
-    softplus(-z))``: finite wherever the loss is, even where ``z`` overflows
-    (float64 holds ``z`` for any float32 scores)."""
+    """``tau softplus(z)`` for ``z = hinge / tau + rest`` (:func:`_split`); in
+    float32, where ``z > 0``, as ``hinge + tau (rest + softplus(-z))``: finite
+    wherever the loss is, even where ``z`` overflows (float64 holds ``z`` for
+    any float32 scores)."""
     small = F.softplus(z, threshold=40.0)
     if z.dtype == torch.float64:
         return small.mul_(tau) if tau != 1.0 else small
-    large = (rest[:, 0] - rest[:, 1]).add_(F.softplus(-z, threshold=40.0))
+    large = F.softplus(-z, threshold=40.0).add_(rest)
     if tau != 1.0:
         small, large = small.mul_(tau), large.mul_(tau)
     return torch.where(z > 0, large.add_(hinge), small)
