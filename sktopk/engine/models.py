@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .compiled import output_backward, output_forward
 from .members import take
 
 __all__ = ["StackedMLP", "ModuleAdapter", "evaluating", "to_sequential"]
@@ -137,8 +138,16 @@ class StackedMLP:
         tensor shaped like ``state[0]`` (lambda's gradient last)."""
         acts, g, params = self._cache, grad_out, self.params
         pieces: list[Tensor] = []
+        bias = None  # the next layer's bias gradient, where already summed
         for i in reversed(range(len(params) // 2)):
-            pieces += [g.sum(-2), _weight_grad(acts[i], g, self.lead)]
+            fused = output_backward(acts[i], g, params[2 * i]) if i > 0 else None
+            if fused is not None:
+                grad_w, grad_b, g, bias = fused
+                pieces += [grad_b, grad_w]
+                continue
+            pieces += [g.sum(-2) if bias is None else bias]
+            pieces += [_weight_grad(acts[i], g, self.lead)]
+            bias = None
             if i > 0:
                 g = _input_grad(g, params[2 * i], acts[i])
                 g = torch.ops.aten.threshold_backward(g, acts[i], 0.0)
@@ -203,9 +212,13 @@ def _linear(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
 
 
 def _single_output(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """``a @ W + b`` for one output unit: the elementwise product, summed
-    over the hidden units by one matrix-vector product in the memory order of
-    ``a`` (a reduction over the short last axis is several times slower)."""
+    """``a @ W + b`` for one output unit: by the compiled loop where it
+    applies (:mod:`.compiled`), else the elementwise product, summed over the
+    hidden units by one matrix-vector product in the memory order of ``a``
+    (a reduction over the short last axis is several times slower)."""
+    z = output_forward(a, W, b)
+    if z is not None:
+        return z
     p = a * W.transpose(-1, -2)
     h = p.shape[-1]
     order = _memory_order(p)
