@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sktopk.engine import StackedMLP
-from sktopk.engine import compiled
-from sktopk.engine import models
+from sktopk.engine import StackedMLP, compiled, models
 from sktopk.losses import _native
 
 needs_numba = pytest.mark.skipif(
@@ -61,26 +59,33 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("with_lam", [False, True])
 @pytest.mark.parametrize("compiled_on", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("sizes", "lead", "shape"), CASES)
 def test_backward_is_the_gradient_autograd_gives(
-    sizes, lead, shape, dtype, compiled_on, monkeypatch
+    sizes, lead, shape, dtype, compiled_on, with_lam, monkeypatch
 ):
     if compiled_on and not _native.native_available():
         pytest.skip("compiled kernels off")
     monkeypatch.setitem(_native._STATE, "on", compiled_on)
     model = _stack(sizes, lead, dtype)
     l2 = torch.full(lead, 0.3, dtype=dtype)
-    model.attach(None, l2, torch.zeros(lead, dtype=dtype))
+    lam = torch.full(lead, 0.7, dtype=dtype) if with_lam else None
+    model.attach(lam, l2, torch.zeros(lead, dtype=dtype))
     X = _inputs(shape, dtype)
     out = model.forward(X)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
-    (grad,) = model.backward(grad_out)
+    gen = torch.Generator().manual_seed(2)
+    grad_out = torch.randn(out.shape, generator=gen, dtype=dtype)
+    grad_lam = torch.randn(lead, generator=gen, dtype=dtype) if with_lam else None
+    (grad,) = model.backward(grad_out, grad_lam)
     ref_out, ref_grad = _reference(model, X, grad_out, 0.3, 0.0)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    tol = {} if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out, ref_out, **tol)
-    torch.testing.assert_close(grad, ref_grad, **tol)
+    torch.testing.assert_close(grad[..., : model.n_params], ref_grad, **tol)
+    assert grad.shape[-1] == model.n_params + with_lam
+    if with_lam:
+        torch.testing.assert_close(grad[..., -1], grad_lam, rtol=0, atol=0)
 
 
 def _hidden(G, M, B, h, dtype, seed=3):
@@ -98,67 +103,87 @@ def _weights(G, M, h, dtype, seed=4):
     return flat[..., :h].unsqueeze(-1), flat[..., h : h + 1]
 
 
-def _tensor_forms(a, g, W):
+def _tensor_grads(X, a, g, W):
+    """The gradients the compiled backward gives, by tensor operations, in
+    each member's flat order ``W1, b1, W, b``."""
     grad_in = torch.ops.aten.threshold_backward(g * W.transpose(-1, -2), a, 0.0)
-    grad_w = (a * g).sum(-2)
-    return grad_w, g.sum(-2), grad_in, grad_in.sum(-2)
+    grad_w1 = X.transpose(-1, -2) @ grad_in  # (G, M, d, h)
+    pieces = [grad_w1, grad_in.sum(-2), (a * g).sum(-2), g.sum(-2)]
+    return torch.cat([p.flatten(2) for p in pieces], -1)
 
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(3, 600, 16, 10), (1, 1, 1, 1), (2, 7, 5, 3)])
+@pytest.mark.parametrize(
+    "shape", [(3, 600, 16, 10, 5), (1, 1, 1, 1, 1), (2, 7, 5, 3, 4)]
+)
 def test_compiled_passes_equal_the_tensor_forms(shape, dtype):
-    G, M, B, h = shape
+    G, M, B, h, d = shape
     a = _hidden(G, M, B, h, dtype)
     W, b = _weights(G, M, h, dtype)
+    X = torch.randn(G, 1, B, d, dtype=dtype)
     z = compiled.output_forward(a, W, b)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else {}
     torch.testing.assert_close(z, a @ W + b.unsqueeze(-2), **tol)
     assert z.stride() == (M * B, 1, M, 1)  # the memory order (G, B, M)
+    width = (d + 2) * h + 2  # one entry more: lambda's, left alone
     # The loss's gradient, in the layout of z and in a contiguous one.
     for g in (torch.randn_like(z), torch.randn(G, M, B, 1, dtype=dtype)):
-        got = compiled.output_backward(a, g, W)
-        for x, y in zip(got, _tensor_forms(a, g, W), strict=True):
-            torch.testing.assert_close(x, y.reshape(x.shape), **tol)
-        assert got[2].stride() == a.stride()  # where the next product reads it
+        got = compiled.hidden_backward(X, a, g, W, width)
+        assert got.shape == (G, M, width)
+        torch.testing.assert_close(got[..., :-1], _tensor_grads(X, a, g, W), **tol)
 
 
 @needs_numba
 def test_compiled_backward_masks_as_threshold_backward():
-    """Zero where the activation is 0 (even with an infinite gradient) and
-    where it is NaN propagated as the tensor form does."""
-    a = _hidden(1, 3, 4, 2, torch.float32)
+    """Zero where the activation is 0 (even with an infinite gradient); a
+    NaN activation propagates as in the tensor form."""
+    G, M, B, h, d = 1, 3, 4, 2, 2
+    a = _hidden(G, M, B, h, torch.float32)
     a[0, 1, 2, 0] = float("nan")
-    W, _ = _weights(1, 3, 2, torch.float32)
-    g = torch.randn(1, 3, 4, 1)
+    W, _ = _weights(G, M, h, torch.float32)
+    X = torch.randn(G, 1, B, d)
+    g = torch.randn(G, M, B, 1)
     g[0, 0, :, 0] = float("inf")
-    got = compiled.output_backward(a, g, W)
-    ref = _tensor_forms(a, g, W)
-    for x, y in zip(got, ref, strict=True):
-        torch.testing.assert_close(x, y.reshape(x.shape), equal_nan=True)
+    got = compiled.hidden_backward(X, a, g, W, (d + 2) * h + 1)
+    ref = _tensor_grads(X, a, g, W)
+    torch.testing.assert_close(got, ref, equal_nan=True)
+    assert torch.isnan(got[0, 1]).any() and not torch.isnan(got[0, 2]).any()
 
 
 @pytest.mark.parametrize(
     "why",
-    ["numba off", "float16", "members' own layout", "several outputs", "gradient shape"],
+    [
+        "numba off",
+        "float16",
+        "members' own layout",
+        "several outputs",
+        "gradient shape",
+        "members' own inputs",
+        "too narrow",
+    ],
 )
 def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
-    G, M, B, h = 2, 3, 4, 5
+    G, M, B, h, d = 2, 3, 4, 5, 3
     a, (W, b) = _hidden(G, M, B, h, torch.float32), _weights(G, M, h, torch.float32)
-    g = torch.randn(G, M, B, 1)
+    g, X, width = torch.randn(G, M, B, 1), torch.randn(G, 1, B, d), (d + 2) * h + 1
     if why == "numba off":
         monkeypatch.setitem(_native._STATE, "on", False)
     elif why == "float16":
-        a, W, b, g = a.half(), W.half(), b.half(), g.half()
+        a, W, b, g, X = a.half(), W.half(), b.half(), g.half(), X.half()
     elif why == "members' own layout":
         a = a.contiguous()
     elif why == "several outputs":
         W = torch.randn(G, M, h, 2)
-    else:
+    elif why == "gradient shape":
         g = torch.randn(G, M, B)
-    if why != "gradient shape":
+    elif why == "members' own inputs":
+        X = torch.randn(G, M, B, d)
+    else:
+        width -= 1
+    if why in ("numba off", "float16", "members' own layout", "several outputs"):
         assert compiled.output_forward(a, W, b) is None
-    assert compiled.output_backward(a, g, W) is None
+    assert compiled.hidden_backward(X, a, g, W, width) is None
 
 
 @needs_numba

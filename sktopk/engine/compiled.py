@@ -1,21 +1,24 @@
-"""Compiled passes of a stack's single output unit (optional: numba).
+"""Compiled passes of a stack of one-hidden-layer MLPs with one output
+(optional: numba).
 
 A grid search trains hundreds of small MLPs at once, each with one hidden
-layer and one output unit. Their hidden activations lie in the memory order
-of the shared input's product, ``(G, B, M, h)`` for the shape ``(G, M, B,
-h)``, and the tensor forms of the output unit's passes (its product and sum,
-its weights' gradient, the gradient into the hidden units) broadcast one
-member's value over its few units, along the innermost axis, which costs two
-to three times a plain pass over the activations. With numba installed (the
-``fast`` extra), the forward pass is one compiled loop, and the backward pass
-another that gives the output's weight and bias gradients, the gradient into
-the hidden units (the ReLU's mask applied) and the hidden biases' gradient
-together. Results agree with the tensor forms to float rounding (the sums
-are taken in another order).
+layer and one output unit, on inputs shared by the members of a group. Their
+hidden activations lie in the memory order of the shared input's product,
+``(G, B, M, h)`` for the shape ``(G, M, B, h)``, and the tensor forms of the
+output unit's passes (its product and sum, its weights' gradient, the
+gradient into the hidden units) broadcast one member's value over its few
+units, along the innermost axis, which costs two to three times a plain pass
+over the activations; the backward pass then takes a batched product for the
+first layer's weights, a copy into the members' order and a concatenation.
+With numba installed (the ``fast`` extra), the output unit's forward pass is
+one compiled loop (:func:`output_forward`), and the whole backward pass
+another (:func:`hidden_backward`), which writes every member's gradient in
+the order of its flat weights. Results agree with the tensor forms to float
+rounding (the sums are taken in another order).
 
 Without numba, with ``SKTOPK_NUMBA=0``, off the CPU, for dtypes other than
-float32 and float64 or other memory orders, :func:`output_forward` and
-:func:`output_backward` return None and the tensor forms run.
+float32 and float64, other shapes or memory orders, both return None and the
+tensor forms run.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from torch import Tensor
 
 from ..losses._native import jit, native_available
 
-__all__ = ["output_backward", "output_forward"]
+__all__ = ["hidden_backward", "output_forward"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -63,34 +66,34 @@ def output_forward(a: Tensor, W: Tensor, b: Tensor) -> Tensor | None:
     return z.transpose(1, 2).unsqueeze(-1)
 
 
-def output_backward(
-    a: Tensor, g: Tensor, W: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """The backward pass of ``relu`` activations ``a`` through the output
-    unit, from the output's gradient ``g`` (``(G, M, B, 1)``): the output
-    weights' gradient ``(G, M, h)``, the output bias's ``(G, M, 1)``, the
-    gradient into the hidden units' inputs (ReLU's mask applied; ``(G, M, B,
-    h)`` in the memory order of ``a``) and its sum over the batch (the hidden
-    biases' gradient, ``(G, M, h)``); None where the loop does not apply."""
+def hidden_backward(
+    X: Tensor, a: Tensor, g: Tensor, W: Tensor, width: int
+) -> Tensor | None:
+    """The gradient of ``sum(g * (relu(X W1 + b1) W + b))`` in every weight
+    of a one-hidden-layer stack with one output, by the compiled loop, from
+    the shared inputs ``X`` (``(G, 1, B, d)``), the hidden activations ``a``
+    (``(G, M, B, h)`` in the memory order ``(G, B, M, h)``) and the output's
+    gradient ``g`` (``(G, M, B, 1)``): a tensor ``(G, M, width)``, each
+    member's gradient in the flat order of its weights ``W1, b1, W, b``
+    (entries past them left to the caller); None where the loop does not
+    apply."""
     rows = _rows(a, W)
     if rows is None or g.dtype != a.dtype or g.shape != (*a.shape[:3], 1):
         return None
     G, M, B, h = a.shape
-    grad_in = torch.empty_like(rows)
-    grad_w = torch.empty(G, M, h, dtype=a.dtype)
-    grad_bias_in = torch.empty(G, M, h, dtype=a.dtype)
-    grad_bias_out = torch.empty(G, M, 1, dtype=a.dtype)
+    if X.dtype != a.dtype or X.dim() != 4 or X.shape[:3] != (G, 1, B):
+        return None
+    if X.device.type != "cpu" or width < (X.shape[3] + 2) * h + 1:
+        return None
+    out = torch.empty(G, M, width, dtype=a.dtype)
     _backward_loop(
+        X.detach()[:, 0].numpy(),
         rows.numpy(),
         g.detach()[..., 0].transpose(1, 2).numpy(),
         _flat_weights(W).numpy(),
-        grad_in.numpy(),
-        grad_w.view(G, M * h).numpy(),
-        grad_bias_in.view(G, M * h).numpy(),
-        grad_bias_out.view(G, M).numpy(),
+        out.numpy(),
     )
-    grad_in = grad_in.view(G, B, M, h).transpose(1, 2)
-    return grad_w, grad_bias_out, grad_in, grad_bias_in
+    return out
 
 
 def _flat_weights(W: Tensor) -> Tensor:
@@ -116,30 +119,44 @@ def _forward_loop(a, w, b, z):  # pragma: no cover - compiled
 
 
 @jit
-def _backward_loop(a, gz, w, gh, gw, gb_in, gb_out):  # pragma: no cover - compiled
-    """From the output's gradient ``gz`` (``(G, B, M)``): ``gw = sum_i a
-    gz``, ``gb_out = sum_i gz``, ``gh = gz w`` where ``a > 0`` (else 0, as
-    ``threshold_backward``), ``gb_in = sum_i gh``. Each batch row's
-    gradients are first spread over the members' units (``spread``), so
-    that the loop over a group's units runs along contiguous memory."""
+def _backward_loop(x, a, gz, w, out):  # pragma: no cover - compiled
+    """With ``u = m h + j`` (member ``m``, hidden unit ``j``), from the
+    output's gradient ``gz`` (``(G, B, M)``): the output weights' gradient
+    ``sum_i a gz``, its bias's ``sum_i gz``, the gradient into the hidden
+    units ``gh = gz w`` where ``a > 0`` (else 0, as ``threshold_backward``),
+    the hidden biases' ``sum_i gh`` and the first layer's ``sum_i x_k gh``,
+    summed over the batch rows ``i`` in rows of a group's units (contiguous
+    memory: each row's gradients are first spread over the members' units),
+    then written into each member's flat gradient in ``out``."""
     G, B, MH = a.shape
-    M = gz.shape[2]
+    M, d = gz.shape[2], x.shape[2]
     h = MH // M
     spread = np.empty(MH, a.dtype)
+    gh = np.empty(MH, a.dtype)
+    acc = np.empty((d + 2, MH), a.dtype)  # by input, then b1, then w
+    acc_b = np.empty(M, a.dtype)
     for g in range(G):
-        gw[g, :] = 0
-        gb_in[g, :] = 0
-        gb_out[g, :] = 0
+        acc[:] = 0
+        acc_b[:] = 0
         for i in range(B):
             for m in range(M):
                 v = gz[g, i, m]
-                gb_out[g, m] += v
+                acc_b[m] += v
                 for j in range(h):
                     spread[m * h + j] = v
             for u in range(MH):
                 av = a[g, i, u]
                 r = spread[u]
-                gw[g, u] += av * r
-                x = 0.0 if av <= 0 else r * w[g, u]
-                gh[g, i, u] = x
-                gb_in[g, u] += x
+                acc[d + 1, u] += av * r
+                x_u = 0.0 if av <= 0 else r * w[g, u]
+                gh[u] = x_u
+                acc[d, u] += x_u
+            for k in range(d):
+                xk = x[g, i, k]
+                for u in range(MH):
+                    acc[k, u] += xk * gh[u]
+        for m in range(M):
+            for k in range(d + 2):
+                for j in range(h):
+                    out[g, m, k * h + j] = acc[k, m * h + j]
+            out[g, m, (d + 2) * h] = acc_b[m]

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .compiled import output_backward, output_forward
+from .compiled import hidden_backward, output_forward
 from .members import take
 
 __all__ = ["StackedMLP", "ModuleAdapter", "evaluating", "to_sequential"]
@@ -136,27 +136,30 @@ class StackedMLP:
     ) -> list[Tensor]:
         """Gradient of ``sum(grad_out * forward(X))`` plus the penalty, as one
         tensor shaped like ``state[0]`` (lambda's gradient last)."""
-        acts, g, params = self._cache, grad_out, self.params
-        pieces: list[Tensor] = []
-        bias = None  # the next layer's bias gradient, where already summed
+        acts, self._cache = self._cache, []
+        width = self.state[0].shape[-1]
+        grad = None
+        if len(self.params) == 4:  # one hidden layer: one compiled pass
+            grad = hidden_backward(acts[0], acts[1], grad_out, self.params[2], width)
+        if grad is None:
+            grad = self._layer_grads(acts, grad_out, width)
+        if width > self.n_params:
+            grad[..., self.n_params] = 0.0 if grad_lam is None else grad_lam
+        return [grad.addcmul_(self.state[0], self._pen)]
+
+    def _layer_grads(self, acts: list[Tensor], g: Tensor, width: int) -> Tensor:
+        """The weights' gradients layer by layer, by tensor operations, in
+        one tensor of ``width`` entries per member (lambda's left to set)."""
+        params, pieces = self.params, []
         for i in reversed(range(len(params) // 2)):
-            fused = output_backward(acts[i], g, params[2 * i]) if i > 0 else None
-            if fused is not None:
-                grad_w, grad_b, g, bias = fused
-                pieces += [grad_b, grad_w]
-                continue
-            pieces += [g.sum(-2) if bias is None else bias]
-            pieces += [_weight_grad(acts[i], g, self.lead)]
-            bias = None
+            pieces += [g.sum(-2), _weight_grad(acts[i], g, self.lead)]
             if i > 0:
                 g = _input_grad(g, params[2 * i], acts[i])
                 g = torch.ops.aten.threshold_backward(g, acts[i], 0.0)
-        self._cache = []
         pieces.reverse()
-        if grad_lam is not None:
-            pieces.append(grad_lam.unsqueeze(-1))
-        grad = torch.cat(pieces, -1)
-        return [grad.addcmul_(self.state[0], self._pen)]
+        if width > self.n_params:
+            pieces.append(g.new_empty(*self.lead, width - self.n_params))
+        return torch.cat(pieces, -1)
 
     def penalty(self) -> Tensor:
         """The penalty ``l2 ||W||^2 / 2 + l1 ||W||_1`` of every member."""
