@@ -161,6 +161,8 @@ def test_compiled_backward_masks_as_threshold_backward():
         "gradient shape",
         "members' own inputs",
         "too narrow",
+        "hidden sizes differ",
+        "bias shape",
     ],
 )
 def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
@@ -179,10 +181,16 @@ def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
         g = torch.randn(G, M, B)
     elif why == "members' own inputs":
         X = torch.randn(G, M, B, d)
+    elif why == "hidden sizes differ":
+        W = torch.randn(G, M, h - 1, 1)
+    elif why == "bias shape":
+        b = torch.randn(G, M, 2)
     else:
         width -= 1
-    if why in ("numba off", "float16", "members' own layout", "several outputs"):
+    if why not in ("gradient shape", "members' own inputs", "too narrow"):
         assert compiled.output_forward(a, W, b) is None
+    if why == "bias shape":
+        return
     assert compiled.hidden_backward(X, a, g, W, width) is None
 
 
@@ -201,3 +209,11 @@ def test_a_stack_trains_alike_with_and_without_the_compiled_passes(monkeypatch):
             model.flat.sub_(0.01 * grad)
         results.append(model.flat.clone())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_threshold_gradient_without_a_threshold_is_refused():
+    model = _stack((5, 7, 1), (3, 4), torch.float32)
+    model.attach(None, torch.zeros(3, 4), torch.zeros(3, 4))
+    out = model.forward(_inputs((3, 1, 16, 5), torch.float32))
+    with pytest.raises(ValueError, match="holds no threshold"):
+        model.backward(out, torch.zeros(3, 4))

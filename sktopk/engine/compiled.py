@@ -14,7 +14,11 @@ With numba installed (the ``fast`` extra), the output unit's forward pass is
 one compiled loop (:func:`output_forward`), and the whole backward pass
 another (:func:`hidden_backward`), which writes every member's gradient in
 the order of its flat weights. Results agree with the tensor forms to float
-rounding (the sums are taken in another order).
+rounding: the sums are taken in another order, those over the batch rows one
+row after another in the weights' dtype (at a batch of 4096 rows, float32
+gradients within 3.4e-6 of float64's, against 2.4e-7 for the tensor forms;
+the batches of training are at most 1000 rows by default). A single model
+(``lead = ()``) is trained by plain matrix products and never comes here.
 
 Without numba, with ``SKTOPK_NUMBA=0``, off the CPU, for dtypes other than
 float32 and float64, other shapes or memory orders, both return None and the
@@ -37,13 +41,13 @@ _DTYPES = (torch.float32, torch.float64)
 def _rows(a: Tensor, W: Tensor) -> Tensor | None:
     """The activations ``a`` (``(G, M, B, h)``) as ``(G, B, M h)`` without a
     copy, where the compiled passes take them with the output weights ``W``
-    (``(G, M, h, 1)``); else None."""
+    (``(G, M, h, 1)``, checked); else None."""
     if not native_available() or a.dim() != 4 or W.dim() != 4 or W.shape[-1] != 1:
         return None
     if a.device.type != "cpu" or a.dtype not in _DTYPES or W.dtype != a.dtype:
         return None
     rows = a.detach().transpose(1, 2)
-    if not rows.is_contiguous() or W.shape[:2] != a.shape[:2]:
+    if not rows.is_contiguous() or W.shape[:3] != a.shape[:2] + a.shape[3:]:
         return None
     G, B, M, h = rows.shape
     return rows.view(G, B, M * h)
@@ -53,7 +57,7 @@ def output_forward(a: Tensor, W: Tensor, b: Tensor) -> Tensor | None:
     """``a @ W + b`` of shape ``(G, M, B, 1)`` by the compiled loop (in the
     memory order ``(G, B, M)``), or None where it does not apply."""
     rows = _rows(a, W)
-    if rows is None:
+    if rows is None or b.dtype != a.dtype or b.shape != (*a.shape[:2], 1):
         return None
     G, B, M = rows.shape[0], rows.shape[1], a.shape[1]
     z = torch.empty(G, B, M, dtype=a.dtype)
@@ -123,7 +127,8 @@ def _backward_loop(x, a, gz, w, out):  # pragma: no cover - compiled
     """With ``u = m h + j`` (member ``m``, hidden unit ``j``), from the
     output's gradient ``gz`` (``(G, B, M)``): the output weights' gradient
     ``sum_i a gz``, its bias's ``sum_i gz``, the gradient into the hidden
-    units ``gh = gz w`` where ``a > 0`` (else 0, as ``threshold_backward``),
+    units ``gh = gz w``, 0 where ``a <= 0`` (as ``threshold_backward``: a
+    NaN activation lets the gradient through),
     the hidden biases' ``sum_i gh`` and the first layer's ``sum_i x_k gh``,
     summed over the batch rows ``i`` in rows of a group's units (contiguous
     memory: each row's gradients are first spread over the members' units),
@@ -148,9 +153,9 @@ def _backward_loop(x, a, gz, w, out):  # pragma: no cover - compiled
                 av = a[g, i, u]
                 r = spread[u]
                 acc[d + 1, u] += av * r
-                x_u = 0.0 if av <= 0 else r * w[g, u]
-                gh[u] = x_u
-                acc[d, u] += x_u
+                gh_u = 0.0 if av <= 0 else r * w[g, u]
+                gh[u] = gh_u
+                acc[d, u] += gh_u
             for k in range(d):
                 xk = x[g, i, k]
                 for u in range(MH):

@@ -136,8 +136,13 @@ class StackedMLP:
     ) -> list[Tensor]:
         """Gradient of ``sum(grad_out * forward(X))`` plus the penalty, as one
         tensor shaped like ``state[0]`` (lambda's gradient last)."""
-        acts, self._cache = self._cache, []
         width = self.state[0].shape[-1]
+        if grad_lam is not None and width == self.n_params:
+            raise ValueError(
+                "grad_lam given, but the model holds no threshold lambda "
+                "(attach one with attach(lam, l2, l1))"
+            )
+        acts, self._cache = self._cache, []
         grad = None
         if len(self.params) == 4:  # one hidden layer: one compiled pass
             grad = hidden_backward(acts[0], acts[1], grad_out, self.params[2], width)
