@@ -14,6 +14,16 @@ needs_numba = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The compiled passes run with few torch threads: one here, whatever
+    the machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _stack(sizes, lead, dtype, seed=0):
     gen = torch.Generator().manual_seed(seed)
     n = models._layout(sizes)[-1][1]
@@ -163,6 +173,7 @@ def test_compiled_backward_masks_as_threshold_backward():
         "too narrow",
         "hidden sizes differ",
         "bias shape",
+        "more threads",
     ],
 )
 def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
@@ -185,6 +196,8 @@ def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
         W = torch.randn(G, M, h - 1, 1)
     elif why == "bias shape":
         b = torch.randn(G, M, 2)
+    elif why == "more threads":
+        torch.set_num_threads(compiled.MAX_THREADS + 1)
     else:
         width -= 1
     if why not in ("gradient shape", "members' own inputs", "too narrow"):

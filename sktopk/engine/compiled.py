@@ -20,9 +20,18 @@ gradients within 3.4e-6 of float64's, against 2.4e-7 for the tensor forms;
 the batches of training are at most 1000 rows by default). A single model
 (``lead = ()``) is trained by plain matrix products and never comes here.
 
-Without numba, with ``SKTOPK_NUMBA=0``, off the CPU, for dtypes other than
-float32 and float64, other shapes or memory orders, both return None and the
-tensor forms run.
+The loops run on one thread, where torch's operations share their work
+among torch's threads. They are taken where torch runs on at most
+``MAX_THREADS`` threads: the workers of ``STkSearchCV(n_jobs=k)`` and of
+``sktopk reproduce`` (one thread each), or a process on two cores (measured
+there with two threads: the model's passes 429 µs against 679 at 3 x 600
+members, 9.7 ms against 13.7 at 3 x 6000). With more threads the tensor
+forms run, as they did before the loops: how they compare there has not been
+measured.
+
+Without numba, with ``SKTOPK_NUMBA=0``, with more threads, off the CPU, for
+dtypes other than float32 and float64, other shapes or memory orders, both
+return None and the tensor forms run.
 """
 
 from __future__ import annotations
@@ -36,13 +45,19 @@ from ..losses._native import jit, native_available
 __all__ = ["hidden_backward", "output_forward"]
 
 _DTYPES = (torch.float32, torch.float64)
+MAX_THREADS = 2  # the most torch threads with which the loops are taken
+
+
+def _applies() -> bool:
+    """Whether the compiled loops may run: numba on, few torch threads."""
+    return native_available() and torch.get_num_threads() <= MAX_THREADS
 
 
 def _rows(a: Tensor, W: Tensor) -> Tensor | None:
     """The activations ``a`` (``(G, M, B, h)``) as ``(G, B, M h)`` without a
     copy, where the compiled passes take them with the output weights ``W``
     (``(G, M, h, 1)``, checked); else None."""
-    if not native_available() or a.dim() != 4 or W.dim() != 4 or W.shape[-1] != 1:
+    if not _applies() or a.dim() != 4 or W.dim() != 4 or W.shape[-1] != 1:
         return None
     if a.device.type != "cpu" or a.dtype not in _DTYPES or W.dtype != a.dtype:
         return None
