@@ -167,10 +167,10 @@ def smooth_topk_svm(
     losses and their gradient in float64, validates the values on the way,
     and hands the gradient over in the backward pass: within 2 times
     ``torch.nn.functional.cross_entropy`` for ``k = 1`` and 5 at batch 16
-    and 256 from 10 to 10,000 classes (at most 1.8 times, for ``k = 5`` at
-    batch 256 with 100 classes, where a fixed cost per sample dominates; 2.0
-    to 2.2 times there on another machine of the same kind;
-    ``benchmarks/bench_topk_svm.py``, see :ref:`performance`). Without numba
+    and 256 from 10 to 10,000 classes, except for ``k = 5`` at batch 256
+    with 100 classes, where a fixed cost per sample dominates: 1.8 to 2.1
+    times there from run to run (2.0 to 2.2 on another machine of the same
+    kind; ``benchmarks/bench_topk_svm.py``, see :ref:`performance`). Without numba
     the loss takes tens of small tensor operations: 1.4 to 11 times the
     cross-entropy for ``k = 5`` and 0.8 to 3.8 times for ``k = 1``, most at
     small batches and few classes. A backward pass that builds a graph
