@@ -67,12 +67,17 @@ _BOUNDED_PER_K = 400
 # _LANES_FROM to _LANES_BELOW classes and an algebra of size 1 or 5 select
 # their top k together, the rows in the lanes of one vectorised, branch-free
 # insertion (:func:`_select_lanes`; measured, the whole kernel at 256 x 100,
-# k = 5: 0.79x its time with the other selections; no gain from 256 classes
-# on, nor at size 10).
+# k = 5: 0.79x its time with the other selections on AVX-512, 0.86x on AVX2
+# since its slots are integer keys; no gain from 256 classes on, nor at size
+# 10).
 _LANES = 32
 _LANES_FROM = 24
 _LANES_BELOW = 256
 _BLOCK_VALUES = 8192
+
+# The key of the true class in _select_lanes: below every score's (-inf's
+# is -2139095040).
+_BELOW_KEYS = np.int32(-(2**31))
 
 # What svm_rows returns for bad values (the total loss is >= 0).
 OK, BAD_LABEL, NOT_FINITE = 0.0, -1.0, -2.0
@@ -98,9 +103,12 @@ def _reduce(values, c, alpha, floor, bits, rest):  # pragma: no cover - compiled
 def _reduced(v, c, alpha, floor):  # pragma: no cover - compiled
     """:func:`_reduce` of one value: the bits of ``2^-m`` and ``r``."""
     t = _clamped(v, c, alpha, floor)
-    m = np.int64(0.5 - t * _LOG2E)  # t <= 0: truncation rounds
-    mf = np.float64(m)
-    return (1023 - m) << 52, t + mf * _LN2_HI + mf * _LN2_LO
+    # t <= 0: truncation rounds. Through int32 (m <= 1010): conversions
+    # between float64 and int64 have no vector instruction before AVX-512,
+    # which left this pass scalar on AVX2 (measured there: 2.5x slower).
+    m32 = np.int32(0.5 - t * _LOG2E)
+    mf = np.float64(m32)
+    return (1023 - np.int64(m32)) << 52, t + mf * _LN2_HI + mf * _LN2_LO
 
 
 # exp(r) on [-ln 2 / 2, ln 2 / 2]: the degree-10 polynomial through its
@@ -338,34 +346,55 @@ def _lanes_apply(n_classes, size):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
+def _lane_key(b):  # pragma: no cover - compiled
+    """An integer in the order of the finite float32 whose bits are ``b``,
+    -0 and +0 both 0 (equal, as the scores are); :func:`_lane_score` turns it
+    back into the bits of the score (+0 for both zeros)."""
+    m = b >> 31  # -1 for a negative score, else 0
+    return (b ^ (m & 0x7FFFFFFF)) - m
+
+
+@jit(inline=True)
+def _lane_score(key):  # pragma: no cover - compiled
+    """The bits of the float32 whose :func:`_lane_key` is ``key``."""
+    m = key >> 31
+    return (key + m) ^ (m & 0x7FFFFFFF)
+
+
+@jit(inline=True)
 def _lane_step(top, cls, r, v, j):  # pragma: no cover - compiled
     """One slot of :func:`_select_lanes` in lane ``r``: the slot keeps the
-    larger of its score and ``v`` (its own where equal: the first of equal
-    scores first) and hands the other on, with its class."""
+    larger of its key and ``v`` (its own where equal: the first of equal
+    scores first) and hands the other on, with its class. Integer maxima and
+    minima, where a float slot written as ``v if up else t`` became a masked
+    store on AVX2 (microcoded on some processors: the whole kernel 2.9x
+    slower at 256 x 200, k = 5)."""
     t, tj = top[r], cls[r]
     up = v > t
-    top[r] = v if up else t
+    top[r] = max(v, t)
     cls[r] = j if up else tj
-    return (t if up else v), (tj if up else j)
+    return min(v, t), (tj if up else j)
 
 
 @jit(inline=True)
 def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compiled
     """The ``size`` largest wrong scores of rows ``i0`` to ``i0 + n_lanes - 1``
     of ``s`` (at most ``_LANES``; their true classes ``yb[:n_lanes]``), in
-    decreasing order (the first of equal scores first), in ``top[m, r]`` and
-    their classes in ``cls[m, r]`` for the row ``i0 + r``. The rows are copied
-    into the lanes of ``tr`` (a class per row of it), the true class held at
-    -inf; each class then goes through ``size`` slots without branches, a
-    vectorised pass over the lanes (a trip count that LLVM vectorises, where
-    it unrolls a constant one)."""
-    top, cls, yl, tr = lanes
+    decreasing order (the first of equal scores first), in ``scores[m, r]``
+    (``lanes[3]``) and their classes in ``cls[m, r]`` for the row ``i0 + r``.
+    The rows' keys (:func:`_lane_key`) are copied into the lanes of ``tr`` (a
+    class per row of it), the true class's held below every score's; each
+    class then goes through ``size`` slots without branches, a vectorised
+    pass over the lanes (a trip count that LLVM vectorises, where it unrolls
+    a constant one); the top's keys are turned back into scores in place."""
+    top, cls, tr = lanes[0], lanes[1], lanes[2]
     n_classes = s.shape[1]
+    bits = s.view(np.int32)
     for r in range(n_lanes):
-        yl[r] = np.int32(yb[r])
         for j in range(n_classes):
-            tr[j, r] = s[i0 + r, j]
-    top[:] = -np.inf
+            tr[j, r] = _lane_key(bits[i0 + r, j])
+        tr[yb[r], r] = _BELOW_KEYS
+    top[:] = _BELOW_KEYS
     cls[:] = 0
     t0, t1, t2, t3, t4 = top[0], top[1], top[2], top[3], top[4]
     c0, c1, c2, c3, c4 = cls[0], cls[1], cls[2], cls[3], cls[4]
@@ -373,13 +402,16 @@ def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compil
         jj = np.int32(j)
         column = tr[j]
         for r in range(n_lanes):
-            v = np.float32(-np.inf) if yl[r] == jj else column[r]
+            v = column[r]
             v, c = _lane_step(t0, c0, r, v, jj)
             if size > 1:  # a constant: unrolled
                 v, c = _lane_step(t1, c1, r, v, c)
                 v, c = _lane_step(t2, c2, r, v, c)
                 v, c = _lane_step(t3, c3, r, v, c)
                 _lane_step(t4, c4, r, v, c)
+    for m in range(size):
+        for r in range(n_lanes):
+            top[m, r] = _lane_score(top[m, r])
 
 
 def top_k_lanes(s, y, k):
@@ -400,22 +432,20 @@ def _top_k_lanes(s, y, k, size):  # pragma: no cover - compiled
         _select_lanes(s, y[i0:], i0, n_lanes, size, lanes)
         for r in range(n_lanes):
             for m in range(k):
-                values[i0 + r, m] = lanes[0][m, r]
+                values[i0 + r, m] = lanes[3][m, r]
                 classes[i0 + r, m] = lanes[1][m, r]
     return values, classes
 
 
 @jit(inline=True)
 def _lane_work(n_classes, size):  # pragma: no cover - compiled
-    """Work arrays of :func:`_select_lanes` (the copy of the rows only where
-    rows of ``n_classes`` take it)."""
+    """Work arrays of :func:`_select_lanes`: the top's keys, their classes,
+    the copy of the rows' keys (only where rows of ``n_classes`` take it) and
+    the top's keys seen as float32 (the scores, once turned back)."""
     copies = n_classes if _lanes_apply(n_classes, size) else 0
-    return (
-        np.empty((5, _LANES), np.float32),
-        np.empty((5, _LANES), np.int32),
-        np.empty(_LANES, np.int32),
-        np.empty((copies, _LANES), np.float32),
-    )
+    top = np.empty((5, _LANES), np.int32)
+    cls = np.empty((5, _LANES), np.int32)
+    return top, cls, np.empty((copies, _LANES), np.int32), top.view(np.float32)
 
 
 @jit(inline=True)
@@ -510,7 +540,7 @@ def _select_block(s, sbits, i0, n_lanes, k, size, work):  # pragma: no cover
     yb, tv, ti = work[2][0], work[2][2], work[2][3]
     if _lanes_apply(s.shape[1], size):
         _select_lanes(s, yb, i0, n_lanes, size, lanes)
-        top, cls = lanes[0], lanes[1]
+        top, cls = lanes[3], lanes[1]
         for t in range(k):
             for r in range(n_lanes):
                 tv[t, r] = top[t, r]
