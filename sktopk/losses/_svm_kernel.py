@@ -259,10 +259,18 @@ def _top_k(row, yi, k, size, bounded):  # pragma: no cover - compiled
 
 @jit(inline=True)
 def _key(b):  # pragma: no cover - compiled
-    """An integer in the order of the finite float32 whose bits are ``b``
-    (-0 one below +0), and back."""
-    b = np.int64(b)
-    return b ^ ((b >> 31) & 0x7FFFFFFF)
+    """An integer in the order of the finite float32 whose bits are ``b``,
+    -0 and +0 both 0 (equal, as the scores are); :func:`_score_bits` turns
+    it back into the bits of the score (+0 for both zeros)."""
+    m = b >> 31  # -1 for a negative score, else 0
+    return (b ^ (m & 0x7FFFFFFF)) - m
+
+
+@jit(inline=True)
+def _score_bits(key):  # pragma: no cover - compiled
+    """The bits of the float32 whose :func:`_key` is ``key``."""
+    m = key >> 31
+    return (key + m) ^ (m & 0x7FFFFFFF)
 
 
 @jit(inline=True)
@@ -280,9 +288,9 @@ def _bound(sbits, k, one_bits, one):  # pragma: no cover - compiled
         for j in range(seg.shape[0]):  # (from 0: no negative indices)
             top = max(top, _key(seg[j]))
         bound = min(bound, top)
-    # The key is its own inverse; one_bits and one are the same memory, which
-    # the compiled code reads back as such (numba marks no type-based aliasing).
-    one_bits[0] = _key(bound)
+    # one_bits and one are the same memory, which the compiled code reads
+    # back as such (numba marks no type-based aliasing).
+    one_bits[0] = _score_bits(bound)
     return one[0]
 
 
@@ -346,22 +354,6 @@ def _lanes_apply(n_classes, size):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _lane_key(b):  # pragma: no cover - compiled
-    """An integer in the order of the finite float32 whose bits are ``b``,
-    -0 and +0 both 0 (equal, as the scores are); :func:`_lane_score` turns it
-    back into the bits of the score (+0 for both zeros)."""
-    m = b >> 31  # -1 for a negative score, else 0
-    return (b ^ (m & 0x7FFFFFFF)) - m
-
-
-@jit(inline=True)
-def _lane_score(key):  # pragma: no cover - compiled
-    """The bits of the float32 whose :func:`_lane_key` is ``key``."""
-    m = key >> 31
-    return (key + m) ^ (m & 0x7FFFFFFF)
-
-
-@jit(inline=True)
 def _lane_step(top, cls, r, v, j):  # pragma: no cover - compiled
     """One slot of :func:`_select_lanes` in lane ``r``: the slot keeps the
     larger of its key and ``v`` (its own where equal: the first of equal
@@ -377,22 +369,22 @@ def _lane_step(top, cls, r, v, j):  # pragma: no cover - compiled
 
 
 @jit(inline=True)
-def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compiled
+def _select_lanes(sbits, yb, i0, n_lanes, size, lanes):  # pragma: no cover
     """The ``size`` largest wrong scores of rows ``i0`` to ``i0 + n_lanes - 1``
-    of ``s`` (at most ``_LANES``; their true classes ``yb[:n_lanes]``), in
-    decreasing order (the first of equal scores first), in ``scores[m, r]``
-    (``lanes[3]``) and their classes in ``cls[m, r]`` for the row ``i0 + r``.
-    The rows' keys (:func:`_lane_key`) are copied into the lanes of ``tr`` (a
-    class per row of it), the true class's held below every score's; each
-    class then goes through ``size`` slots without branches, a vectorised
-    pass over the lanes (a trip count that LLVM vectorises, where it unrolls
-    a constant one); the top's keys are turned back into scores in place."""
+    of the scores whose float32 bits are ``sbits`` (at most ``_LANES``; their
+    true classes ``yb[:n_lanes]``), in decreasing order (the first of equal
+    scores first), in ``scores[m, r]`` (``lanes[3]``) and their classes in
+    ``cls[m, r]`` for the row ``i0 + r``. The rows' keys (:func:`_key`) are
+    copied into the lanes of ``tr`` (a class per row of it), the true class's
+    held below every score's; each class then goes through ``size`` slots
+    without branches, a vectorised pass over the lanes (a trip count that
+    LLVM vectorises, where it unrolls a constant one); the top's keys are
+    turned back into scores in place."""
     top, cls, tr = lanes[0], lanes[1], lanes[2]
-    n_classes = s.shape[1]
-    bits = s.view(np.int32)
+    n_classes = sbits.shape[1]
     for r in range(n_lanes):
         for j in range(n_classes):
-            tr[j, r] = _lane_key(bits[i0 + r, j])
+            tr[j, r] = _key(sbits[i0 + r, j])
         tr[yb[r], r] = _BELOW_KEYS
     top[:] = _BELOW_KEYS
     cls[:] = 0
@@ -411,7 +403,7 @@ def _select_lanes(s, yb, i0, n_lanes, size, lanes):  # pragma: no cover - compil
                 _lane_step(t4, c4, r, v, c)
     for m in range(size):
         for r in range(n_lanes):
-            top[m, r] = _lane_score(top[m, r])
+            top[m, r] = _score_bits(top[m, r])
 
 
 def top_k_lanes(s, y, k):
@@ -429,7 +421,7 @@ def _top_k_lanes(s, y, k, size):  # pragma: no cover - compiled
     lanes = _lane_work(s.shape[1], size)
     for i0 in range(0, n, _LANES):
         n_lanes = min(_LANES, n - i0)
-        _select_lanes(s, y[i0:], i0, n_lanes, size, lanes)
+        _select_lanes(s.view(np.int32), y[i0:], i0, n_lanes, size, lanes)
         for r in range(n_lanes):
             for m in range(k):
                 values[i0 + r, m] = lanes[3][m, r]
@@ -539,7 +531,7 @@ def _select_block(s, sbits, i0, n_lanes, k, size, work):  # pragma: no cover
     topv, topi, pick, lanes = work[0][0], work[0][1], work[0][2], work[1]
     yb, tv, ti = work[2][0], work[2][2], work[2][3]
     if _lanes_apply(s.shape[1], size):
-        _select_lanes(s, yb, i0, n_lanes, size, lanes)
+        _select_lanes(sbits, yb, i0, n_lanes, size, lanes)
         top, cls = lanes[3], lanes[1]
         for t in range(k):
             for r in range(n_lanes):
