@@ -27,6 +27,7 @@ from numbers import Real
 import torch
 from torch import Tensor
 
+from .compiled_optim import AdagradLoop
 from .members import take
 
 __all__ = ["make_optimizer", "optimizer_options", "OPTIMIZERS"]
@@ -259,9 +260,18 @@ class _Adagrad(_Optimizer):
             lambda x: x >= 0,
         )
         self.sums = [torch.full_like(p, self.initial_accumulator_value) for p in params]
+        self._loops: dict[int, tuple] = {}
 
-    def _step(self, grads: list[Tensor], lr: Tensor | float) -> None:
-        for p, g, s in zip(self.params, grads, self.sums, strict=True):
+    def _step(
+        self, grads: list[Tensor], lr: Tensor | float, mask: Tensor | None = None
+    ) -> None:
+        for i, (p, g, s) in enumerate(zip(self.params, grads, self.sums, strict=True)):
+            loop = self._loop(i, p, s)
+            if loop is not None and loop(g, lr, mask):  # one compiled pass
+                continue
+            if mask is not None:
+                # A zero gradient leaves a member as it is: s + 0 = s, p - 0 = p.
+                g = g * _view(mask.to(p.dtype), g)
             s.addcmul_(g, g)
             denom = s.sqrt().add_(_const(self.eps, s))
             if isinstance(lr, Tensor):
@@ -269,15 +279,21 @@ class _Adagrad(_Optimizer):
             else:
                 p.addcdiv_(g, denom, value=-lr)
 
+    def _loop(self, i: int, p: Tensor, s: Tensor) -> AdagradLoop | None:
+        """The compiled step of parameter ``i``, made once for ``p`` and
+        ``s`` (again when either is replaced); None where it does not apply."""
+        kept = self._loops.get(i)
+        if kept is None or kept[0] is not p or kept[1] is not s:
+            kept = self._loops[i] = (p, s, AdagradLoop.make(p, s, self.eps))
+        return kept[2]
+
     def scales(self) -> list[Tensor]:
         return [1.0 / s.sqrt().add_(self.eps) for s in self.sums]
 
     def _masked_step(
         self, grads: list[Tensor], lr: Tensor | float, mask: Tensor
     ) -> None:
-        # A zero gradient leaves a member as it is: s + 0 = s, p + (-0) = p.
-        on = mask.to(self.params[0].dtype)
-        self._step([g * _view(on, g) for g in grads], lr)
+        self._step(grads, lr, mask)
 
 
 class _Adam(_Optimizer):
