@@ -139,8 +139,9 @@ def test_compiled_passes_equal_the_tensor_forms(shape, dtype):
     width = (d + 2) * h + 2  # one entry more: lambda's, left alone
     # The loss's gradient, in the layout of z and in a contiguous one.
     for g in (torch.randn_like(z), torch.randn(G, M, B, 1, dtype=dtype)):
-        got = compiled.hidden_backward(X, a, g, W, width)
-        assert got.shape == (G, M, width)
+        out = torch.empty(G, M, width, dtype=dtype)
+        got = compiled.hidden_backward(X, a, g, W, out)
+        assert got is out
         torch.testing.assert_close(got[..., :-1], _tensor_grads(X, a, g, W), **tol)
 
 
@@ -155,7 +156,7 @@ def test_compiled_backward_masks_as_threshold_backward():
     X = torch.randn(G, 1, B, d)
     g = torch.randn(G, M, B, 1)
     g[0, 0, :, 0] = float("inf")
-    got = compiled.hidden_backward(X, a, g, W, (d + 2) * h + 1)
+    got = compiled.hidden_backward(X, a, g, W, torch.empty(G, M, (d + 2) * h + 1))
     ref = _tensor_grads(X, a, g, W)
     torch.testing.assert_close(got, ref, equal_nan=True)
     assert torch.isnan(got[0, 1]).any() and not torch.isnan(got[0, 2]).any()
@@ -174,6 +175,8 @@ def test_compiled_backward_masks_as_threshold_backward():
         "hidden sizes differ",
         "bias shape",
         "more threads",
+        "output dtype",
+        "output not contiguous",
     ],
 )
 def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
@@ -198,13 +201,19 @@ def test_compiled_passes_decline_what_they_do_not_take(why, monkeypatch):
         b = torch.randn(G, M, 2)
     elif why == "more threads":
         torch.set_num_threads(compiled.MAX_THREADS + 1)
-    else:
+    elif why == "too narrow":
         width -= 1
-    if why not in ("gradient shape", "members' own inputs", "too narrow"):
+    out = torch.empty(G, M, width, dtype=a.dtype)
+    if why == "output dtype":
+        out = out.double()
+    elif why == "output not contiguous":
+        out = torch.empty(G, width, M).transpose(1, 2)
+    passes = ("gradient shape", "members' own inputs", "too narrow", "output dtype")
+    if why not in passes + ("output not contiguous",):
         assert compiled.output_forward(a, W, b) is None
     if why == "bias shape":
         return
-    assert compiled.hidden_backward(X, a, g, W, width) is None
+    assert compiled.hidden_backward(X, a, g, W, out) is None
 
 
 @needs_numba

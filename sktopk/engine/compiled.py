@@ -86,25 +86,28 @@ def output_forward(a: Tensor, W: Tensor, b: Tensor) -> Tensor | None:
 
 
 def hidden_backward(
-    X: Tensor, a: Tensor, g: Tensor, W: Tensor, width: int
+    X: Tensor, a: Tensor, g: Tensor, W: Tensor, out: Tensor
 ) -> Tensor | None:
     """The gradient of ``sum(g * (relu(X W1 + b1) W + b))`` in every weight
     of a one-hidden-layer stack with one output, by the compiled loop, from
     the shared inputs ``X`` (``(G, 1, B, d)``), the hidden activations ``a``
     (``(G, M, B, h)`` in the memory order ``(G, B, M, h)``) and the output's
-    gradient ``g`` (``(G, M, B, 1)``): a tensor ``(G, M, width)``, each
-    member's gradient in the flat order of its weights ``W1, b1, W, b``
-    (entries past them left to the caller); None where the loop does not
-    apply."""
+    gradient ``g`` (``(G, M, B, 1)``), written into ``out`` (``(G, M,
+    width)``, contiguous, returned): each member's gradient in the flat
+    order of its weights ``W1, b1, W, b`` (entries past them left to the
+    caller); None where the loop does not apply."""
     rows = _rows(a, W)
     if rows is None or g.dtype != a.dtype or g.shape != (*a.shape[:3], 1):
         return None
     G, M, B, h = a.shape
     if X.dtype != a.dtype or X.dim() != 4 or X.shape[:3] != (G, 1, B):
         return None
-    if X.device.type != "cpu" or width < (X.shape[3] + 2) * h + 1:
+    if X.device.type != "cpu" or out.shape[-1] < (X.shape[3] + 2) * h + 1:
         return None
-    out = torch.empty(G, M, width, dtype=a.dtype)
+    if out.shape[:2] != (G, M) or out.dtype != a.dtype or out.device.type != "cpu":
+        return None
+    if not out.is_contiguous():
+        return None
     _backward_loop(
         X.detach()[:, 0].numpy(),
         rows.numpy(),

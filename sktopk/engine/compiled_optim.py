@@ -103,6 +103,7 @@ class AdagradLoop:
             on,
             self.eps,
         )
+        torch.autograd.graph.increment_version(self.p)  # changed in place
         return True
 
     def _step_sizes(self, lr) -> np.ndarray | None:

@@ -54,6 +54,9 @@ class StackedMLP:
         self.state = [flat]
         self._pen: Tensor | None = None
         self._cache: list[Tensor] = []
+        # Buffers kept between steps: a new tensor of a grid's size at every
+        # step costs the first touch of its pages (a tenth of a step).
+        self._buffers: dict[str, Tensor] = {}
 
     @classmethod
     def initialize(
@@ -125,11 +128,22 @@ class StackedMLP:
         params, acts = self.params, [X]
         n_layers = len(params) // 2
         for i in range(n_layers):
-            a = _linear(acts[-1], params[2 * i], params[2 * i + 1])
+            W = params[2 * i]
+            side = self._side(W) if i == 0 and _shared(X, W) else None
+            a = _linear(acts[-1], W, params[2 * i + 1], side)
             acts.append(a.relu_() if i < n_layers - 1 else a)  # a is new
         if cache:
             self._cache = acts
         return acts[-1]
+
+    def _side(self, W: Tensor) -> Tensor:
+        """The first layer's weights ``W`` (``(G, M, d, h)``) as ``(G, d, M
+        h)``, the order of the shared input's product, copied into a buffer
+        kept from one pass to the next."""
+        G, M, d, h = W.shape
+        side = _kept(self._buffers, "side", (G, d, M, h), W)
+        side.copy_(W.permute(0, 2, 1, 3))
+        return side.view(G, d, M * h)
 
     def backward(
         self, grad_out: Tensor, grad_lam: Tensor | None = None
@@ -145,7 +159,8 @@ class StackedMLP:
         acts, self._cache = self._cache, []
         grad = None
         if len(self.params) == 4:  # one hidden layer: one compiled pass
-            grad = hidden_backward(acts[0], acts[1], grad_out, self.params[2], width)
+            out = _kept(self._buffers, "grad", self.state[0].shape, self.state[0])
+            grad = hidden_backward(acts[0], acts[1], grad_out, self.params[2], out)
         if grad is None:
             grad = self._layer_grads(acts, grad_out, width)
         if width > self.n_params:
@@ -200,16 +215,29 @@ class StackedMLP:
 # slowly. Two shapes get faster forms: an input shared by a group's members
 # (one large product against all members' weights side by side), and a single
 # output (an elementwise product and a sum).
+def _kept(buffers: dict, name: str, shape, like: Tensor) -> Tensor:
+    """``buffers[name]``, made anew where it lacks ``shape`` or ``like``'s
+    dtype and device (its values are not kept)."""
+    buf = buffers.get(name)
+    same = buf is not None and buf.dtype == like.dtype and buf.device == like.device
+    if not same or buf.shape != tuple(shape):
+        buf = buffers[name] = like.new_empty(shape)
+    return buf
+
+
 def _shared(a: Tensor, W: Tensor) -> bool:
     return a.dim() == 4 and a.shape[1] == 1 and W.dim() == 4 and W.shape[1] > 1
 
 
-def _linear(a: Tensor, W: Tensor, b: Tensor) -> Tensor:
+def _linear(a: Tensor, W: Tensor, b: Tensor, side: Tensor | None = None) -> Tensor:
+    """``a @ W + b`` of the members; ``side``: ``W`` as ``(G, d, M h)``
+    where the caller holds it (a shared input)."""
     if a.dim() == 2 and W.dim() == 2:
         return torch.addmm(b, a, W)
     if _shared(a, W):
         G, M, d, h = W.shape
-        side = W.permute(0, 2, 1, 3).reshape(G, d, M * h)
+        if side is None:
+            side = W.permute(0, 2, 1, 3).reshape(G, d, M * h)
         # The biases enter the product (no pass over the activations to add
         # them); the result stays in the product's (G, B, M, h) memory order.
         z = torch.baddbmm(b.reshape(G, 1, M * h), a[:, 0], side)
