@@ -211,10 +211,6 @@ class StackedMLP:
         return [p[index].detach().cpu().clone() for p in self.params]
 
 
-# Stacked members multiply many tiny matrices, which batched matrix products do
-# slowly. Two shapes get faster forms: an input shared by a group's members
-# (one large product against all members' weights side by side), and a single
-# output (an elementwise product and a sum).
 def _kept(buffers: dict, name: str, shape, like: Tensor) -> Tensor:
     """``buffers[name]``, made anew where it lacks ``shape`` or ``like``'s
     dtype and device (its values are not kept)."""
@@ -225,19 +221,22 @@ def _kept(buffers: dict, name: str, shape, like: Tensor) -> Tensor:
     return buf
 
 
+# Stacked members multiply many tiny matrices, which batched matrix products do
+# slowly. Two shapes get faster forms: an input shared by a group's members
+# (one large product against all members' weights side by side), and a single
+# output (an elementwise product and a sum).
 def _shared(a: Tensor, W: Tensor) -> bool:
     return a.dim() == 4 and a.shape[1] == 1 and W.dim() == 4 and W.shape[1] > 1
 
 
 def _linear(a: Tensor, W: Tensor, b: Tensor, side: Tensor | None = None) -> Tensor:
-    """``a @ W + b`` of the members; ``side``: ``W`` as ``(G, d, M h)``
-    where the caller holds it (a shared input)."""
+    """``a @ W + b`` of the members; ``side``: ``W`` as ``(G, d, M h)``,
+    given where ``a`` is an input shared by each group's members
+    (:func:`_shared`)."""
     if a.dim() == 2 and W.dim() == 2:
         return torch.addmm(b, a, W)
-    if _shared(a, W):
+    if side is not None:
         G, M, d, h = W.shape
-        if side is None:
-            side = W.permute(0, 2, 1, 3).reshape(G, d, M * h)
         # The biases enter the product (no pass over the activations to add
         # them); the result stays in the product's (G, B, M, h) memory order.
         z = torch.baddbmm(b.reshape(G, 1, M * h), a[:, 0], side)
